@@ -1,0 +1,125 @@
+//! AWS edges: client set-up, one error type for every call, and bounded retries.
+//!
+//! Transient faults (throttling, 5xx, transport errors, timeouts) are retried by the SDK's
+//! standard retry strategy, bounded by `EPINIO_IRSA_MAX_ATTEMPTS` attempts of at most
+//! `EPINIO_IRSA_CALL_TIMEOUT_SECONDS` each. IAM's eventual consistency (a `NoSuchEntity` right
+//! after our own create) is retried here, only where it can happen, with the same bound.
+
+pub mod eks;
+pub mod iam;
+pub mod sts;
+
+use std::future::Future;
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::BehaviorVersion;
+use aws_sdk_iam::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+
+use crate::config::Config;
+
+/// A failed AWS call, naming the operation and the resource.
+#[derive(Debug, thiserror::Error)]
+#[error("{op} on {resource} failed: {message}")]
+pub struct AwsError {
+    pub op: &'static str,
+    pub resource: String,
+    /// The AWS error code (`NoSuchEntity`, `EntityAlreadyExists`, ...), when AWS answered.
+    pub code: Option<String>,
+    pub message: String,
+}
+
+impl AwsError {
+    pub fn is(&self, code: &str) -> bool {
+        self.code.as_deref() == Some(code)
+    }
+    pub fn not_found(&self) -> bool {
+        self.is("NoSuchEntity") || self.is("ResourceNotFoundException")
+    }
+}
+
+/// Run one SDK call and turn its error into an [`AwsError`].
+pub async fn call<T, E, R, Fut>(op: &'static str, resource: &str, fut: Fut) -> Result<T, AwsError>
+where
+    Fut: Future<Output = Result<T, SdkError<E, R>>>,
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    tracing::debug!(op, resource, "aws call");
+    fut.await.map_err(|err| {
+        let (code, message) = match &err {
+            SdkError::ServiceError(e) => (
+                e.err().code().map(str::to_string),
+                e.err()
+                    .message()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| DisplayErrorContext(e.err()).to_string()),
+            ),
+            other => (None, DisplayErrorContext(other).to_string()),
+        };
+        AwsError {
+            op,
+            resource: resource.to_string(),
+            code,
+            message,
+        }
+    })
+}
+
+/// Calls `f` again while IAM says `NoSuchEntity` for something this run just created, with
+/// exponential backoff (200 ms, 400 ms, ...), at most `attempts` times in all.
+pub async fn retry_not_yet_visible<T, F, Fut>(attempts: u32, f: F) -> Result<T, AwsError>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<T, AwsError>>,
+{
+    let mut delay = Duration::from_millis(200);
+    let mut attempt = 1;
+    loop {
+        match f().await {
+            Err(e) if e.is("NoSuchEntity") && attempt < attempts => {
+                tracing::info!(op = e.op, resource = %e.resource, attempt, "not visible yet after create (IAM is eventually consistent), retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// The SDK configuration shared by the IAM, EKS and STS clients.
+pub async fn sdk_config(config: &Config) -> aws_config::SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(config.max_attempts)
+                .with_initial_backoff(Duration::from_millis(200))
+                .with_max_backoff(Duration::from_secs(5)),
+        )
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(config.call_timeout)
+                .read_timeout(config.call_timeout)
+                .operation_attempt_timeout(config.call_timeout)
+                .build(),
+        )
+        .load()
+        .await
+}
+
+/// The partition and account id from an ARN (`arn:<partition>:<service>:<region>:<account>:...`).
+pub fn arn_account(arn: &str) -> Option<(String, String)> {
+    let mut parts = arn.splitn(6, ':');
+    let (Some("arn"), Some(partition), _, _, Some(account)) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return None;
+    };
+    (account.len() == 12).then(|| (partition.to_string(), account.to_string()))
+}

@@ -1,0 +1,116 @@
+//! The `epinio-irsa` command: parses the command line, reads the configuration, sets up
+//! logging, runs one command and reports the outcome (stdout: summary; stderr and
+//! /dev/termination-log: the final error).
+
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use epinio_irsa::config::{self, Config, LogFormat};
+use epinio_irsa::{run, Error};
+
+const USAGE: &str = "\
+epinio-irsa: IAM roles for service accounts (IRSA) for Epinio on Amazon EKS
+
+Usage: epinio-irsa <COMMAND>
+
+Commands:
+  provision         create or repair the OIDC provider, S3 policy, roles and ServiceAccount
+                    annotations, then restart the workloads that need the new credentials
+  teardown          remove what provision made for this installation, and nothing else
+  plan              print what provision would do and the full policy documents; writes nothing
+  installer-policy  print the least-privilege IAM policy the job itself needs
+
+Options:
+  -h, --help        print this help
+  -V, --version     print the version
+
+Configuration comes from EPINIO_IRSA_* environment variables (see the README), plus the
+standard AWS_REGION, AWS_ENDPOINT_URL, AWS credential chain, KUBECONFIG and RUST_LOG.
+";
+
+const TERMINATION_LOG: &str = "/dev/termination-log";
+
+#[derive(Clone, Copy)]
+enum Command {
+    Provision,
+    Teardown,
+    Plan,
+    InstallerPolicy,
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let command = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        ["-h" | "--help" | "help"] => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        ["-V" | "--version"] => {
+            println!("epinio-irsa {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        ["provision"] => Command::Provision,
+        ["teardown"] => Command::Teardown,
+        ["plan"] => Command::Plan,
+        ["installer-policy"] => Command::InstallerPolicy,
+        _ => {
+            eprint!("error: expected exactly one command\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let config = match config::from_pairs(std::env::vars()) {
+        Ok(c) => c,
+        Err(e) => return fail(&Error::from(e)),
+    };
+    init_tracing(config.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(execute(command, &config)) {
+        Ok(output) => {
+            print!("{output}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e),
+    }
+}
+
+async fn execute(command: Command, config: &Config) -> Result<String, Error> {
+    Ok(match command {
+        Command::Provision => run::provision(config, false).await?.to_string(),
+        Command::Plan => run::provision(config, true).await?.to_string(),
+        Command::Teardown => run::teardown(config).await?.to_string(),
+        Command::InstallerPolicy => run::installer_policy(config).await? + "\n",
+    })
+}
+
+fn fail(error: &Error) -> ExitCode {
+    let message = format!("error: {error}");
+    tracing::error!(error = %error, "failed");
+    eprintln!("{message}");
+    // Best effort: the path exists only in a pod, where `kubectl describe pod` shows it.
+    let _ = std::fs::write(TERMINATION_LOG, &message);
+    ExitCode::FAILURE
+}
+
+fn init_tracing(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}

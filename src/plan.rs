@@ -1,0 +1,481 @@
+//! The pure core: from configuration and discovered facts to the desired state (names, ARNs,
+//! trust and permission documents, tags, ServiceAccount annotations). No I/O here.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::config::{Config, MANAGED_BY_KEY, MANAGED_BY_VALUE, OWNER_TAG};
+
+/// IAM's default limit on a role's trust policy.
+pub const MAX_TRUST_POLICY_CHARS: usize = 2048;
+/// IAM's limit on a managed policy document (white space not counted).
+pub const MAX_POLICY_CHARS: usize = 6144;
+pub const MAX_ROLE_NAME: usize = 64;
+pub const MAX_POLICY_NAME: usize = 128;
+
+pub const STS_AUDIENCE: &str = "sts.amazonaws.com";
+pub const ROLE_ARN_ANNOTATION: &str = "eks.amazonaws.com/role-arn";
+pub const STS_REGIONAL_ANNOTATION: &str = "eks.amazonaws.com/sts-regional-endpoints";
+/// Pod-template annotation that records which role a workload's pods were started under.
+/// Changing it rolls the workload; it is how restarts stay idempotent and crash-safe.
+pub const RESTARTED_FOR_ANNOTATION: &str = "epinio-irsa/role-arn";
+/// Policy tags that record the document we published and the version holding it, so an
+/// unchanged policy is recognised from `GetPolicy` alone.
+pub const DOCUMENT_TAG: &str = "epinio-irsa/document-sha256";
+pub const VERSION_TAG: &str = "epinio-irsa/document-version";
+
+/// What the cluster and account look like, as discovered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Facts {
+    pub partition: String,
+    pub account_id: String,
+    /// The cluster's OIDC issuer URL, `https://oidc.eks.<region>.amazonaws.com/id/<ID>`.
+    pub issuer_url: String,
+}
+
+impl Facts {
+    /// The issuer without scheme: the provider's identity in ARNs and condition keys.
+    pub fn issuer_host_path(&self) -> &str {
+        self.issuer_url
+            .strip_prefix("https://")
+            .unwrap_or(&self.issuer_url)
+            .trim_end_matches('/')
+    }
+}
+
+/// The resource names, known from configuration alone (no account needed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Names {
+    pub server_role: String,
+    /// `None` when the staging ServiceAccount is the server's: one role serves both.
+    pub staging_role: Option<String>,
+    pub policy: String,
+}
+
+impl Names {
+    pub fn new(config: &Config, cluster: &str) -> Names {
+        let base = format!("epinio-{cluster}-{}", config.namespace);
+        let key = format!("{cluster}\n{}", config.namespace);
+        Names {
+            server_role: config
+                .server_role_name
+                .clone()
+                .unwrap_or_else(|| bounded_name(&base, &key, "server", MAX_ROLE_NAME)),
+            staging_role: (!config.staging_is_shared()).then(|| {
+                config
+                    .staging_role_name
+                    .clone()
+                    .unwrap_or_else(|| bounded_name(&base, &key, "staging", MAX_ROLE_NAME))
+            }),
+            policy: config
+                .policy_name
+                .clone()
+                .unwrap_or_else(|| bounded_name(&base, &key, "s3", MAX_POLICY_NAME)),
+        }
+    }
+
+    pub fn roles(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.server_role.as_str()).chain(self.staging_role.as_deref())
+    }
+}
+
+/// `<readable prefix>-<hash>-<suffix>`, at most `max` characters. The hash covers the exact
+/// cluster and namespace, so two installations never share a name even when their readable
+/// parts run together (`a-b`/`c` versus `a`/`b-c`) or are truncated; the same input always
+/// gives the same name.
+pub fn bounded_name(readable: &str, key: &str, suffix: &str, max: usize) -> String {
+    let hash = short_hash(key);
+    let room = max - hash.len() - suffix.len() - 2;
+    let prefix: String = readable.chars().take(room).collect();
+    let prefix = prefix.trim_end_matches(['-', '_']);
+    format!("{prefix}-{hash}-{suffix}")
+}
+
+fn short_hash(key: &str) -> String {
+    let digest = Sha256::digest(key.as_bytes());
+    digest[..4].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn sha256_hex(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum RoleKind {
+    Server,
+    Staging,
+}
+
+impl RoleKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoleKind::Server => "server",
+            RoleKind::Staging => "staging",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProviderSpec {
+    pub arn: String,
+    pub url: String,
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicySpec {
+    pub name: String,
+    pub path: String,
+    pub arn: String,
+    /// Compact JSON, as sent to IAM.
+    pub document: String,
+    pub document_sha256: String,
+    /// Ownership and user tags (the document/version bookkeeping tags are added on write).
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoleSpec {
+    pub kind: RoleKind,
+    pub name: String,
+    pub path: String,
+    pub arn: String,
+    pub service_account: String,
+    pub trust: String,
+    pub boundary: Option<String>,
+    /// The S3 policy first, then the extra ARNs.
+    pub attachments: Vec<String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceAccountSpec {
+    pub name: String,
+    pub role_arn: String,
+    /// Annotations the job owns on this ServiceAccount.
+    pub annotations: BTreeMap<String, String>,
+    /// The staging ServiceAccount is created when missing; Epinio's chart owns the server's.
+    pub create_if_missing: bool,
+}
+
+/// Everything `provision` converges to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Desired {
+    pub provider: ProviderSpec,
+    pub policy: PolicySpec,
+    pub roles: Vec<RoleSpec>,
+    pub service_accounts: Vec<ServiceAccountSpec>,
+}
+
+/// A planning error: the document would break an IAM limit.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error("the trust policy of role {role} would be {len} characters, over IAM's limit of {MAX_TRUST_POLICY_CHARS} (issuer {issuer}); shorten the namespace or ServiceAccount name, or raise the IAM quota and file an issue")]
+    TrustPolicyTooLarge {
+        role: String,
+        len: usize,
+        issuer: String,
+    },
+    #[error("the S3 policy document would be {len} characters, over IAM's limit of {MAX_POLICY_CHARS}")]
+    PolicyTooLarge { len: usize },
+}
+
+pub fn owner_tags(config: &Config) -> BTreeMap<String, String> {
+    let mut tags = config.tags.clone();
+    tags.insert(MANAGED_BY_KEY.into(), MANAGED_BY_VALUE.into());
+    tags.insert(OWNER_TAG.into(), config.owner());
+    tags
+}
+
+pub fn role_arn(facts: &Facts, path: &str, name: &str) -> String {
+    format!(
+        "arn:{}:iam::{}:role{path}{name}",
+        facts.partition, facts.account_id
+    )
+}
+
+pub fn policy_arn(partition: &str, account_id: &str, path: &str, name: &str) -> String {
+    format!("arn:{partition}:iam::{account_id}:policy{path}{name}")
+}
+
+pub fn provider_arn(facts: &Facts) -> String {
+    format!(
+        "arn:{}:iam::{}:oidc-provider/{}",
+        facts.partition,
+        facts.account_id,
+        facts.issuer_host_path()
+    )
+}
+
+/// The IRSA trust policy: only `<namespace>:<service account>` tokens with the STS audience,
+/// issued by this cluster, may assume the role.
+pub fn trust_policy(facts: &Facts, namespace: &str, service_account: &str) -> Value {
+    let issuer = facts.issuer_host_path();
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": { "Federated": provider_arn(facts) },
+            "Action": "sts:AssumeRoleWithWebIdentity",
+            "Condition": {
+                "StringEquals": {
+                    format!("{issuer}:sub"): format!("system:serviceaccount:{namespace}:{service_account}"),
+                    format!("{issuer}:aud"): STS_AUDIENCE,
+                }
+            }
+        }]
+    })
+}
+
+/// What Epinio needs of S3, on its bucket only: bucket-level actions on the bucket ARN,
+/// object-level actions on its objects. Nothing on `*`, and no `sts:AssumeRole` (the Epinio
+/// docs' policy grants both; neither is needed).
+pub fn s3_policy(partition: &str, bucket: &str) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "EpinioBucket",
+                "Effect": "Allow",
+                "Action": [
+                    "s3:CreateBucket",
+                    "s3:GetBucketLocation",
+                    "s3:ListBucket",
+                    "s3:ListBucketMultipartUploads"
+                ],
+                "Resource": format!("arn:{partition}:s3:::{bucket}")
+            },
+            {
+                "Sid": "EpinioObjects",
+                "Effect": "Allow",
+                "Action": [
+                    "s3:AbortMultipartUpload",
+                    "s3:DeleteObject",
+                    "s3:GetObject",
+                    "s3:ListMultipartUploadParts",
+                    "s3:PutObject"
+                ],
+                "Resource": format!("arn:{partition}:s3:::{bucket}/*")
+            }
+        ]
+    })
+}
+
+/// Compute the desired state. Fails only on IAM size limits, before anything is written.
+pub fn desired(config: &Config, names: &Names, facts: &Facts) -> Result<Desired, PlanError> {
+    let tags = owner_tags(config);
+    let path = &config.role_path;
+    let policy_document = s3_policy(&facts.partition, &config.bucket).to_string();
+    if policy_document.len() > MAX_POLICY_CHARS {
+        return Err(PlanError::PolicyTooLarge {
+            len: policy_document.len(),
+        });
+    }
+    let policy = PolicySpec {
+        name: names.policy.clone(),
+        path: path.clone(),
+        arn: policy_arn(&facts.partition, &facts.account_id, path, &names.policy),
+        document_sha256: sha256_hex(&policy_document),
+        document: policy_document,
+        tags: tags.clone(),
+    };
+    let mut attachments = vec![policy.arn.clone()];
+    attachments.extend(config.extra_policy_arns.iter().cloned());
+
+    let mut roles = vec![(
+        RoleKind::Server,
+        names.server_role.clone(),
+        config.server_service_account.clone(),
+    )];
+    if let Some(staging) = &names.staging_role {
+        roles.push((
+            RoleKind::Staging,
+            staging.clone(),
+            config.staging_service_account.clone(),
+        ));
+    }
+    let roles = roles
+        .into_iter()
+        .map(|(kind, name, sa)| {
+            let trust = trust_policy(facts, &config.namespace, &sa).to_string();
+            if trust.len() > MAX_TRUST_POLICY_CHARS {
+                return Err(PlanError::TrustPolicyTooLarge {
+                    role: name,
+                    len: trust.len(),
+                    issuer: facts.issuer_url.clone(),
+                });
+            }
+            Ok(RoleSpec {
+                kind,
+                arn: role_arn(facts, path, &name),
+                name,
+                path: path.clone(),
+                service_account: sa,
+                trust,
+                boundary: config.permissions_boundary.clone(),
+                attachments: attachments.clone(),
+                tags: tags.clone(),
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+
+    // One ServiceAccount per role: a shared staging ServiceAccount means one role only.
+    let service_accounts = roles
+        .iter()
+        .map(|role| {
+            let mut annotations = BTreeMap::new();
+            annotations.insert(ROLE_ARN_ANNOTATION.to_string(), role.arn.clone());
+            if config.sts_regional_endpoints {
+                annotations.insert(STS_REGIONAL_ANNOTATION.to_string(), "true".to_string());
+            }
+            ServiceAccountSpec {
+                create_if_missing: role.kind == RoleKind::Staging,
+                name: role.service_account.clone(),
+                role_arn: role.arn.clone(),
+                annotations,
+            }
+        })
+        .collect();
+
+    Ok(Desired {
+        provider: ProviderSpec {
+            arn: provider_arn(facts),
+            url: facts.issuer_url.clone(),
+            tags,
+        },
+        policy,
+        roles,
+        service_accounts,
+    })
+}
+
+/// Compare two IAM policy documents by meaning: parsed JSON, with a lone string and a
+/// one-element list treated alike (IAM accepts both and may return either).
+pub fn same_document(a: &str, b: &str) -> bool {
+    match (
+        serde_json::from_str::<Value>(a),
+        serde_json::from_str::<Value>(b),
+    ) {
+        (Ok(a), Ok(b)) => normalize(a) == normalize(b),
+        _ => false,
+    }
+}
+
+fn normalize(v: Value) -> Value {
+    match v {
+        Value::Array(items) if items.len() == 1 => normalize(items.into_iter().next().unwrap_or(Value::Null)),
+        Value::Array(items) => Value::Array(items.into_iter().map(normalize).collect()),
+        Value::Object(map) => Value::Object(map.into_iter().map(|(k, v)| (k, normalize(v))).collect()),
+        other => other,
+    }
+}
+
+/// IAM returns policy documents URL-encoded (RFC 3986).
+pub fn decode_document(raw: &str) -> String {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(b) = u8::from_str_radix(&raw[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8(out).unwrap_or_else(|_| raw.to_string())
+}
+
+/// The least-privilege policy the job itself needs for this configuration.
+pub fn installer_policy(
+    config: &Config,
+    names: &Names,
+    partition: &str,
+    account_id: &str,
+    region: Option<&str>,
+    cluster: &str,
+) -> Value {
+    let path = &config.role_path;
+    let role_arns: Vec<String> = names
+        .roles()
+        .map(|r| format!("arn:{partition}:iam::{account_id}:role{path}{r}"))
+        .collect();
+    let policy = policy_arn(partition, account_id, path, &names.policy);
+    let mut attachable = vec![policy.clone()];
+    attachable.extend(config.extra_policy_arns.iter().cloned());
+    let oidc_host = match region {
+        Some(r) => format!("oidc.eks.{r}.amazonaws.com/id/*"),
+        None => "oidc.eks.*.amazonaws.com/id/*".to_string(),
+    };
+    let cluster_arn = format!(
+        "arn:{partition}:eks:{}:{account_id}:cluster/{cluster}",
+        region.unwrap_or("*")
+    );
+    let mut statements = vec![
+        json!({
+            "Sid": "ReadCluster",
+            "Effect": "Allow",
+            "Action": "eks:DescribeCluster",
+            "Resource": cluster_arn
+        }),
+        json!({
+            "Sid": "ManageRoles",
+            "Effect": "Allow",
+            "Action": [
+                "iam:CreateRole", "iam:DeleteRole", "iam:GetRole", "iam:ListAttachedRolePolicies",
+                "iam:ListRoleTags", "iam:TagRole", "iam:UntagRole", "iam:UpdateAssumeRolePolicy"
+            ],
+            "Resource": role_arns
+        }),
+        json!({
+            "Sid": "AttachOnlyTheseFewPolicies",
+            "Effect": "Allow",
+            "Action": ["iam:AttachRolePolicy", "iam:DetachRolePolicy"],
+            "Resource": role_arns,
+            "Condition": { "ArnEquals": { "iam:PolicyARN": attachable } }
+        }),
+        json!({
+            "Sid": "ManagePolicy",
+            "Effect": "Allow",
+            "Action": [
+                "iam:CreatePolicy", "iam:CreatePolicyVersion", "iam:DeletePolicy",
+                "iam:DeletePolicyVersion", "iam:GetPolicy", "iam:GetPolicyVersion",
+                "iam:ListPolicyVersions", "iam:TagPolicy", "iam:UntagPolicy", "iam:ListPolicyTags"
+            ],
+            "Resource": policy
+        }),
+        json!({
+            "Sid": "ManageOidcProvider",
+            "Effect": "Allow",
+            "Action": [
+                "iam:CreateOpenIDConnectProvider", "iam:DeleteOpenIDConnectProvider",
+                "iam:GetOpenIDConnectProvider", "iam:TagOpenIDConnectProvider"
+            ],
+            "Resource": format!("arn:{partition}:iam::{account_id}:oidc-provider/{oidc_host}")
+        }),
+    ];
+    match &config.permissions_boundary {
+        Some(boundary) => statements.push(json!({
+            "Sid": "SetOnlyThisBoundary",
+            "Effect": "Allow",
+            "Action": ["iam:PutRolePermissionsBoundary"],
+            "Resource": role_arns,
+            "Condition": { "StringEquals": { "iam:PermissionsBoundary": boundary } }
+        })),
+        None => statements.push(json!({
+            "Sid": "RemoveBoundary",
+            "Effect": "Allow",
+            "Action": ["iam:DeleteRolePermissionsBoundary"],
+            "Resource": role_arns
+        })),
+    }
+    json!({ "Version": "2012-10-17", "Statement": statements })
+}
