@@ -42,7 +42,11 @@ impl Secret {
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.0.is_empty() { "\"\"" } else { "<redacted>" })
+        f.write_str(if self.0.is_empty() {
+            "\"\""
+        } else {
+            "<redacted>"
+        })
     }
 }
 
@@ -205,10 +209,9 @@ fn quote(value: &str) -> String {
     out
 }
 
-/// The raw environment, as `envy` reads it. Everything is a string so that every conversion
+/// The raw environment, as `envy` reads it (it lower-cases names after the prefix). Everything is a string so that every conversion
 /// error is ours and names the variable.
 #[derive(Deserialize, Default)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 struct Raw {
     cluster_name: Option<String>,
     namespace: Option<String>,
@@ -319,7 +322,11 @@ where
     };
     v.check(namespace_var, &namespace, rules::dns_label);
     let release_name = non_empty(raw.release_name).unwrap_or_else(|| "epinio".into());
-    v.check("EPINIO_IRSA_RELEASE_NAME", &release_name, rules::release_name);
+    v.check(
+        "EPINIO_IRSA_RELEASE_NAME",
+        &release_name,
+        rules::release_name,
+    );
 
     let access = Secret::new(raw.s3_access_key_id.unwrap_or_default());
     let secret = Secret::new(raw.s3_secret_access_key.unwrap_or_default());
@@ -424,7 +431,9 @@ where
             v.fail(
                 "EPINIO_IRSA_TAGS",
                 &list,
-                format!("at most {MAX_USER_TAGS} tags (IAM allows 50 per object and the job uses 4)"),
+                format!(
+                    "at most {MAX_USER_TAGS} tags (IAM allows 50 per object and the job uses 4)"
+                ),
             );
         }
     }
@@ -444,11 +453,7 @@ where
         raw.sts_regional_endpoints,
         true,
     );
-    let restart_workloads = v.boolean(
-        "EPINIO_IRSA_RESTART_WORKLOADS",
-        raw.restart_workloads,
-        true,
-    );
+    let restart_workloads = v.boolean("EPINIO_IRSA_RESTART_WORKLOADS", raw.restart_workloads, true);
     let adopt_existing = v.boolean("EPINIO_IRSA_ADOPT_EXISTING", raw.adopt_existing, false);
 
     let log_format = match non_empty(raw.log_format).as_deref() {
@@ -680,7 +685,8 @@ pub mod rules {
         ((1..=128).contains(&s.chars().count()) && all(s, tag_char))
             .then_some(())
             .ok_or_else(|| {
-                "a tag key: 1-128 characters from letters, digits, spaces and _ . : / = + - @".into()
+                "a tag key: 1-128 characters from letters, digits, spaces and _ . : / = + - @"
+                    .into()
             })
     }
 
@@ -694,8 +700,10 @@ pub mod rules {
 
     /// S3 general purpose bucket naming rules.
     pub fn bucket(s: &str) -> Result<(), String> {
-        let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-        let looks_like_ip = s.split('.').count() == 4 && s.split('.').all(|p| p.parse::<u8>().is_ok());
+        let edge =
+            |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+        let looks_like_ip =
+            s.split('.').count() == 4 && s.split('.').all(|p| p.parse::<u8>().is_ok());
         let reserved = s.starts_with("xn--")
             || s.starts_with("sthree-")
             || s.starts_with("amzn-s3-demo-")
@@ -723,14 +731,24 @@ pub mod rules {
     /// checked so typos like `us-eats-1` or `useast-1` fail here and not in a TLS error later.
     pub fn region(s: &str) -> Result<(), String> {
         const GEOS: &[&str] = &[
-            "us", "eu", "ap", "sa", "ca", "me", "af", "il", "mx", "cn", "us-gov", "us-iso", "us-isob",
-            "eu-isoe", "us-isof",
+            "us", "eu", "ap", "sa", "ca", "me", "af", "il", "mx", "cn", "us-gov", "us-iso",
+            "us-isob", "eu-isoe", "us-isof",
         ];
         const DIRECTIONS: &[&str] = &[
-            "east", "west", "north", "south", "central", "northeast", "northwest", "southeast",
+            "east",
+            "west",
+            "north",
+            "south",
+            "central",
+            "northeast",
+            "northwest",
+            "southeast",
             "southwest",
         ];
-        let allowed = || "an AWS region such as us-east-1, eu-central-1, ap-southeast-2, us-gov-west-1".to_string();
+        let allowed = || {
+            "an AWS region such as us-east-1, eu-central-1, ap-southeast-2, us-gov-west-1"
+                .to_string()
+        };
         let mut parts: Vec<&str> = s.split('-').collect();
         let Some(number) = parts.pop() else {
             return Err(allowed());

@@ -16,7 +16,7 @@ use kube::api::{
 };
 use serde_json::{json, Value};
 
-use crate::config::{MANAGED_BY_KEY, MANAGED_BY_VALUE};
+use crate::config::{MANAGED_BY_KEY, MANAGED_BY_VALUE, OWNER_TAG};
 use crate::plan::{ServiceAccountSpec, RESTARTED_FOR_ANNOTATION, ROLE_ARN_ANNOTATION};
 use crate::{Change, Error};
 
@@ -31,6 +31,9 @@ pub struct K8s {
     pub client: kube::Client,
     pub namespace: String,
     pub attempts: u32,
+    /// This installation (`<cluster>/<namespace>/<release>`): recorded on the ServiceAccount
+    /// the job creates, so another installation's teardown never deletes it.
+    pub owner: String,
 }
 
 /// What the job needs to know of a ServiceAccount.
@@ -46,8 +49,11 @@ pub struct SaState {
 }
 
 impl SaState {
-    pub fn created_by_us(&self) -> bool {
-        self.ours_label && self.labels.get(MANAGED_BY_KEY).map(String::as_str) == Some(MANAGED_BY_VALUE)
+    /// Created by this installation: our label, held by our field manager, and our owner.
+    pub fn created_by(&self, owner: &str) -> bool {
+        self.ours_label
+            && self.labels.get(MANAGED_BY_KEY).map(String::as_str) == Some(MANAGED_BY_VALUE)
+            && self.annotations.get(OWNER_TAG).map(String::as_str) == Some(owner)
     }
 }
 
@@ -147,7 +153,8 @@ impl K8s {
             .iter()
             .flatten()
             .filter(|m| {
-                m.manager.as_deref() == Some(FIELD_MANAGER) && m.operation.as_deref() == Some("Apply")
+                m.manager.as_deref() == Some(FIELD_MANAGER)
+                    && m.operation.as_deref() == Some("Apply")
             })
             .filter_map(|m| m.fields_v1.as_ref().map(|f| f.0.clone()))
             .next()
@@ -179,16 +186,24 @@ impl K8s {
             }
             Some(s) => s.ours_label,
         };
+        let mut annotations = spec.annotations.clone();
+        if label {
+            annotations.insert(OWNER_TAG.to_string(), self.owner.clone());
+        }
         let mut changes = Vec::new();
         if let Some(s) = state {
-            for (k, v) in &spec.annotations {
+            for (k, v) in &annotations {
                 if s.annotations.get(k) != Some(v) {
                     changes.push(format!("annotation {k}"));
                 } else if !s.our_annotations.contains(k) {
                     changes.push(format!("take shared ownership of {k}"));
                 }
             }
-            for k in s.our_annotations.iter().filter(|k| !spec.annotations.contains_key(*k)) {
+            for k in s
+                .our_annotations
+                .iter()
+                .filter(|k| !annotations.contains_key(*k))
+            {
                 changes.push(format!("remove annotation {k}"));
             }
             if changes.is_empty() {
@@ -196,11 +211,12 @@ impl K8s {
             }
         }
         if !dry_run {
-            let mut metadata = json!({ "name": spec.name, "annotations": spec.annotations });
+            let mut metadata = json!({ "name": spec.name, "annotations": annotations });
             if label {
                 metadata["labels"] = json!({ MANAGED_BY_KEY: MANAGED_BY_VALUE });
             }
-            let body = json!({ "apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata });
+            let body =
+                json!({ "apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata });
             let api = self.service_accounts();
             let params = PatchParams::apply(FIELD_MANAGER);
             let patch = Patch::Apply(&body);
@@ -231,13 +247,17 @@ impl K8s {
 
     /// Teardown: delete the ServiceAccount if this job created it, otherwise give up the
     /// annotations it applied (Kubernetes removes them unless another manager holds them).
-    pub async fn remove_service_account(&self, name: &str, role_arn: &str) -> Result<Change, Error> {
+    pub async fn remove_service_account(
+        &self,
+        name: &str,
+        role_arn: &str,
+    ) -> Result<Change, Error> {
         let Some(state) = self.read_service_account(name).await? else {
             return Ok(Change::Absent);
         };
         let label = self.sa_label(name);
         let api = self.service_accounts();
-        if state.created_by_us() {
+        if state.created_by(&self.owner) {
             {
                 let params = DeleteParams {
                     preconditions: Some(Preconditions {
@@ -246,7 +266,10 @@ impl K8s {
                     }),
                     ..DeleteParams::default()
                 };
-                match self.call("delete", &label, || api.delete(name, &params)).await {
+                match self
+                    .call("delete", &label, || api.delete(name, &params))
+                    .await
+                {
                     Ok(_) => {}
                     Err(Error::Kube { source, .. }) if status_code(&source) == Some(404) => {
                         return Ok(Change::Absent)
@@ -259,7 +282,11 @@ impl K8s {
         if state.our_annotations.is_empty() {
             return Ok(Change::Absent);
         }
-        if state.annotations.get(ROLE_ARN_ANNOTATION).map(String::as_str) != Some(role_arn)
+        if state
+            .annotations
+            .get(ROLE_ARN_ANNOTATION)
+            .map(String::as_str)
+            != Some(role_arn)
             && state.our_annotations.contains(ROLE_ARN_ANNOTATION)
         {
             // Cannot happen without a forced apply by someone else; leave it to them.
@@ -276,7 +303,12 @@ impl K8s {
         }
         Ok(Change::Update(vec![format!(
             "release annotations {}",
-            state.our_annotations.iter().cloned().collect::<Vec<_>>().join(", ")
+            state
+                .our_annotations
+                .iter()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
         )]))
     }
 
@@ -287,9 +319,7 @@ impl K8s {
                 Api::namespaced_with(self.client.clone(), &self.namespace, &resource(kind));
             let what = format!("{}s in {}", kind.to_lowercase(), self.namespace);
             let params = ListParams::default();
-            let list = self
-                .call("list", &what, || api.list(&params))
-                .await?;
+            let list = self.call("list", &what, || api.list(&params)).await?;
             Ok::<_, Error>(
                 list.items
                     .into_iter()
@@ -297,7 +327,10 @@ impl K8s {
                         let template = o.data.get("spec")?.get("template")?;
                         let pod = template.get("spec");
                         let sa = pod
-                            .and_then(|p| p.get("serviceAccountName").or_else(|| p.get("serviceAccount")))
+                            .and_then(|p| {
+                                p.get("serviceAccountName")
+                                    .or_else(|| p.get("serviceAccount"))
+                            })
                             .and_then(Value::as_str)
                             .filter(|s| !s.is_empty())
                             .unwrap_or("default");

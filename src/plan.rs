@@ -181,7 +181,9 @@ pub enum PlanError {
         len: usize,
         issuer: String,
     },
-    #[error("the S3 policy document would be {len} characters, over IAM's limit of {MAX_POLICY_CHARS}")]
+    #[error(
+        "the S3 policy document would be {len} characters, over IAM's limit of {MAX_POLICY_CHARS}"
+    )]
     PolicyTooLarge { len: usize },
 }
 
@@ -368,9 +370,13 @@ pub fn same_document(a: &str, b: &str) -> bool {
 
 fn normalize(v: Value) -> Value {
     match v {
-        Value::Array(items) if items.len() == 1 => normalize(items.into_iter().next().unwrap_or(Value::Null)),
+        Value::Array(items) if items.len() == 1 => {
+            normalize(items.into_iter().next().unwrap_or(Value::Null))
+        }
         Value::Array(items) => Value::Array(items.into_iter().map(normalize).collect()),
-        Value::Object(map) => Value::Object(map.into_iter().map(|(k, v)| (k, normalize(v))).collect()),
+        Value::Object(map) => {
+            Value::Object(map.into_iter().map(|(k, v)| (k, normalize(v))).collect())
+        }
         other => other,
     }
 }

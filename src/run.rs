@@ -14,7 +14,10 @@ use std::collections::BTreeMap;
 use futures::future::try_join_all;
 use tokio::sync::oneshot;
 
-use crate::aws::{self, arn_account, eks, iam::check_owner, iam::Iam, iam::RoleDiff, sts};
+use crate::aws::iam::{
+    check_owner, ownership as iam_ownership, Iam, Ownership, RoleDiff, RoleState,
+};
+use crate::aws::{self, arn_account, eks, sts};
 use crate::config::{Config, Mode};
 use crate::k8s::{self, K8s, SaState};
 use crate::plan::{self, Facts, Names};
@@ -48,6 +51,7 @@ pub async fn kube(config: &Config) -> Result<K8s> {
         client: k8s::client(config.call_timeout).await?,
         namespace: config.namespace.clone(),
         attempts: config.max_attempts,
+        owner: config.owner(),
     })
 }
 
@@ -150,7 +154,8 @@ async fn converge(
     for (spec, state) in desired.roles.iter().zip(&roles) {
         diffs.push(match state {
             Some(s) => {
-                let adopt = check_owner("role", &spec.name, &s.tags, &owner, config.adopt_existing)?;
+                let adopt =
+                    check_owner("role", &spec.name, &s.tags, &owner, config.adopt_existing)?;
                 Some(RoleDiff::between(spec, s, adopt))
             }
             None => None,
@@ -166,38 +171,52 @@ async fn converge(
     // it is created as soon as it is known to be missing, so roles can trust it in round 3.
     let (provider_checked, provider_checked_rx) = oneshot::channel::<()>();
     let (policy_checked, policy_checked_rx) = oneshot::channel::<()>();
-    let provider_branch = async {
-        let known = if providers.contains(&desired.provider.arn) {
-            iam.read_provider(&desired.provider.arn).await?
-        } else {
-            None
-        };
-        crate::aws::iam::check_provider(&desired.provider, known.as_ref(), config.create_oidc_provider)?;
-        let _ = provider_checked.send(());
-        let change = iam
-            .ensure_provider(&desired.provider, known.as_ref(), dry_run)
+    let provider_branch =
+        async {
+            let known = if providers.contains(&desired.provider.arn) {
+                iam.read_provider(&desired.provider.arn).await?
+            } else {
+                None
+            };
+            crate::aws::iam::check_provider(
+                &desired.provider,
+                known.as_ref(),
+                config.create_oidc_provider,
+            )?;
+            let _ = provider_checked.send(());
+            let change = iam
+                .ensure_provider(&desired.provider, known.as_ref(), dry_run)
+                .await?;
+            policy_checked_rx.await.map_err(|_| Error::Stopped)?;
+            try_join_all(desired.roles.iter().zip(&roles).zip(&diffs).map(
+                |((spec, state), diff)| {
+                    iam.ensure_role(spec, state.as_ref(), diff.as_ref(), dry_run)
+                },
+            ))
             .await?;
-        policy_checked_rx.await.map_err(|_| Error::Stopped)?;
-        try_join_all(
-            desired
-                .roles
-                .iter()
-                .zip(&roles)
-                .zip(&diffs)
-                .map(|((spec, state), diff)| iam.ensure_role(spec, state.as_ref(), diff.as_ref(), dry_run)),
-        )
-        .await?;
-        Ok::<_, Error>(change)
-    };
+            Ok::<_, Error>(change)
+        };
     let policy_branch = async {
         let known = iam.read_policy(&desired.policy.arn).await?;
         if let Some(state) = &known {
-            check_owner("policy", &desired.policy.arn, &state.tags, &owner, config.adopt_existing)?;
+            check_owner(
+                "policy",
+                &desired.policy.arn,
+                &state.tags,
+                &owner,
+                config.adopt_existing,
+            )?;
         }
         let _ = policy_checked.send(());
         provider_checked_rx.await.map_err(|_| Error::Stopped)?;
-        iam.ensure_policy(&desired.policy, known.as_ref(), &owner, config.adopt_existing, dry_run)
-            .await
+        iam.ensure_policy(
+            &desired.policy,
+            known.as_ref(),
+            &owner,
+            config.adopt_existing,
+            dry_run,
+        )
+        .await
     };
     let (provider_change, policy_change) = match tokio::join!(provider_branch, policy_branch) {
         (Ok(a), Ok(b)) => (a, b),
@@ -206,16 +225,22 @@ async fn converge(
 
     // Round 4: attachments, once both the roles and the policy exist.
     if !dry_run {
-        try_join_all(desired.roles.iter().zip(&diffs).map(|(spec, diff)| async move {
-            let (attach, detach) = match diff {
-                Some(d) => (d.attach.clone(), d.detach.clone()),
-                None => (spec.attachments.clone(), Vec::new()),
-            };
-            if attach.is_empty() && detach.is_empty() {
-                return Ok(());
-            }
-            iam.ensure_attachments(spec, &attach, &detach).await
-        }))
+        try_join_all(
+            desired
+                .roles
+                .iter()
+                .zip(&diffs)
+                .map(|(spec, diff)| async move {
+                    let (attach, detach) = match diff {
+                        Some(d) => (d.attach.clone(), d.detach.clone()),
+                        None => (spec.attachments.clone(), Vec::new()),
+                    };
+                    if attach.is_empty() && detach.is_empty() {
+                        return Ok(());
+                    }
+                    iam.ensure_attachments(spec, &attach, &detach).await
+                }),
+        )
         .await?;
     }
 
@@ -253,11 +278,21 @@ async fn converge(
             Some(d) if d.is_empty() => Change::Unchanged,
             Some(d) => Change::Update(d.describe()),
         };
-        report.push("role", format!("{} ({})", spec.name, spec.kind.as_str()), change);
-        report.roles.push((spec.kind.as_str().to_string(), spec.arn.clone()));
+        report.push(
+            "role",
+            format!("{} ({})", spec.name, spec.kind.as_str()),
+            change,
+        );
+        report
+            .roles
+            .push((spec.kind.as_str().to_string(), spec.arn.clone()));
     }
     for (spec, change) in desired.service_accounts.iter().zip(sa_changes) {
-        report.push("serviceaccount", format!("{}/{}", config.namespace, spec.name), change);
+        report.push(
+            "serviceaccount",
+            format!("{}/{}", config.namespace, spec.name),
+            change,
+        );
     }
     for (w, _) in &restarts {
         report.push(
@@ -340,11 +375,11 @@ pub async fn teardown(config: &Config) -> Result<Report> {
     // versions, wait for the detachments, delete. Kubernetes meanwhile.
     let (detached, detached_rx) = oneshot::channel::<()>();
     let roles_branch = async {
-        let owned: Vec<(&str, &crate::aws::iam::RoleState)> = role_names
+        let owned: Vec<(&str, &RoleState)> = role_names
             .iter()
             .zip(&roles)
             .filter_map(|(n, s)| Some((*n, s.as_ref()?)))
-            .filter(|(_, s)| crate::aws::iam::ownership(&s.tags, &owner) == crate::aws::iam::Ownership::Ours)
+            .filter(|(_, s)| iam_ownership(&s.tags, &owner) == Ownership::Ours)
             .collect();
         try_join_all(owned.iter().map(|(n, s)| iam.strip_role(n, s))).await?;
         let _ = detached.send(());
@@ -353,7 +388,7 @@ pub async fn teardown(config: &Config) -> Result<Report> {
         for (name, state) in role_names.iter().zip(&roles) {
             let change = match state {
                 None => Change::Absent,
-                Some(s) if crate::aws::iam::ownership(&s.tags, &owner) != crate::aws::iam::Ownership::Ours => {
+                Some(s) if iam_ownership(&s.tags, &owner) != Ownership::Ours => {
                     Change::Kept("not owned by this installation".into())
                 }
                 Some(_) => deleted
@@ -368,7 +403,8 @@ pub async fn teardown(config: &Config) -> Result<Report> {
         Ok::<_, Error>(changes)
     };
     let policy_branch = async {
-        let (state, versions) = tokio::join!(iam.read_policy(&policy_arn), iam.list_versions(&policy_arn));
+        let (state, versions) =
+            tokio::join!(iam.read_policy(&policy_arn), iam.list_versions(&policy_arn));
         let state = state?;
         let versions = match versions {
             Err(e) if e.not_found() => Vec::new(),
@@ -397,25 +433,48 @@ pub async fn teardown(config: &Config) -> Result<Report> {
         }
     };
     let kube_branch = async {
-        let mut out = Vec::new();
-        let server_arn = plan::role_arn(&Facts { partition: partition.clone(), account_id: account_id.clone(), issuer_url: String::new() }, path, &names.server_role);
-        let staging_arn = names
-            .staging_role
-            .as_ref()
-            .map(|r| plan::role_arn(&Facts { partition: partition.clone(), account_id: account_id.clone(), issuer_url: String::new() }, path, r));
-        let mut pairs = vec![(config.server_service_account.clone(), server_arn)];
-        if let Some(arn) = staging_arn {
-            pairs.push((config.staging_service_account.clone(), arn));
+        let facts = Facts {
+            partition: partition.clone(),
+            account_id: account_id.clone(),
+            issuer_url: String::new(),
+        };
+        let mut pairs = vec![(
+            config.server_service_account.clone(),
+            names.server_role.clone(),
+        )];
+        if let Some(staging) = &names.staging_role {
+            pairs.push((config.staging_service_account.clone(), staging.clone()));
         }
-        let changes = try_join_all(pairs.iter().map(|(sa, arn)| kube.remove_service_account(sa, arn))).await?;
-        for ((sa, _), change) in pairs.iter().zip(changes) {
-            out.push((format!("{}/{sa}", config.namespace), change));
-        }
-        Ok::<_, Error>(out)
+        let (facts, owner, kube) = (&facts, &owner, &kube);
+        let changes = try_join_all(pairs.iter().zip(&roles).map(
+            |((sa, role), state)| async move {
+                // A role of the same name that another installation owns means the ServiceAccount
+                // annotation is theirs too.
+                if state
+                    .as_ref()
+                    .is_some_and(|s| iam_ownership(&s.tags, &owner) != Ownership::Ours)
+                {
+                    return Ok(Change::Kept(format!(
+                        "role {role} is not owned by this installation"
+                    )));
+                }
+                kube.remove_service_account(sa, &plan::role_arn(&facts, path, role))
+                    .await
+            },
+        ))
+        .await?;
+        Ok::<_, Error>(
+            pairs
+                .iter()
+                .map(|(sa, _)| format!("{}/{sa}", config.namespace))
+                .zip(changes)
+                .collect::<Vec<_>>(),
+        )
     };
     let (roles_r, policy_r, provider_r, kube_r) =
         tokio::join!(roles_branch, policy_branch, provider_branch, kube_branch);
-    let (role_changes, policy_change, provider_change, sa_changes) = (roles_r?, policy_r?, provider_r?, kube_r?);
+    let (role_changes, policy_change, provider_change, sa_changes) =
+        (roles_r?, policy_r?, provider_r?, kube_r?);
 
     let mut report = Report {
         command: "teardown",
@@ -451,7 +510,14 @@ pub async fn installer_policy(config: &Config) -> Result<String> {
             sts::caller_account(&clients.sts).await?
         }
     };
-    let doc = plan::installer_policy(config, &names, &partition, &account, region.as_deref(), cluster);
+    let doc = plan::installer_policy(
+        config,
+        &names,
+        &partition,
+        &account,
+        region.as_deref(),
+        cluster,
+    );
     Ok(serde_json::to_string_pretty(&doc).unwrap_or_default())
 }
 

@@ -12,8 +12,8 @@ use tokio::sync::oneshot;
 use super::{call, retry_not_yet_visible, AwsError};
 use crate::config::OWNER_TAG;
 use crate::plan::{
-    decode_document, same_document, PolicySpec, ProviderSpec, RoleSpec, DOCUMENT_TAG,
-    STS_AUDIENCE, VERSION_TAG,
+    decode_document, same_document, PolicySpec, ProviderSpec, RoleSpec, DOCUMENT_TAG, STS_AUDIENCE,
+    VERSION_TAG,
 };
 use crate::{Change, Error};
 
@@ -205,7 +205,10 @@ impl Iam {
                 call(
                     "iam:ListRolePolicies",
                     name,
-                    c.list_role_policies().role_name(name).max_items(1000).send(),
+                    c.list_role_policies()
+                        .role_name(name)
+                        .max_items(1000)
+                        .send(),
                 )
                 .await
                 .map(|o| o.policy_names().to_vec())
@@ -480,7 +483,12 @@ impl Iam {
             // `old` excludes the default version: keep at most MAX - 2 of them, so the new
             // version fits.
             let excess = (old.len() + 2).saturating_sub(MAX_POLICY_VERSIONS);
-            try_join_all(old.iter().take(excess).map(|id| self.delete_version(arn, id))).await?;
+            try_join_all(
+                old.iter()
+                    .take(excess)
+                    .map(|id| self.delete_version(arn, id)),
+            )
+            .await?;
             match call(
                 "iam:CreatePolicyVersion",
                 arn,
@@ -726,7 +734,10 @@ impl Iam {
             match call(
                 "iam:DetachRolePolicy",
                 name,
-                c.detach_role_policy().role_name(name).policy_arn(arn).send(),
+                c.detach_role_policy()
+                    .role_name(name)
+                    .policy_arn(arn)
+                    .send(),
             )
             .await
             {

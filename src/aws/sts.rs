@@ -10,12 +10,10 @@ pub async fn caller_account(client: &aws_sdk_sts::Client) -> Result<(String, Str
         client.get_caller_identity().send(),
     )
     .await?;
-    out.arn()
-        .and_then(arn_account)
-        .ok_or_else(|| AwsError {
-            op: "sts:GetCallerIdentity",
-            resource: "caller".into(),
-            code: None,
-            message: "the response has no caller ARN".into(),
-        })
+    out.arn().and_then(arn_account).ok_or_else(|| AwsError {
+        op: "sts:GetCallerIdentity",
+        resource: "caller".into(),
+        code: None,
+        message: "the response has no caller ARN".into(),
+    })
 }

@@ -1,0 +1,10 @@
+//! Test support for epinio-irsa: a stateful Kubernetes API stand-in
+//! ([`kube`]), a moto (AWS emulator) launcher ([`moto`]) and a fault and
+//! latency proxy ([`proxy`]). Shared by the integration tests, the shell demos
+//! and the benchmarks.
+#![forbid(unsafe_code)]
+
+pub mod kube;
+pub mod moto;
+pub mod proxy;
+pub mod world;
