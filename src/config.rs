@@ -211,7 +211,7 @@ fn quote(value: &str) -> String {
 
 /// The raw environment, as `envy` reads it (it lower-cases names after the prefix). Everything is a string so that every conversion
 /// error is ours and names the variable.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize)]
 struct Raw {
     cluster_name: Option<String>,
     namespace: Option<String>,
@@ -304,10 +304,18 @@ where
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.clone())
     };
-    let raw: Raw = envy::prefixed("EPINIO_IRSA_")
-        .from_iter(pairs.iter().cloned())
-        .unwrap_or_default();
+    // Last one wins, as in a process environment; envy itself rejects duplicates.
+    let unique: BTreeMap<String, String> = pairs.iter().cloned().collect();
     let mut v = Validator { errors: Vec::new() };
+    let raw: Raw = match envy::prefixed("EPINIO_IRSA_").from_iter(unique) {
+        Ok(raw) => raw,
+        Err(e) => {
+            // Every field is an optional string, so this is not expected; never fall back to
+            // defaults silently.
+            v.fail("EPINIO_IRSA_*", "", format!("cannot be read: {e}"));
+            return Err(ConfigErrors(v.errors));
+        }
+    };
 
     let cluster_name = non_empty(raw.cluster_name);
     if let Some(c) = &cluster_name {
@@ -353,12 +361,18 @@ where
         &server_sa,
         rules::dns_subdomain,
     );
-    let staging_sa = non_empty(raw.staging_service_account).unwrap_or_else(|| server_sa.clone());
-    v.check(
-        "EPINIO_IRSA_STAGING_SERVICE_ACCOUNT",
-        &staging_sa,
-        rules::dns_subdomain,
-    );
+    // Defaults to the server's: validated only when given, so one mistake is one error.
+    let staging_sa = match non_empty(raw.staging_service_account) {
+        Some(sa) => {
+            v.check(
+                "EPINIO_IRSA_STAGING_SERVICE_ACCOUNT",
+                &sa,
+                rules::dns_subdomain,
+            );
+            sa
+        }
+        None => server_sa.clone(),
+    };
 
     let server_role_name = non_empty(raw.server_role_name);
     if let Some(n) = &server_role_name {
