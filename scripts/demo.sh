@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Runs epinio-irsa end to end on this machine, with no AWS account and no cluster:
+#   moto (a real AWS IAM/EKS/STS emulator) and the Kubernetes API stand-in from tests/support,
+#   a demo EKS cluster and Epinio's objects, then plan, provision, a no-op re-run and teardown.
+# Installs what it needs (scripts/setup.sh --minimal) and is safe to run again.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+bash scripts/setup.sh --minimal
+
+echo "== building epinio-irsa and the Kubernetes stand-in"
+cargo build --locked -p epinio-irsa -p testkit --bin epinio-irsa --bin kube-standin
+BIN="$ROOT/target/debug/epinio-irsa"
+STANDIN="$ROOT/target/debug/kube-standin"
+VENV="$ROOT/.tools/venv/bin"
+
+WORK="$(mktemp -d)"
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() { "$VENV/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+wait_for() { # URL
+  for _ in $(seq 1 100); do
+    curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
+    sleep 0.2
+  done
+  echo "demo: $1 did not come up" >&2
+  return 1
+}
+
+MOTO_PORT=$(free_port)
+echo "== starting moto on 127.0.0.1:$MOTO_PORT"
+"$VENV/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >"$WORK/moto.log" 2>&1 &
+PIDS+=($!)
+wait_for "http://127.0.0.1:$MOTO_PORT/moto-api/"
+
+KUBE_PORT=$(free_port)
+echo "== starting the Kubernetes stand-in on 127.0.0.1:$KUBE_PORT, seeded with Epinio's objects"
+"$STANDIN" --port "$KUBE_PORT" --seed tests/fixtures/epinio-objects.json \
+  --kubeconfig "$WORK/kubeconfig" --namespace epinio >"$WORK/standin.log" 2>&1 &
+PIDS+=($!)
+wait_for "http://127.0.0.1:$KUBE_PORT/version"
+
+export AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO_PORT" AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
+export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_EC2_METADATA_DISABLED=true
+export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
+export KUBECONFIG="$WORK/kubeconfig"
+aws() { "$VENV/aws" "$@"; }
+kubectl_() { kubectl "$@"; }
+
+echo "== creating EKS cluster 'demo' in moto"
+aws eks create-cluster --name demo --role-arn arn:aws:iam::123456789012:role/eks \
+  --resources-vpc-config subnetIds=[] --query 'cluster.identity.oidc.issuer' --output text
+
+export EPINIO_IRSA_CLUSTER_NAME=demo EPINIO_IRSA_NAMESPACE=epinio
+export EPINIO_IRSA_STAGING_SERVICE_ACCOUNT=epinio-staging
+
+echo; echo "== epinio-irsa plan (writes nothing)"
+"$BIN" plan
+
+echo; echo "== epinio-irsa provision"
+"$BIN" provision
+
+echo; echo "== what it made in IAM"
+aws iam list-roles --query 'Roles[].[RoleName,Arn]' --output text
+aws iam list-policies --scope Local --query 'Policies[].[PolicyName,DefaultVersionId]' --output text
+aws iam list-open-id-connect-providers --query 'OpenIDConnectProviderList[].Arn' --output text
+
+echo; echo "== what it did in Kubernetes"
+kubectl_ get serviceaccounts -n epinio -o custom-columns='NAME:.metadata.name,ROLE:.metadata.annotations.eks\.amazonaws\.com/role-arn,MANAGED-BY:.metadata.labels.app\.kubernetes\.io/managed-by'
+kubectl_ get deployments -n epinio -o custom-columns='NAME:.metadata.name,GENERATION:.metadata.generation,RESTARTED-FOR:.spec.template.metadata.annotations.epinio-irsa/role-arn'
+
+echo; echo "== epinio-irsa provision again (nothing to change)"
+"$BIN" provision
+
+echo; echo "== epinio-irsa teardown"
+"$BIN" teardown
+
+echo; echo "== left in IAM after teardown (the shared OIDC provider stays unless EPINIO_IRSA_DELETE_OIDC_PROVIDER=true)"
+echo "roles: $(aws iam list-roles --query 'length(Roles)')  policies: $(aws iam list-policies --scope Local --query 'length(Policies)')"
+kubectl_ get serviceaccounts -n epinio -o custom-columns='NAME:.metadata.name,ROLE:.metadata.annotations.eks\.amazonaws\.com/role-arn'
+echo; echo "demo finished"
