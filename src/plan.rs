@@ -436,8 +436,9 @@ pub fn installer_policy(
             "Sid": "ManageRoles",
             "Effect": "Allow",
             "Action": [
-                "iam:CreateRole", "iam:DeleteRole", "iam:GetRole", "iam:ListAttachedRolePolicies",
-                "iam:ListRoleTags", "iam:TagRole", "iam:UntagRole", "iam:UpdateAssumeRolePolicy"
+                "iam:DeleteRole", "iam:DeleteRolePolicy", "iam:GetRole", "iam:ListAttachedRolePolicies",
+                "iam:ListRolePolicies", "iam:ListRoleTags", "iam:TagRole", "iam:UntagRole",
+                "iam:UpdateAssumeRolePolicy"
             ],
             "Resource": role_arns
         }),
@@ -468,18 +469,19 @@ pub fn installer_policy(
             "Resource": format!("arn:{partition}:iam::{account_id}:oidc-provider/{oidc_host}")
         }),
     ];
+    // With a boundary configured, roles can only be created or changed with that boundary.
     match &config.permissions_boundary {
         Some(boundary) => statements.push(json!({
-            "Sid": "SetOnlyThisBoundary",
+            "Sid": "CreateRolesOnlyWithThisBoundary",
             "Effect": "Allow",
-            "Action": ["iam:PutRolePermissionsBoundary"],
+            "Action": ["iam:CreateRole", "iam:PutRolePermissionsBoundary"],
             "Resource": role_arns,
             "Condition": { "StringEquals": { "iam:PermissionsBoundary": boundary } }
         })),
         None => statements.push(json!({
-            "Sid": "RemoveBoundary",
+            "Sid": "CreateRoles",
             "Effect": "Allow",
-            "Action": ["iam:DeleteRolePermissionsBoundary"],
+            "Action": ["iam:CreateRole", "iam:DeleteRolePermissionsBoundary"],
             "Resource": role_arns
         })),
     }

@@ -292,8 +292,12 @@ fn installer_policy_is_scoped_to_what_the_job_manages() {
     );
     let boundary = statements
         .iter()
-        .find(|s| s["Sid"] == "SetOnlyThisBoundary")
+        .find(|s| s["Sid"] == "CreateRolesOnlyWithThisBoundary")
         .unwrap();
+    assert_eq!(
+        boundary["Action"],
+        json!(["iam:CreateRole", "iam:PutRolePermissionsBoundary"])
+    );
     assert_eq!(
         boundary["Condition"]["StringEquals"]["iam:PermissionsBoundary"],
         json!("arn:aws:iam::123456789012:policy/boundary")
