@@ -414,5 +414,8 @@ pub async fn client(timeout: Duration) -> Result<kube::Client, Error> {
     config.connect_timeout = Some(timeout);
     config.read_timeout = Some(timeout);
     config.write_timeout = Some(timeout);
+    // kube-rs would otherwise retry 429/503/504 up to 15 times with backoff up to 1000 s;
+    // retries are ours, bounded by EPINIO_IRSA_MAX_ATTEMPTS.
+    config.default_retry = false;
     kube::Client::try_from(config).map_err(|e| Error::KubeConfig(e.to_string()))
 }

@@ -15,34 +15,43 @@
 //! delete (uid/resourceVersion preconditions) and patch: JSON merge patch
 //! (RFC 7386), JSON patch (RFC 6902), strategic merge patch and server-side
 //! apply; `dryRun=All` on every write; discovery (`/api`, `/apis`, resource
-//! lists) and `/version` for kubectl. Metadata behaves like the real server's:
-//! `uid` and `creationTimestamp` on create, one global `resourceVersion` that
-//! moves only when an object really changes (an identical write is a no-op and
-//! is logged as unchanged), `generation` that moves only for changes outside
-//! `metadata` and `status`, and optimistic concurrency on a stale
-//! `resourceVersion`. Server-side apply tracks field ownership per manager and
-//! operation and exposes it as real `metadata.managedFields` (FieldsV1):
-//! conflicts (409, worded like the apiserver: `Apply failed with 1 conflict:
-//! conflict with "helm": .metadata.annotations.x`), `force=true` takeover,
-//! shared ownership of equal values, removal of fields a manager stops
-//! applying unless another manager still owns them, and ownership transfer on
-//! Update operations (POST/PUT/PATCH, manager from `fieldManager`, else the
-//! User-Agent's product name as in the real server, else `unknown`). Errors are
-//! real `Status` bodies (NotFound, AlreadyExists, Conflict, Invalid,
-//! BadRequest, UnsupportedMediaType, MethodNotAllowed) and object metadata is
-//! validated with the apiserver's rules and messages (DNS-1123 names,
-//! qualified label/annotation keys, label values, annotation size).
+//! lists) and `/version`, enough for `kubectl get` and
+//! `kubectl apply --validate=false` (client- and server-side). Metadata
+//! behaves like the real server's: `uid` and `creationTimestamp` on create,
+//! one global `resourceVersion` that moves only when an object really changes
+//! (an identical write is a no-op, answered 200 and logged as unchanged),
+//! `generation` that moves only for changes outside `metadata` and `status`,
+//! optimistic concurrency on a stale `resourceVersion`, and `status` left
+//! alone by writes to kinds that have a status subresource. Server-side apply
+//! tracks field ownership per manager and operation and exposes it as real
+//! `metadata.managedFields` (FieldsV1): conflicts (409, worded like the
+//! apiserver: `Apply failed with 1 conflict: conflict with "helm":
+//! .metadata.annotations.x`, one `FieldManagerConflict` cause per field),
+//! `force=true` takeover, shared ownership of equal values, removal of fields
+//! a manager stops applying unless another manager still owns them, and
+//! ownership transfer on Update operations (POST/PUT/PATCH; manager from
+//! `fieldManager`, else the User-Agent's product name as in the real server,
+//! else `unknown`). managedFields sent in a PUT or non-apply PATCH replace the
+//! records, as in the real server (`[{}]` resets them); in an apply
+//! configuration they are ignored. Errors are real `Status` bodies (NotFound,
+//! AlreadyExists, Conflict, Invalid, BadRequest, UnsupportedMediaType,
+//! MethodNotAllowed) and object metadata is validated with the apiserver's
+//! rules and messages (DNS-1123 names, qualified label/annotation keys, label
+//! values, total annotation size).
 //!
 //! # What it deliberately does not do
 //!
-//! No authentication, authorization, admission, TLS, HTTP/2, protobuf, YAML
-//! bodies (apply configurations must be JSON, which is what kube-rs and
-//! kubectl send), watch, deletecollection, subresources (`/status`, `/scale`),
-//! cluster-scoped kinds or Namespace objects (any namespace is accepted),
-//! finalizers or graceful deletion (delete is immediate), garbage collection,
-//! defaulting, schema validation of `spec`, or `Table` output (kubectl falls
-//! back to its own columns). Schemas are unknown, so strategic merge patch
-//! merges maps like a JSON merge patch and replaces lists whole (honouring only
+//! No authentication, authorization, admission, TLS, HTTP/2, OpenAPI, or
+//! non-JSON bodies: protobuf and YAML are refused with 415, so kubectl
+//! commands that send protobuf (`create`, `run`, `scale`, ...) do not work,
+//! while `get` and `apply` (JSON) do. No watch or deletecollection (405),
+//! subresources (`/status`, `/scale`: 404), cluster-scoped kinds; Namespaces
+//! are not stored: every namespace exists (`GET /api/v1/namespaces/{ns}`
+//! answers a synthetic Active Namespace). No finalizers or graceful deletion
+//! (delete is immediate), garbage collection, defaulting, `spec` validation,
+//! `Secret.stringData` conversion, or `Table` output (kubectl falls back to
+//! NAME/AGE columns). Schemas are unknown, so strategic merge patch merges
+//! maps like a JSON merge patch and replaces lists whole (honouring only
 //! `$patch: replace|delete` on maps and dropping other `$` directives), and
 //! server-side apply treats every list as atomic (no merge keys, no
 //! `listType=map`) and empty maps as leaves. `uid`s come from a counter, so
@@ -51,8 +60,8 @@
 //! Two error codes follow this project's contract rather than the real
 //! server: a body whose name differs from the URL, or an apply configuration
 //! whose apiVersion/kind do not match the URL, is 422 Invalid (the real
-//! server says 400), and an apply without `fieldManager` is 400 (the real
-//! server says 422).
+//! server says 400 BadRequest), and an apply without `fieldManager` is 400
+//! (the real server says 422 Invalid).
 
 mod fields;
 mod resources;

@@ -110,7 +110,7 @@ impl Moto {
         }
     }
 
-    /// Where moto writes its output.
+    /// Where moto writes its output (removed on drop unless the test panicked).
     pub fn log_path(&self) -> &std::path::Path {
         &self.log
     }
@@ -121,6 +121,10 @@ impl Drop for Moto {
         // Already gone is fine; a zombie is not, hence the wait.
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // The log is kept when a test fails (it may explain why), else removed.
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_file(&self.log);
+        }
     }
 }
 

@@ -393,7 +393,8 @@ async fn removing_a_field_from_an_apply_deletes_it() {
         annotations(&one),
         BTreeMap::from([("keep".to_owned(), "1".to_owned())])
     );
-    assert!(rv(&one) > rv(&both) || rv(&one).len() > rv(&both).len());
+    let number = |sa: &ServiceAccount| rv(sa).parse::<u64>().expect("numeric resourceVersion");
+    assert!(number(&one) > number(&both));
     let none = api
         .patch(name, &apply("epinio-irsa"), &Patch::Apply(sa(name, &[])))
         .await
@@ -711,7 +712,7 @@ async fn dry_run_answers_without_storing() {
     assert_eq!(
         writes(&standin)
             .iter()
-            .filter(|r| r.query.get("dryRun").is_some())
+            .filter(|r| r.query.contains_key("dryRun"))
             .count(),
         2
     );
@@ -923,11 +924,13 @@ async fn an_interceptor_answers_instead_of_the_stand_in() {
             req.status, 0,
             "the interceptor sees the request before it is answered"
         );
+        // 500, not 503: kube-rs retries 429/503/504 by default (15 times,
+        // with backoff), which would make this test slow rather than useful.
         (req.method == "PATCH").then(|| {
             (
-                503,
+                500,
                 json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                         "message": "injected", "reason": "ServiceUnavailable", "code": 503}),
+                         "message": "injected", "reason": "InternalError", "code": 500}),
             )
         })
     })));
@@ -941,7 +944,7 @@ async fn an_interceptor_answers_instead_of_the_stand_in() {
     );
     assert_eq!(
         (injected.code, injected.message.as_str()),
-        (503, "injected")
+        (500, "injected")
     );
     assert_eq!(
         standin.snapshot(),
@@ -960,7 +963,7 @@ async fn an_interceptor_answers_instead_of_the_stand_in() {
         .collect();
     assert_eq!(
         last_two,
-        [("GET".to_owned(), 200), ("PATCH".to_owned(), 503)]
+        [("GET".to_owned(), 200), ("PATCH".to_owned(), 500)]
     );
     standin.set_interceptor(None);
     api.patch(
@@ -1092,15 +1095,7 @@ fn kubectl_gets_and_applies_against_the_standalone_binary() {
         NS,
     ]);
 
-    let by_server = kubectl(&[
-        "--server",
-        &process.url,
-        "--validate=false",
-        "get",
-        "serviceaccounts",
-        "-n",
-        NS,
-    ]);
+    let by_server = kubectl(&["--server", &process.url, "get", "serviceaccounts", "-n", NS]);
     assert!(by_server.contains("epinio-server"), "{by_server}");
     assert!(!by_server.contains("elsewhere"), "{by_server}");
     let kubeconfig = kubeconfig.to_str().unwrap();
@@ -1138,6 +1133,7 @@ fn kubectl_gets_and_applies_against_the_standalone_binary() {
         kubeconfig,
         "apply",
         "--server-side",
+        "--validate=false",
         "--field-manager=demo",
         "-f",
         manifest,
@@ -1148,6 +1144,7 @@ fn kubectl_gets_and_applies_against_the_standalone_binary() {
         "get",
         "sa",
         "applied",
+        "--show-managed-fields",
         "-o",
         "json",
     ]))
@@ -1163,4 +1160,87 @@ fn kubectl_gets_and_applies_against_the_standalone_binary() {
         .any(|e| e["manager"] == "demo"));
     drop(process);
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test]
+async fn serves_from_its_own_thread_and_stops_when_dropped() {
+    use std::io::{Read, Write};
+    let standin = KubeStandIn::start().await;
+    let addr = standin.url().trim_start_matches("http://").to_owned();
+    // A blocking request from inside this single-threaded runtime: it would
+    // deadlock if the server ran on the test's runtime.
+    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+    stream
+        .write_all(b"GET /version HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains(r#""minor":"33""#), "{response}");
+
+    let clone = standin.clone();
+    drop(standin);
+    assert!(
+        std::net::TcpStream::connect(&addr).is_ok(),
+        "a clone keeps it alive"
+    );
+    drop(clone);
+    // The accept loop ends asynchronously; give it a moment.
+    let mut refused = false;
+    for _ in 0..50 {
+        if std::net::TcpStream::connect(&addr).is_err() {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(
+        refused,
+        "still listening on {addr} after the last handle was dropped"
+    );
+}
+
+#[tokio::test]
+async fn namespaces_exist_and_force_is_only_for_apply() {
+    let (standin, api) = setup().await;
+    let client = client(&standin).await;
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    let ns = namespaces.get("anything").await.unwrap();
+    assert_eq!(
+        ns.status.unwrap().phase.as_deref(),
+        Some("Active"),
+        "any namespace exists"
+    );
+    api.create(&PostParams::default(), &sa("a", &[]))
+        .await
+        .unwrap();
+    let listed: Vec<String> = namespaces
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|n| n.metadata.name.unwrap())
+        .collect();
+    assert_eq!(listed, ["default", NS]);
+
+    // kube-rs refuses this client-side, so it goes out raw.
+    let request = hyper::Request::patch(format!(
+        "/api/v1/namespaces/{NS}/serviceaccounts/a?fieldManager=x&force=true"
+    ))
+    .header("content-type", "application/merge-patch+json")
+    .body(br#"{"metadata":{"labels":{"a":"b"}}}"#.to_vec())
+    .unwrap();
+    let forced_merge = api_error(client.request::<Value>(request).await);
+    assert_eq!(
+        (forced_merge.code, forced_merge.reason.as_str()),
+        (422, "Invalid")
+    );
+    assert!(
+        forced_merge
+            .message
+            .contains("force: Forbidden: may not be specified for non-apply patch"),
+        "{}",
+        forced_merge.message
+    );
 }

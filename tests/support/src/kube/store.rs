@@ -93,6 +93,7 @@ pub(crate) struct Write<'a> {
     pub dry_run: bool,
 }
 
+#[derive(Debug)]
 pub(crate) struct Outcome {
     pub status: u16,
     pub body: Value,
@@ -1063,6 +1064,15 @@ enum Requirement {
 }
 
 impl Requirement {
+    fn key(&self) -> &str {
+        match self {
+            Requirement::Equals(k, _)
+            | Requirement::NotEquals(k, _)
+            | Requirement::Exists(k)
+            | Requirement::Absent(k) => k,
+        }
+    }
+
     fn matches<'a>(&self, lookup: impl Fn(&str) -> Option<&'a str>) -> bool {
         match self {
             Requirement::Equals(k, v) => lookup(k) == Some(v.as_str()),
@@ -1094,9 +1104,7 @@ fn parse_selector(s: &str, kind: SelectorKind) -> Result<Vec<Requirement>, ApiEr
             )));
         };
         if kind == SelectorKind::Field {
-            let (Requirement::Equals(k, _) | Requirement::NotEquals(k, _)) = &req else {
-                unreachable!("field selectors only parse to (in)equalities")
-            };
+            let k = req.key();
             if k != "metadata.name" && k != "metadata.namespace" {
                 return Err(ApiError::bad_request(format!(
                     "field label not supported: {k}"
@@ -1144,6 +1152,135 @@ fn format_time(secs: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    static CM: ResourceType = ResourceType {
+        group: "",
+        version: "v1",
+        plural: "configmaps",
+        singular: "configmap",
+        kind: "ConfigMap",
+        short_names: &[],
+        has_status: false,
+    };
+
+    fn writer(manager: &str) -> Write<'static> {
+        Write {
+            rt: &CM,
+            namespace: "ns",
+            manager: manager.to_owned(),
+            dry_run: false,
+        }
+    }
+
+    fn cm(data: Value) -> Vec<u8> {
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": data})
+            .to_string()
+            .into_bytes()
+    }
+
+    fn owners(store: &Store) -> Vec<(String, Value)> {
+        let obj = store.get(&CM, "ns", "c").unwrap();
+        obj["metadata"]["managedFields"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| {
+                (
+                    e["manager"].as_str().unwrap().to_owned(),
+                    e["fieldsV1"].clone(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn lists_are_owned_and_conflict_as_a_whole() {
+        let mut store = Store::default();
+        let mut list = |manager: &str, items: Value, force: bool| {
+            let body = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "x": items});
+            store
+                .apply(&writer(manager), "c", body.to_string().as_bytes(), force)
+                .map(|o| o.changed)
+        };
+        assert!(list("helm", json!(["a"]), false).unwrap());
+        assert!(
+            list("irsa", json!(["a"]), false).unwrap(),
+            "shared: managedFields changed"
+        );
+        let conflict = list("irsa", json!(["a", "b"]), false).unwrap_err();
+        assert_eq!(
+            conflict.message,
+            r#"Apply failed with 1 conflict: conflict with "helm": .x"#
+        );
+        assert!(list("irsa", json!(["a", "b"]), true).unwrap());
+        assert_eq!(owners(&store), [("irsa".to_owned(), json!({"f:x": {}}))]);
+    }
+
+    #[test]
+    fn fields_removed_by_an_update_are_owned_by_nobody() {
+        let mut store = Store::default();
+        store
+            .apply(
+                &writer("irsa"),
+                "c",
+                &cm(json!({"a": "1", "b": "2"})),
+                false,
+            )
+            .unwrap();
+        let patch = json!({"data": {"a": null}}).to_string();
+        store
+            .patch(&writer("editor"), "c", PatchKind::Merge, patch.as_bytes())
+            .unwrap();
+        assert_eq!(
+            owners(&store),
+            [("irsa".to_owned(), json!({"f:data": {"f:b": {}}}))]
+        );
+        // Nobody owns `a` now, so re-applying it is no conflict.
+        let again = store
+            .apply(
+                &writer("irsa"),
+                "c",
+                &cm(json!({"a": "1", "b": "2"})),
+                false,
+            )
+            .unwrap();
+        assert!(again.changed);
+        assert_eq!(again.body["data"], json!({"a": "1", "b": "2"}));
+    }
+
+    #[test]
+    fn several_conflicts_are_grouped_by_manager() {
+        let mut store = Store::default();
+        store
+            .apply(
+                &writer("helm"),
+                "c",
+                &cm(json!({"a": "1", "b": "1"})),
+                false,
+            )
+            .unwrap();
+        store
+            .patch(
+                &writer("kubectl"),
+                "c",
+                PatchKind::Merge,
+                br#"{"data":{"c":"1"}}"#,
+            )
+            .unwrap();
+        let err = store
+            .apply(
+                &writer("irsa"),
+                "c",
+                &cm(json!({"a": "2", "b": "2", "c": "2"})),
+                false,
+            )
+            .unwrap_err();
+        assert_eq!(
+            err.message,
+            "Apply failed with 3 conflicts: conflicts with \"helm\":\n- .data.a\n- .data.b\nconflicts with \"kubectl\" using v1:\n- .data.c"
+        );
+        assert_eq!(err.body()["details"]["causes"].as_array().unwrap().len(), 3);
+    }
 
     #[test]
     fn times_are_rfc3339() {
