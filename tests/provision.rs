@@ -358,6 +358,14 @@ async fn bucket_changed_seven_times_never_exceeds_five_policy_versions() {
             policy["document"]["Statement"][1]["Resource"],
             json!(format!("arn:aws:s3:::{bucket}/*"))
         );
+        // The tags vouch for the published document and the job keeps a window of four
+        // versions, so a bucket change needs neither GetPolicyVersion nor ListPolicyVersions.
+        let ops: Vec<&str> = out.aws_calls.iter().map(|c| c.op.as_str()).collect();
+        assert!(
+            !ops.contains(&"GetPolicyVersion") && !ops.contains(&"ListPolicyVersions"),
+            "{ops:?}"
+        );
+        assert!(policy["versions"].as_u64().unwrap() <= 4, "{policy}");
         // Roles were not touched by a bucket change.
         assert!(
             out.aws_writes().iter().all(|c| c.op.contains("Policy")),
@@ -450,5 +458,40 @@ async fn annotation_set_by_someone_else_is_not_overridden() {
         w.annotation("epinio-server", "eks.amazonaws.com/role-arn")
             .as_deref(),
         Some("arn:aws:iam::123456789012:role/hand-made")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bucket_change_with_all_five_version_slots_taken_by_someone_else() {
+    let w = world().await;
+    w.run("provision", &[]).await.assert_ok();
+    let state = w.iam_state().await;
+    let arn = state["policies"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .next()
+        .unwrap()
+        .clone();
+    let doc = state["policies"][&arn]["document"].to_string();
+    for _ in 0..4 {
+        w.iam
+            .create_policy_version()
+            .policy_arn(&arn)
+            .policy_document(&doc)
+            .set_as_default(false)
+            .send()
+            .await
+            .unwrap();
+    }
+    let out = w
+        .run("provision", &[("EPINIO_IRSA_S3_BUCKET", "moved")])
+        .await;
+    out.assert_ok();
+    let state = w.iam_state().await;
+    assert!(state["policies"][&arn]["versions"].as_u64().unwrap() <= 5);
+    assert_eq!(
+        state["policies"][&arn]["document"]["Statement"][0]["Resource"],
+        json!("arn:aws:s3:::moved")
     );
 }

@@ -19,6 +19,15 @@ use crate::{Change, Error};
 
 /// IAM keeps at most this many versions of a managed policy.
 const MAX_POLICY_VERSIONS: usize = 5;
+/// Versions the job keeps after publishing one, leaving a free slot for the next publish.
+const KEPT_VERSIONS: u32 = 4;
+
+/// IAM numbers versions `v1`, `v2`, ...: the version that falls out of a window of `window`
+/// ending at `current`, if any.
+pub fn older_version(current: &str, window: u32) -> Option<String> {
+    let n: u32 = current.strip_prefix('v')?.parse().ok()?;
+    (n > window).then(|| format!("v{}", n - window))
+}
 
 /// Whose an IAM object is, judged by its tags.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -424,26 +433,42 @@ impl Iam {
             return match result {
                 Ok(_) => Ok(Change::Create),
                 Err(e) if e.is("EntityAlreadyExists") => {
-                    // A concurrent run made it: converge from what is there now.
-                    let state = self.read_policy(&spec.arn).await?;
-                    Box::pin(self.ensure_policy(spec, state.as_ref(), owner, adopt, dry_run)).await
+                    // A concurrent run made it: converge from what is there now. If IAM does
+                    // not show it yet (eventual consistency), do not create again, which
+                    // would recurse for as long as reads stay stale: report the race, which
+                    // `run::provision` absorbs once by converging again.
+                    match self.read_policy(&spec.arn).await? {
+                        Some(state) => {
+                            Box::pin(self.ensure_policy(spec, Some(&state), owner, adopt, dry_run))
+                                .await
+                        }
+                        None => Err(Error::Raced {
+                            what: format!("policy {}", spec.name),
+                        }),
+                    }
                 }
                 Err(e) => Err(e.into()),
             };
         };
         let adopting = check_owner("policy", &spec.arn, &state.tags, owner, adopt)?;
-        let recorded = state.tags.get(DOCUMENT_TAG) == Some(&spec.document_sha256)
-            && state.tags.get(VERSION_TAG) == Some(&state.default_version);
+        // The tags vouch for the default version's document when they name that version:
+        // versions are immutable, so then no read is needed either way.
+        let vouched = state.tags.get(VERSION_TAG) == Some(&state.default_version);
+        let differs = match state.tags.get(DOCUMENT_TAG) {
+            Some(sha) if vouched => sha != &spec.document_sha256,
+            _ => {
+                let actual = self
+                    .default_document(&spec.arn, &state.default_version)
+                    .await?;
+                !same_document(&actual, &spec.document)
+            }
+        };
         let mut changes = Vec::new();
         let mut version = state.default_version.clone();
-        if !recorded {
-            // The tags do not vouch for the default version: read it.
-            let actual = self.default_document(&spec.arn, &version).await?;
-            if !same_document(&actual, &spec.document) {
-                changes.push("document".to_string());
-                if !dry_run {
-                    version = self.publish_version(spec).await?;
-                }
+        if differs {
+            changes.push("document".to_string());
+            if !dry_run {
+                version = self.publish_version(spec).await?;
             }
         }
         let tags = missing_tags(&Self::policy_tags(spec, &version), &state.tags);
@@ -452,20 +477,31 @@ impl Iam {
         } else if !tags.is_empty() && changes.is_empty() {
             changes.push("tags".into());
         }
-        if !tags.is_empty() && !dry_run {
-            retry_not_yet_visible(self.attempts, || {
-                call(
-                    "iam:TagPolicy",
-                    &spec.arn,
-                    self.client
-                        .tag_policy()
-                        .policy_arn(&spec.arn)
-                        .set_tags(Some(to_tags(&tags)))
-                        .send(),
-                )
-            })
-            .await?;
-        }
+        let tag = async {
+            if !tags.is_empty() && !dry_run {
+                retry_not_yet_visible(self.attempts, || {
+                    call(
+                        "iam:TagPolicy",
+                        &spec.arn,
+                        self.client
+                            .tag_policy()
+                            .policy_arn(&spec.arn)
+                            .set_tags(Some(to_tags(&tags)))
+                            .send(),
+                    )
+                })
+                .await?;
+            }
+            Ok::<_, AwsError>(())
+        };
+        // Keep a window of the newest versions so the next publish fits without listing.
+        let prune = async {
+            match older_version(&version, KEPT_VERSIONS) {
+                Some(old) if differs && !dry_run => self.delete_version(&spec.arn, &old).await,
+                _ => Ok(()),
+            }
+        };
+        tokio::try_join!(tag, prune)?;
         Ok(if changes.is_empty() {
             Change::Unchanged
         } else {
@@ -477,18 +513,10 @@ impl Iam {
     /// non-default versions so IAM's limit of five is never hit. Returns the new version id.
     async fn publish_version(&self, spec: &PolicySpec) -> Result<String, Error> {
         let arn = &spec.arn;
-        // Bounded: a concurrent run may fill the slot we freed; try again a few times.
+        // Usually there is room (the job keeps at most KEPT_VERSIONS). When someone else filled
+        // the slots, list and delete the oldest non-default versions, then try again; bounded,
+        // as a concurrent run may fill the slot we freed.
         for _ in 0..3 {
-            let old = self.list_versions(arn).await?;
-            // `old` excludes the default version: keep at most MAX - 2 of them, so the new
-            // version fits.
-            let excess = (old.len() + 2).saturating_sub(MAX_POLICY_VERSIONS);
-            try_join_all(
-                old.iter()
-                    .take(excess)
-                    .map(|id| self.delete_version(arn, id)),
-            )
-            .await?;
             match call(
                 "iam:CreatePolicyVersion",
                 arn,
@@ -508,7 +536,18 @@ impl Iam {
                         .unwrap_or_default()
                         .to_string())
                 }
-                Err(e) if e.is("LimitExceeded") => continue,
+                Err(e) if e.is("LimitExceeded") => {
+                    let old = self.list_versions(arn).await?;
+                    // `old` excludes the default version: keep at most MAX - 2 of them, so
+                    // the new version fits.
+                    let excess = (old.len() + 2).saturating_sub(MAX_POLICY_VERSIONS);
+                    try_join_all(
+                        old.iter()
+                            .take(excess)
+                            .map(|id| self.delete_version(arn, id)),
+                    )
+                    .await?;
+                }
                 Err(e) => return Err(e.into()),
             }
         }

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The benchmark of issue 5 (BENCHMARKS.md): one command, not part of scripts/test.sh.
+#
+#   scripts/bench.sh                      5 job and 5 manual samples, delays 0,50,150 ms
+#   scripts/bench.sh --runs 3 --manual-runs 1 --delays 150     (any option of the harness)
+#
+# 1. tools: moto + aws CLI in .tools/venv (scripts/setup.sh --minimal), GNU time for the RSS
+# 2. the release binary, built once: cargo build --release -p epinio-irsa (LTO, ~7-10 min cold)
+# 3. the harness benches/hook.rs, built in the dev profile (it only spawns processes and runs
+#    the proxies, so it needs no LTO build of its own) and pointed at the release binary
+#
+# Results: printed, and written to target/bench/hook.md and target/bench/hook.json.
+# Takes about 5 minutes with the defaults on 2 cores once the release binary exists (the
+# manual procedure is most of it), plus the release build when the sources changed.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+case "${1:-}" in
+  -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+esac
+
+say() { printf '[bench] %s\n' "$*" >&2; }
+
+# ------------------------------------------------------------------- tools
+if [[ -x scripts/setup.sh ]] || [[ -f scripts/setup.sh ]]; then
+  bash scripts/setup.sh --minimal
+else
+  if [[ ! -x .tools/venv/bin/moto_server || ! -x .tools/venv/bin/aws ]]; then
+    say "installing moto and the aws CLI into .tools/venv"
+    python3 -m venv .tools/venv
+    .tools/venv/bin/pip install -q 'moto[server]==5.2.5' 'awscli==1.36.40'
+  fi
+fi
+command -v kubectl >/dev/null || { say "kubectl not found on PATH (scripts/setup.sh puts one in .tools/bin)"; export PATH="$ROOT/.tools/bin:$PATH"; }
+command -v kubectl >/dev/null || { say "ERROR: no kubectl; run scripts/setup.sh"; exit 1; }
+if [[ ! -x /usr/bin/time ]]; then
+  if [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null; then
+    say "installing GNU time (Debian package time) for the peak RSS"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends time >/dev/null \
+      || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends time >/dev/null; } \
+      || say "could not install time: peak RSS will be reported as not measured"
+  else
+    say "/usr/bin/time missing: peak RSS will be reported as not measured"
+  fi
+fi
+
+# ------------------------------------------------------ release binary, once
+# cargo does nothing when target/release/epinio-irsa is up to date.
+say "cargo build --release -p epinio-irsa"
+cargo build --release -p epinio-irsa
+
+# ------------------------------------------------------------------ harness
+export EPINIO_IRSA_BENCH_BIN="$ROOT/target/release/epinio-irsa"
+say "running the harness against $EPINIO_IRSA_BENCH_BIN"
+exec cargo bench --profile dev --bench hook -- "$@"
