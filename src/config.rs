@@ -484,10 +484,14 @@ where
     if let Some(a) = &account_id {
         v.check("EPINIO_IRSA_ACCOUNT_ID", a, rules::account_id);
     }
-    let region = non_empty(plain("AWS_REGION")).or_else(|| non_empty(plain("AWS_DEFAULT_REGION")));
-    if let Some(r) = &region {
-        v.check("AWS_REGION", r, rules::region);
+    // The error names the variable the value came from.
+    let region = ["AWS_REGION", "AWS_DEFAULT_REGION"]
+        .into_iter()
+        .find_map(|var| Some((var, non_empty(plain(var))?)));
+    if let Some((var, r)) = &region {
+        v.check(var, r, rules::region);
     }
+    let region = region.map(|(_, r)| r);
 
     let call_timeout = match non_empty(raw.call_timeout_seconds) {
         None => Duration::from_secs(15),

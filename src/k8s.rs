@@ -88,10 +88,19 @@ fn owned_keys(fields: &Value, section: &str) -> BTreeSet<String> {
 
 fn is_retryable(e: &kube::Error) -> bool {
     match e {
-        kube::Error::Api(status) => matches!(status.code, 409 | 429 | 500 | 502 | 503 | 504),
+        kube::Error::Api(status) => {
+            matches!(status.code, 409 | 429 | 500 | 502 | 503 | 504) && !is_apply_conflict(e)
+        }
         kube::Error::HyperError(_) | kube::Error::Service(_) => true,
         _ => false,
     }
+}
+
+/// A server-side apply conflict: another field manager holds a field we apply, with another
+/// value. Unlike an optimistic-concurrency 409 ("the object has been modified"), retrying does
+/// not help, and it is the one 409 that means someone else's annotation.
+fn is_apply_conflict(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(status) if status.code == 409 && status.message.starts_with("Apply failed with"))
 }
 
 fn status_code(e: &kube::Error) -> Option<u16> {
@@ -234,13 +243,11 @@ impl K8s {
 
     fn explain_conflict(&self, e: Error, name: &str) -> Error {
         match &e {
-            Error::Kube { source, .. } if status_code(source) == Some(409) => {
-                Error::AnnotationConflict {
-                    namespace: self.namespace.clone(),
-                    name: name.to_string(),
-                    detail: source.to_string(),
-                }
-            }
+            Error::Kube { source, .. } if is_apply_conflict(source) => Error::AnnotationConflict {
+                namespace: self.namespace.clone(),
+                name: name.to_string(),
+                detail: source.to_string(),
+            },
             _ => e,
         }
     }
@@ -404,6 +411,31 @@ pub fn precheck(
         }
     }
     Ok(())
+}
+
+/// Before any write: a ServiceAccount that another epinio-irsa installation created (our
+/// label, held by our field manager, with that installation's owner annotation) is theirs.
+/// All installations share the field manager, so the managed fields alone cannot tell; the
+/// owner annotation can.
+pub fn precheck_creator(
+    namespace: &str,
+    name: &str,
+    state: Option<&SaState>,
+    owner: &str,
+) -> Result<(), Error> {
+    let Some(state) = state else {
+        return Ok(());
+    };
+    let labelled = state.ours_label
+        && state.labels.get(MANAGED_BY_KEY).map(String::as_str) == Some(MANAGED_BY_VALUE);
+    match state.annotations.get(OWNER_TAG) {
+        Some(other) if labelled && other != owner => Err(Error::ServiceAccountNotOwned {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+            owner: other.clone(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Build the client from `KUBECONFIG` or the in-cluster configuration.

@@ -79,6 +79,13 @@ pub enum Error {
     #[error("ServiceAccount {namespace}/{name} does not exist: install Epinio first (this job runs after it), or set EPINIO_IRSA_SERVER_SERVICE_ACCOUNT to the server's ServiceAccount")]
     ServiceAccountMissing { namespace: String, name: String },
 
+    #[error("ServiceAccount {namespace}/{name} was created by another epinio-irsa installation (epinio-irsa/owner={owner}); epinio-irsa leaves it untouched. Set EPINIO_IRSA_STAGING_SERVICE_ACCOUNT to another name, or delete it if that installation is gone")]
+    ServiceAccountNotOwned {
+        namespace: String,
+        name: String,
+        owner: String,
+    },
+
     #[error("ServiceAccount {namespace}/{name}: {detail}. epinio-irsa does not override annotations another field manager set; remove them (kubectl annotate serviceaccount -n {namespace} {name} eks.amazonaws.com/role-arn-) and re-run")]
     AnnotationConflict {
         namespace: String,

@@ -30,6 +30,9 @@ standard AWS_REGION, AWS_ENDPOINT_URL, AWS credential chain, KUBECONFIG and RUST
 ";
 
 const TERMINATION_LOG: &str = "/dev/termination-log";
+/// Where the final error goes instead of [`TERMINATION_LOG`]: for tests, and for pods whose
+/// `terminationMessagePath` is not the default.
+const TERMINATION_LOG_ENV: &str = "EPINIO_IRSA_TERMINATION_LOG";
 
 #[derive(Clone, Copy)]
 enum Command {
@@ -103,7 +106,10 @@ fn fail(error: &Error) -> ExitCode {
     tracing::error!(error = %error, "failed");
     eprintln!("{message}");
     // Best effort: the path exists only in a pod, where `kubectl describe pod` shows it.
-    let _ = std::fs::write(TERMINATION_LOG, &message);
+    let path = std::env::var_os(TERMINATION_LOG_ENV)
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| TERMINATION_LOG.into());
+    let _ = std::fs::write(path, &message);
     ExitCode::FAILURE
 }
 

@@ -36,7 +36,7 @@ impl AwsClients {
         let sdk = aws::sdk_config(config).await;
         AwsClients {
             iam: Iam {
-                client: aws_sdk_iam::Client::new(&sdk),
+                client: aws::iam_client(&sdk),
                 attempts: config.max_attempts,
             },
             eks: aws_sdk_eks::Client::new(&sdk),
@@ -164,6 +164,7 @@ async fn converge(
     for spec in &desired.service_accounts {
         let state = sas.get(spec.name.as_str()).and_then(Option::as_ref);
         k8s::precheck(&config.namespace, spec, state)?;
+        k8s::precheck_creator(&config.namespace, &spec.name, state, &owner)?;
     }
 
     // Rounds 2 and 3, in two branches that wait for each other's checks before writing.
@@ -452,13 +453,13 @@ pub async fn teardown(config: &Config) -> Result<Report> {
                 // annotation is theirs too.
                 if state
                     .as_ref()
-                    .is_some_and(|s| iam_ownership(&s.tags, &owner) != Ownership::Ours)
+                    .is_some_and(|s| iam_ownership(&s.tags, owner) != Ownership::Ours)
                 {
                     return Ok(Change::Kept(format!(
                         "role {role} is not owned by this installation"
                     )));
                 }
-                kube.remove_service_account(sa, &plan::role_arn(&facts, path, role))
+                kube.remove_service_account(sa, &plan::role_arn(facts, path, role))
                     .await
             },
         ))

@@ -1,7 +1,7 @@
 //! AWS edges: client set-up, one error type for every call, and bounded retries.
 //!
-//! Transient faults (throttling, 5xx, transport errors, timeouts) are retried by the SDK's
-//! standard retry strategy, bounded by `EPINIO_IRSA_MAX_ATTEMPTS` attempts of at most
+//! Transient faults (throttling, 5xx, transport errors, timeouts, IAM's 409
+//! `ConcurrentModification`) are retried by the SDK's standard retry strategy, bounded by `EPINIO_IRSA_MAX_ATTEMPTS` attempts of at most
 //! `EPINIO_IRSA_CALL_TIMEOUT_SECONDS` each. IAM's eventual consistency (a `NoSuchEntity` right
 //! after our own create) is retried here, only where it can happen, with the same bound.
 
@@ -87,6 +87,51 @@ where
             other => return other,
         }
     }
+}
+
+/// IAM answers `409 ConcurrentModification` ("Rate of concurrent modifications exceeded; please
+/// try again") when writes to one object overlap, e.g. two hook runs at once. The SDK's standard
+/// classifiers do not know the code (they retry throttling codes and 500/502/503/504 only), so
+/// this one marks it transient: retried like throttling, within the same attempt bound. It reads
+/// the error code from the response body because a client-wide classifier cannot name each
+/// operation's error type; other 409s (`EntityAlreadyExists`, `DeleteConflict`) stay final.
+#[derive(Debug, Default)]
+pub struct ConcurrentModificationClassifier;
+
+impl aws_sdk_iam::config::retry::ClassifyRetry for ConcurrentModificationClassifier {
+    fn classify_retry(
+        &self,
+        ctx: &aws_sdk_iam::config::interceptors::InterceptorContext,
+    ) -> aws_sdk_iam::config::retry::RetryAction {
+        use aws_sdk_iam::config::retry::RetryAction;
+        let failed = matches!(ctx.output_or_error(), Some(Err(_)));
+        let concurrent = ctx.response().is_some_and(|r| {
+            r.status().as_u16() == 409
+                && r.body().bytes().is_some_and(|b| {
+                    b.windows(CONCURRENT_MODIFICATION.len())
+                        .any(|w| w == CONCURRENT_MODIFICATION)
+                })
+        });
+        if failed && concurrent {
+            RetryAction::transient_error()
+        } else {
+            RetryAction::NoActionIndicated
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "IAM ConcurrentModification"
+    }
+}
+
+const CONCURRENT_MODIFICATION: &[u8] = b"<Code>ConcurrentModification</Code>";
+
+/// The IAM client: the shared configuration plus [`ConcurrentModificationClassifier`].
+pub fn iam_client(sdk: &aws_config::SdkConfig) -> aws_sdk_iam::Client {
+    let config = aws_sdk_iam::config::Builder::from(sdk)
+        .retry_classifier(ConcurrentModificationClassifier)
+        .build();
+    aws_sdk_iam::Client::from_conf(config)
 }
 
 /// The SDK configuration shared by the IAM, EKS and STS clients.

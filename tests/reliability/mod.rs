@@ -1,0 +1,156 @@
+//! Shared by the reliability tests (`faults`, `crash`, `ownership`, `secrets`): the standard
+//! scenario, its clean baseline, state comparison and retry-bound arithmetic.
+#![allow(dead_code)] // each test crate uses its own subset
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use testkit::proxy::Call;
+use testkit::world::World;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_epinio-irsa");
+
+/// A separate staging ServiceAccount: two roles, one ServiceAccount created by the job.
+pub const STAGING: (&str, &str) = ("EPINIO_IRSA_STAGING_SERVICE_ACCOUNT", "epinio-staging");
+/// Teardown removes the OIDC provider too, so a torn-down world is back to its start.
+pub const DELETE_PROVIDER: (&str, &str) = ("EPINIO_IRSA_DELETE_OIDC_PROVIDER", "true");
+
+/// Per-attempt timeout of the runs with injected faults ([`FAST`]).
+pub const TIMEOUT_SECONDS: u64 = 1;
+
+/// The SDK's initial backoff and cap, and the same for `K8s::call` (src/aws/mod.rs,
+/// src/k8s.rs): 200 ms doubling, at most 5 s.
+pub const INITIAL_BACKOFF: Duration = Duration::from_millis(200);
+pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Worst-case time of one call that never succeeds, from the retry settings: `attempts`
+/// attempts of at most `timeout` each, and between them backoffs of at most
+/// 200 ms x 2^(i-1) (the SDK applies jitter in [0, 1) to that; `K8s::call` waits it exactly),
+/// capped at 5 s.
+pub fn call_bound(attempts: u32, timeout: Duration) -> Duration {
+    let backoff: Duration = (1..attempts)
+        .map(|i| (INITIAL_BACKOFF * 2u32.pow(i - 1)).min(MAX_BACKOFF))
+        .sum();
+    timeout * attempts + backoff
+}
+
+/// The call timeout of runs with injected faults, so a hung call costs one second; other
+/// runs keep the world's 3 s, which a loaded machine never hits by accident.
+pub const FAST: (&str, &str) = ("EPINIO_IRSA_CALL_TIMEOUT_SECONDS", "1");
+
+/// Environment of a provision in the standard scenario.
+pub fn provision_env<'a>(extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut env = vec![STAGING];
+    env.extend_from_slice(extra);
+    env
+}
+
+/// Environment of a teardown in the standard scenario.
+pub fn teardown_env<'a>(extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut env = vec![STAGING, DELETE_PROVIDER];
+    env.extend_from_slice(extra);
+    env
+}
+
+/// IAM and Kubernetes state together.
+#[derive(Debug, Clone, PartialEq)]
+pub struct State {
+    pub iam: Value,
+    pub kube: Value,
+}
+
+pub async fn state(w: &World) -> State {
+    State {
+        iam: w.iam_state().await,
+        kube: w.kube_state(),
+    }
+}
+
+/// What a clean provision and a clean teardown of the standard scenario leave, and the calls
+/// they make.
+pub struct Baseline {
+    pub provisioned: State,
+    pub torn_down: State,
+    pub provision_calls: Vec<Call>,
+    pub teardown_calls: Vec<Call>,
+    pub provision_time: Duration,
+    pub teardown_time: Duration,
+}
+
+/// Provision and tear down once, then again, checking that the cycle is reproducible (the
+/// second round ends in the same states), so every later run can be compared with it.
+pub async fn baseline(w: &World) -> Baseline {
+    let t = Instant::now();
+    let p = w.run("provision", &provision_env(&[])).await;
+    let provision_time = t.elapsed();
+    p.assert_ok();
+    let provisioned = state(w).await;
+    let t = Instant::now();
+    let d = w.run("teardown", &teardown_env(&[])).await;
+    let teardown_time = t.elapsed();
+    d.assert_ok();
+    let torn_down = state(w).await;
+    w.run("provision", &provision_env(&[])).await.assert_ok();
+    assert_same(&state(w).await, &provisioned, "second clean provision");
+    w.run("teardown", &teardown_env(&[])).await.assert_ok();
+    assert_same(&state(w).await, &torn_down, "second clean teardown");
+    Baseline {
+        provisioned,
+        torn_down,
+        provision_calls: p.aws_calls.into_iter().chain(p.kube_calls).collect(),
+        teardown_calls: d.aws_calls.into_iter().chain(d.kube_calls).collect(),
+        provision_time,
+        teardown_time,
+    }
+}
+
+/// `None` when equal, else where the first difference is.
+pub fn difference(actual: &State, expected: &State) -> Option<String> {
+    first_difference(&actual.iam, &expected.iam, "iam")
+        .or_else(|| first_difference(&actual.kube, &expected.kube, "kube"))
+}
+
+#[track_caller]
+pub fn assert_same(actual: &State, expected: &State, what: &str) {
+    if let Some(d) = difference(actual, expected) {
+        panic!("{what}: state differs from a clean run's: {d}");
+    }
+}
+
+fn first_difference(a: &Value, b: &Value, path: &str) -> Option<String> {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            for k in x.keys().chain(y.keys()) {
+                let p = format!("{path}/{k}");
+                match (x.get(k), y.get(k)) {
+                    (Some(u), Some(v)) => {
+                        if let Some(d) = first_difference(u, v, &p) {
+                            return Some(d);
+                        }
+                    }
+                    (u, v) => return Some(format!("{p}: {u:?} != {v:?}")),
+                }
+            }
+            None
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => x
+            .iter()
+            .zip(y)
+            .enumerate()
+            .find_map(|(i, (u, v))| first_difference(u, v, &format!("{path}/{i}"))),
+        _ if a == b => None,
+        _ => Some(format!("{path}: {a} != {b}")),
+    }
+}
+
+/// Distinct `(service, op)` of a call log, in order of first appearance, with one example
+/// call (for its resource and whether it writes).
+pub fn operations(calls: &[Call]) -> Vec<Call> {
+    let mut ops: Vec<Call> = Vec::new();
+    for c in calls {
+        if !ops.iter().any(|o| o.service == c.service && o.op == c.op) {
+            ops.push(c.clone());
+        }
+    }
+    ops
+}
