@@ -119,6 +119,8 @@ pub struct Config {
     pub call_timeout: Duration,
     /// Attempts per call, first one included.
     pub max_attempts: u32,
+    /// The whole run gives up after this long, so the hook ends before Helm's own timeout.
+    pub deadline: Duration,
 }
 
 impl Config {
@@ -238,6 +240,7 @@ struct Raw {
     account_id: Option<String>,
     call_timeout_seconds: Option<String>,
     max_attempts: Option<String>,
+    deadline_seconds: Option<String>,
 }
 
 /// Treat unset and empty alike: Helm renders unset values as empty strings.
@@ -522,6 +525,21 @@ where
         },
     };
 
+    let deadline = match non_empty(raw.deadline_seconds) {
+        None => Duration::from_secs(240),
+        Some(s) => match s.parse::<u64>() {
+            Ok(n) if (10..=3600).contains(&n) => Duration::from_secs(n),
+            _ => {
+                v.fail(
+                    "EPINIO_IRSA_DEADLINE_SECONDS",
+                    &s,
+                    "must be a whole number of seconds from 10 to 3600",
+                );
+                Duration::from_secs(240)
+            }
+        },
+    };
+
     if !v.errors.is_empty() {
         return Err(ConfigErrors(v.errors));
     }
@@ -552,6 +570,7 @@ where
         region,
         call_timeout,
         max_attempts,
+        deadline,
     })
 }
 

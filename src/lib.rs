@@ -61,6 +61,9 @@ pub enum Error {
     #[error("{what} was created by a concurrent run while this one was creating it")]
     Raced { what: String },
 
+    #[error("gave up after {seconds} s (EPINIO_IRSA_DEADLINE_SECONDS): AWS or Kubernetes kept failing or answering slowly; nothing is left half-made, the next run (the hook's retry or the next helm upgrade) continues from the actual state")]
+    Deadline { seconds: u64 },
+
     /// A concurrent branch stopped because another failed; that one's error is reported.
     #[error("stopped because another step failed")]
     Stopped,

@@ -83,7 +83,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(execute(command, &config)) {
+    let deadline = config.deadline;
+    let outcome = runtime.block_on(async {
+        tokio::time::timeout(deadline, execute(command, &config))
+            .await
+            .unwrap_or(Err(Error::Deadline {
+                seconds: deadline.as_secs(),
+            }))
+    });
+    match outcome {
         Ok(output) => {
             print!("{output}");
             ExitCode::SUCCESS

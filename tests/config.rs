@@ -28,6 +28,7 @@ fn defaults_match_the_contract() {
     assert_eq!(c.log_format, LogFormat::Text);
     assert_eq!(c.call_timeout, Duration::from_secs(15));
     assert_eq!(c.max_attempts, 5);
+    assert_eq!(c.deadline, Duration::from_secs(240));
     // Required in IAM mode, checked by the commands that need it.
     let err = c.require_cluster().unwrap_err();
     assert_eq!(err.variables(), ["EPINIO_IRSA_CLUSTER_NAME"]);
@@ -176,6 +177,7 @@ fn each_validation_error_names_its_variable() {
         ("EPINIO_IRSA_ACCOUNT_ID", "12345", "12-digit"),
         ("EPINIO_IRSA_CALL_TIMEOUT_SECONDS", "0", "1 to 300"),
         ("EPINIO_IRSA_MAX_ATTEMPTS", "11", "1 to 10"),
+        ("EPINIO_IRSA_DEADLINE_SECONDS", "5", "10 to 3600"),
         ("AWS_REGION", "us-eats-1", "AWS region"),
     ];
     for (var, value, allowed) in cases {

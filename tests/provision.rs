@@ -495,3 +495,33 @@ async fn bucket_change_with_all_five_version_slots_taken_by_someone_else() {
         json!("arn:aws:s3:::moved")
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_whole_run_gives_up_at_its_deadline_and_a_rerun_finishes() {
+    use std::time::{Duration, Instant};
+    use testkit::proxy::{Fault, Rule};
+    let w = world().await;
+    // Every AWS write hangs past the call timeout, forever.
+    for op in ["CreateOpenIDConnectProvider", "CreatePolicy"] {
+        w.aws_proxy
+            .add_rule(Rule::always(op, Fault::Slow(Duration::from_secs(30))));
+    }
+    let started = Instant::now();
+    let out = w
+        .run(
+            "provision",
+            &[
+                ("EPINIO_IRSA_DEADLINE_SECONDS", "10"),
+                ("EPINIO_IRSA_MAX_ATTEMPTS", "10"),
+            ],
+        )
+        .await;
+    let took = started.elapsed();
+    assert_eq!(out.code, Some(1));
+    assert!(out.stderr.contains("gave up after 10 s"), "{}", out.stderr);
+    assert!(took < Duration::from_secs(15), "{took:?}");
+    w.aws_proxy.clear_rules();
+    w.run("provision", &[]).await.assert_ok();
+    w.run("provision", &[]).await.assert_ok();
+    assert_eq!(w.iam_state().await["roles"].as_object().unwrap().len(), 1);
+}
