@@ -273,6 +273,35 @@ impl Validator {
         }
     }
 
+    /// A whole number within `range` (inclusive), `default` when unset.
+    fn number(
+        &mut self,
+        variable: &'static str,
+        raw: Option<String>,
+        range: std::ops::RangeInclusive<u64>,
+        default: u64,
+        unit: &str,
+    ) -> u64 {
+        let Some(s) = non_empty(raw) else {
+            return default;
+        };
+        match s.parse::<u64>() {
+            Ok(n) if range.contains(&n) => n,
+            _ => {
+                self.fail(
+                    variable,
+                    &s,
+                    format!(
+                        "must be a whole number{unit} from {} to {}",
+                        range.start(),
+                        range.end()
+                    ),
+                );
+                default
+            }
+        }
+    }
+
     fn check(
         &mut self,
         variable: &'static str,
@@ -496,49 +525,21 @@ where
     }
     let region = region.map(|(_, r)| r);
 
-    let call_timeout = match non_empty(raw.call_timeout_seconds) {
-        None => Duration::from_secs(15),
-        Some(s) => match s.parse::<u64>() {
-            Ok(n) if (1..=300).contains(&n) => Duration::from_secs(n),
-            _ => {
-                v.fail(
-                    "EPINIO_IRSA_CALL_TIMEOUT_SECONDS",
-                    &s,
-                    "must be a whole number of seconds from 1 to 300",
-                );
-                Duration::from_secs(15)
-            }
-        },
-    };
-    let max_attempts = match non_empty(raw.max_attempts) {
-        None => 5,
-        Some(s) => match s.parse::<u32>() {
-            Ok(n) if (1..=10).contains(&n) => n,
-            _ => {
-                v.fail(
-                    "EPINIO_IRSA_MAX_ATTEMPTS",
-                    &s,
-                    "must be a whole number from 1 to 10",
-                );
-                5
-            }
-        },
-    };
-
-    let deadline = match non_empty(raw.deadline_seconds) {
-        None => Duration::from_secs(240),
-        Some(s) => match s.parse::<u64>() {
-            Ok(n) if (10..=3600).contains(&n) => Duration::from_secs(n),
-            _ => {
-                v.fail(
-                    "EPINIO_IRSA_DEADLINE_SECONDS",
-                    &s,
-                    "must be a whole number of seconds from 10 to 3600",
-                );
-                Duration::from_secs(240)
-            }
-        },
-    };
+    let call_timeout = Duration::from_secs(v.number(
+        "EPINIO_IRSA_CALL_TIMEOUT_SECONDS",
+        raw.call_timeout_seconds,
+        1..=300,
+        15,
+        " of seconds",
+    ));
+    let max_attempts = v.number("EPINIO_IRSA_MAX_ATTEMPTS", raw.max_attempts, 1..=10, 5, "") as u32;
+    let deadline = Duration::from_secs(v.number(
+        "EPINIO_IRSA_DEADLINE_SECONDS",
+        raw.deadline_seconds,
+        10..=3600,
+        240,
+        " of seconds",
+    ));
 
     if !v.errors.is_empty() {
         return Err(ConfigErrors(v.errors));

@@ -568,7 +568,8 @@ fn form_decode(s: &str) -> String {
     percent_decode(&s.replace('+', " "))
 }
 
-fn percent_decode(s: &str) -> String {
+/// Decode `%XX` escapes (form bodies, and IAM's URL-encoded policy documents).
+pub fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -369,21 +369,7 @@ fn strip(v: &mut Value, keys: &[&str]) {
 
 /// IAM returns documents URL-encoded.
 pub fn decode(raw: &str) -> String {
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&raw[i + 1..i + 3], 16) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    crate::proxy::percent_decode(raw)
 }
 
 fn parse_doc(text: &str) -> Value {
