@@ -296,20 +296,32 @@ impl Store {
         check_name(w.rt, name, &obj)?;
         check_namespace(w, &mut obj)?;
         let old = self.existing(w, name)?;
+        self.replace_with(w, name, old, obj)
+    }
+
+    /// The common end of PUT and non-apply PATCH: preconditions from the body, ownership
+    /// records, server-owned metadata and status kept, then the update.
+    fn replace_with(
+        &mut self,
+        w: &Write,
+        name: &str,
+        old: Stored,
+        mut doc: Value,
+    ) -> Result<Outcome, ApiError> {
         check_preconditions(
             w.rt,
             name,
             &old.obj,
-            &meta_str(&obj, "uid"),
-            &meta_str(&obj, "resourceVersion"),
+            &meta_str(&doc, "uid"),
+            &meta_str(&doc, "resourceVersion"),
         )?;
-        let managers = sent_managers(&mut obj, &old)?;
-        strip_server_meta(&mut obj);
+        let managers = sent_managers(&mut doc, &old)?;
+        strip_server_meta(&mut doc);
         if w.rt.has_status {
-            keep_status(&mut obj, &old.obj);
+            keep_status(&mut doc, &old.obj);
         }
-        normalize(&mut obj);
-        self.update(w, name, old, obj, managers)
+        normalize(&mut doc);
+        self.update(w, name, old, doc, managers)
     }
 
     pub fn patch(
@@ -359,20 +371,7 @@ impl Store {
         check_name(w.rt, name, &doc)?;
         check_namespace(w, &mut doc)?;
         // A resourceVersion in the patch is an optimistic-concurrency precondition.
-        check_preconditions(
-            w.rt,
-            name,
-            &old.obj,
-            &meta_str(&doc, "uid"),
-            &meta_str(&doc, "resourceVersion"),
-        )?;
-        let managers = sent_managers(&mut doc, &old)?;
-        strip_server_meta(&mut doc);
-        if w.rt.has_status {
-            keep_status(&mut doc, &old.obj);
-        }
-        normalize(&mut doc);
-        self.update(w, name, old, doc, managers)
+        self.replace_with(w, name, old, doc)
     }
 
     pub fn apply(
