@@ -73,17 +73,6 @@ impl Report {
             change,
         });
     }
-
-    pub fn change_of(&self, kind: &str, name: &str) -> Option<&Change> {
-        self.items
-            .iter()
-            .find(|i| i.kind == kind && i.name == name)
-            .map(|i| &i.change)
-    }
-
-    pub fn writes(&self) -> usize {
-        self.items.iter().filter(|i| i.change.is_write()).count()
-    }
 }
 
 impl fmt::Display for Report {
