@@ -194,11 +194,8 @@ pub fn owner_tags(config: &Config) -> BTreeMap<String, String> {
     tags
 }
 
-pub fn role_arn(facts: &Facts, path: &str, name: &str) -> String {
-    format!(
-        "arn:{}:iam::{}:role{path}{name}",
-        facts.partition, facts.account_id
-    )
+pub fn role_arn(partition: &str, account_id: &str, path: &str, name: &str) -> String {
+    format!("arn:{partition}:iam::{account_id}:role{path}{name}")
 }
 
 pub fn policy_arn(partition: &str, account_id: &str, path: &str, name: &str) -> String {
@@ -314,7 +311,7 @@ pub fn desired(config: &Config, names: &Names, facts: &Facts) -> Result<Desired,
             }
             Ok(RoleSpec {
                 kind,
-                arn: role_arn(facts, path, &name),
+                arn: role_arn(&facts.partition, &facts.account_id, path, &name),
                 name,
                 path: path.clone(),
                 service_account: sa,

@@ -434,11 +434,6 @@ pub async fn teardown(config: &Config) -> Result<Report> {
         }
     };
     let kube_branch = async {
-        let facts = Facts {
-            partition: partition.clone(),
-            account_id: account_id.clone(),
-            issuer_url: String::new(),
-        };
         let mut pairs = vec![(
             config.server_service_account.clone(),
             names.server_role.clone(),
@@ -446,7 +441,7 @@ pub async fn teardown(config: &Config) -> Result<Report> {
         if let Some(staging) = &names.staging_role {
             pairs.push((config.staging_service_account.clone(), staging.clone()));
         }
-        let (facts, owner, kube) = (&facts, &owner, &kube);
+        let (partition, account_id, owner, kube) = (&partition, &account_id, &owner, &kube);
         let changes = try_join_all(pairs.iter().zip(&roles).map(
             |((sa, role), state)| async move {
                 // A role of the same name that another installation owns means the ServiceAccount
@@ -459,7 +454,7 @@ pub async fn teardown(config: &Config) -> Result<Report> {
                         "role {role} is not owned by this installation"
                     )));
                 }
-                kube.remove_service_account(sa, &plan::role_arn(facts, path, role))
+                kube.remove_service_account(sa, &plan::role_arn(partition, account_id, path, role))
                     .await
             },
         ))
