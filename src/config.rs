@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
+use crate::arn::Partition;
+
 use serde::Deserialize;
 
 /// Label/tag value marking what this job created.
@@ -134,6 +136,14 @@ impl Config {
         )
     }
 
+    /// The partition of the configured region (`aws` when none is set).
+    pub fn partition(&self) -> Partition {
+        self.region
+            .as_deref()
+            .and_then(Partition::of_region)
+            .unwrap_or(Partition::Aws)
+    }
+
     pub fn staging_is_shared(&self) -> bool {
         self.staging_service_account == self.server_service_account
     }
@@ -150,66 +160,7 @@ impl Config {
     }
 }
 
-/// One invalid setting.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    pub variable: &'static str,
-    /// Shown to the user; `<redacted>` for secrets.
-    pub value: String,
-    pub allowed: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}={}: {}",
-            self.variable,
-            quote(&self.value),
-            self.allowed
-        )
-    }
-}
-
-/// All invalid settings found in one pass.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigErrors(pub Vec<ConfigError>);
-
-impl ConfigErrors {
-    pub fn variables(&self) -> Vec<&'static str> {
-        self.0.iter().map(|e| e.variable).collect()
-    }
-}
-
-impl fmt::Display for ConfigErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, e) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str("; ")?;
-            }
-            write!(f, "{e}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for ConfigErrors {}
-
-/// Quote a value for an error message so control characters and odd bytes stay visible and
-/// cannot forge log lines.
-fn quote(value: &str) -> String {
-    const MAX: usize = 80;
-    let mut out = String::from("\"");
-    for (i, c) in value.chars().enumerate() {
-        if i == MAX {
-            out.push_str("...");
-            break;
-        }
-        out.extend(c.escape_debug());
-    }
-    out.push('"');
-    out
-}
+pub use crate::error::{ConfigError, ConfigErrors};
 
 /// The raw environment, as `envy` reads it (it lower-cases names after the prefix). Everything is a string so that every conversion
 /// error is ours and names the variable.
@@ -577,6 +528,8 @@ where
 
 /// Validation rules. Each returns what is allowed when the value is not.
 pub mod rules {
+    use crate::arn::{Arn, Partition};
+
     fn all(s: &str, ok: impl Fn(char) -> bool) -> bool {
         s.chars().all(ok)
     }
@@ -673,17 +626,16 @@ pub mod rules {
         let allowed = || {
             "an IAM managed policy ARN such as arn:aws:iam::123456789012:policy/name or arn:aws:iam::aws:policy/ReadOnlyAccess".to_string()
         };
-        let parts: Vec<&str> = s.splitn(6, ':').collect();
-        if parts.len() != 6 || parts[0] != "arn" || parts[2] != "iam" || !parts[3].is_empty() {
+        let Ok(arn) = s.parse::<Arn>() else {
+            return Err(allowed());
+        };
+        if arn.service != "iam" || !arn.region.is_empty() {
             return Err(allowed());
         }
-        if !matches!(parts[1], "aws" | "aws-cn" | "aws-us-gov") {
+        if arn.account != "aws" && account_id(&arn.account).is_err() {
             return Err(allowed());
         }
-        if parts[4] != "aws" && account_id(parts[4]).is_err() {
-            return Err(allowed());
-        }
-        let Some(rest) = parts[5].strip_prefix("policy/") else {
+        let Some(rest) = arn.resource.strip_prefix("policy/") else {
             return Err(allowed());
         };
         let (path, name) = match rest.rfind('/') {
@@ -699,7 +651,7 @@ pub mod rules {
     }
 
     pub fn account_id(s: &str) -> Result<(), String> {
-        (s.len() == 12 && all(s, |c| c.is_ascii_digit()))
+        crate::arn::is_account_id(s)
             .then_some(())
             .ok_or_else(|| "a 12-digit AWS account id".into())
     }
@@ -764,43 +716,11 @@ pub mod rules {
         })
     }
 
-    /// AWS region: `<geo>-<direction>-<n>`, e.g. us-east-1, eu-central-2, us-gov-west-1, cn-north-1.
-    /// A pattern rather than a list so that new regions work; geos and directions are
-    /// checked so typos like `us-eats-1` or `useast-1` fail here and not in a TLS error later.
+    /// AWS region: `<geo>-<direction>-<n>` in a known partition (see [`Partition::of_region`]).
     pub fn region(s: &str) -> Result<(), String> {
-        const GEOS: &[&str] = &[
-            "us", "eu", "ap", "sa", "ca", "me", "af", "il", "mx", "cn", "us-gov", "us-iso",
-            "us-isob", "eu-isoe", "us-isof",
-        ];
-        const DIRECTIONS: &[&str] = &[
-            "east",
-            "west",
-            "north",
-            "south",
-            "central",
-            "northeast",
-            "northwest",
-            "southeast",
-            "southwest",
-        ];
-        let allowed = || {
-            "an AWS region such as us-east-1, eu-central-1, ap-southeast-2, us-gov-west-1"
-                .to_string()
-        };
-        let mut parts: Vec<&str> = s.split('-').collect();
-        let Some(number) = parts.pop() else {
-            return Err(allowed());
-        };
-        let Some(direction) = parts.pop() else {
-            return Err(allowed());
-        };
-        let geo = parts.join("-");
-        let ok = !number.is_empty()
-            && number.len() <= 2
-            && all(number, |c| c.is_ascii_digit())
-            && DIRECTIONS.contains(&direction)
-            && GEOS.contains(&geo.as_str());
-        ok.then_some(()).ok_or_else(allowed)
+        Partition::of_region(s).map(|_| ()).ok_or_else(|| {
+            "an AWS region such as us-east-1, eu-central-1, ap-southeast-2, us-gov-west-1".into()
+        })
     }
 }
 
@@ -812,10 +732,5 @@ mod tests {
     fn secret_is_redacted() {
         let s = Secret::new("hunter2");
         assert_eq!(format!("{s:?} {s}"), "<redacted> <redacted>");
-    }
-
-    #[test]
-    fn quote_escapes_control_characters() {
-        assert_eq!(quote("a\nb\""), "\"a\\nb\\\"\"");
     }
 }

@@ -5,7 +5,7 @@
 //! Helm or a person set stays theirs, and a field another manager holds with a different value
 //! is a conflict the job reports instead of forcing.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::time::Duration;
 
@@ -16,8 +16,10 @@ use kube::api::{
 };
 use serde_json::{json, Value};
 
-use crate::config::{MANAGED_BY_KEY, MANAGED_BY_VALUE, OWNER_TAG};
-use crate::plan::{ServiceAccountSpec, RESTARTED_FOR_ANNOTATION, ROLE_ARN_ANNOTATION};
+use crate::config::{MANAGED_BY_KEY, MANAGED_BY_VALUE};
+use crate::core::{SaRemoval, SaStep};
+use crate::plan::RESTARTED_FOR_ANNOTATION;
+pub use crate::state::{SaState, Workload};
 use crate::{Change, Error};
 
 pub const FIELD_MANAGER: &str = "epinio-irsa";
@@ -31,40 +33,6 @@ pub struct K8s {
     pub client: kube::Client,
     pub namespace: String,
     pub attempts: u32,
-    /// This installation (`<cluster>/<namespace>/<release>`): recorded on the ServiceAccount
-    /// the job creates, so another installation's teardown never deletes it.
-    pub owner: String,
-}
-
-/// What the job needs to know of a ServiceAccount.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SaState {
-    pub uid: Option<String>,
-    pub annotations: BTreeMap<String, String>,
-    pub labels: BTreeMap<String, String>,
-    /// Annotation keys `epinio-irsa` holds by server-side apply.
-    pub our_annotations: BTreeSet<String>,
-    /// Whether `epinio-irsa` holds the managed-by label: then it created this ServiceAccount.
-    pub ours_label: bool,
-}
-
-impl SaState {
-    /// Created by this installation: our label, held by our field manager, and our owner.
-    pub fn created_by(&self, owner: &str) -> bool {
-        self.ours_label
-            && self.labels.get(MANAGED_BY_KEY).map(String::as_str) == Some(MANAGED_BY_VALUE)
-            && self.annotations.get(OWNER_TAG).map(String::as_str) == Some(owner)
-    }
-}
-
-/// A workload running pods under some ServiceAccount.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Workload {
-    pub kind: &'static str,
-    pub name: String,
-    pub service_account: String,
-    /// The role its pods were last started for, by this job.
-    pub restarted_for: Option<String>,
 }
 
 fn resource(kind: &str) -> ApiResource {
@@ -111,33 +79,21 @@ fn status_code(e: &kube::Error) -> Option<u16> {
 }
 
 impl K8s {
-    /// One Kubernetes call with bounded retries for 409/429/5xx and transport errors.
+    /// One Kubernetes call with the shared bounded retries for 409/429/5xx and transport
+    /// errors.
     async fn call<T, F, Fut>(&self, verb: &'static str, what: &str, f: F) -> Result<T, Error>
     where
-        F: Fn() -> Fut,
+        F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, kube::Error>>,
     {
-        let mut delay = Duration::from_millis(200);
-        let mut attempt = 1;
-        loop {
-            tracing::debug!(verb, resource = what, attempt, "kubernetes call");
-            match f().await {
-                Err(e) if is_retryable(&e) && attempt < self.attempts => {
-                    tracing::info!(verb, resource = what, attempt, error = %e, "retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(5));
-                    attempt += 1;
-                }
-                Err(e) => {
-                    return Err(Error::Kube {
-                        verb,
-                        resource: what.to_string(),
-                        source: Box::new(e),
-                    })
-                }
-                Ok(v) => return Ok(v),
-            }
-        }
+        tracing::debug!(verb, resource = what, "kubernetes call");
+        crate::retry::retry(self.attempts, is_retryable, f)
+            .await
+            .map_err(|e| Error::Kube {
+                verb,
+                resource: what.to_string(),
+                source: Box::new(e),
+            })
     }
 
     fn service_accounts(&self) -> Api<ServiceAccount> {
@@ -177,68 +133,30 @@ impl K8s {
         }))
     }
 
-    /// Converge one ServiceAccount's annotations. `state` is what `read_service_account`
-    /// found. No call at all when it is already as wanted.
+    /// Apply what `core::sa_step` decided. No call at all when nothing changes.
     pub async fn ensure_service_account(
         &self,
-        spec: &ServiceAccountSpec,
-        state: Option<&SaState>,
+        name: &str,
+        step: &SaStep,
         dry_run: bool,
     ) -> Result<Change, Error> {
-        let label = match state {
-            None if spec.create_if_missing => true,
-            None => {
-                return Err(Error::ServiceAccountMissing {
-                    namespace: self.namespace.clone(),
-                    name: spec.name.clone(),
-                })
-            }
-            Some(s) => s.ours_label,
-        };
-        let mut annotations = spec.annotations.clone();
-        if label {
-            annotations.insert(OWNER_TAG.to_string(), self.owner.clone());
+        if dry_run || !step.change.is_write() {
+            return Ok(step.change.clone());
         }
-        let mut changes = Vec::new();
-        if let Some(s) = state {
-            for (k, v) in &annotations {
-                if s.annotations.get(k) != Some(v) {
-                    changes.push(format!("annotation {k}"));
-                } else if !s.our_annotations.contains(k) {
-                    changes.push(format!("take shared ownership of {k}"));
-                }
-            }
-            for k in s
-                .our_annotations
-                .iter()
-                .filter(|k| !annotations.contains_key(*k))
-            {
-                changes.push(format!("remove annotation {k}"));
-            }
-            if changes.is_empty() {
-                return Ok(Change::Unchanged);
-            }
+        let mut metadata = json!({ "name": name, "annotations": step.annotations });
+        if step.label {
+            metadata["labels"] = json!({ MANAGED_BY_KEY: MANAGED_BY_VALUE });
         }
-        if !dry_run {
-            let mut metadata = json!({ "name": spec.name, "annotations": annotations });
-            if label {
-                metadata["labels"] = json!({ MANAGED_BY_KEY: MANAGED_BY_VALUE });
-            }
-            let body =
-                json!({ "apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata });
-            let api = self.service_accounts();
-            let params = PatchParams::apply(FIELD_MANAGER);
-            let patch = Patch::Apply(&body);
-            self.call("apply", &self.sa_label(&spec.name), || {
-                api.patch(&spec.name, &params, &patch)
-            })
-            .await
-            .map_err(|e| self.explain_conflict(e, &spec.name))?;
-        }
-        Ok(match state {
-            None => Change::Create,
-            Some(_) => Change::Update(changes),
+        let body = json!({ "apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata });
+        let api = self.service_accounts();
+        let params = PatchParams::apply(FIELD_MANAGER);
+        let patch = Patch::Apply(&body);
+        self.call("apply", &self.sa_label(name), || {
+            api.patch(name, &params, &patch)
         })
+        .await
+        .map_err(|e| self.explain_conflict(e, name))?;
+        Ok(step.change.clone())
     }
 
     fn explain_conflict(&self, e: Error, name: &str) -> Error {
@@ -252,23 +170,20 @@ impl K8s {
         }
     }
 
-    /// Teardown: delete the ServiceAccount if this job created it, otherwise give up the
-    /// annotations it applied (Kubernetes removes them unless another manager holds them).
+    /// Teardown: apply what `core::sa_removal` decided.
     pub async fn remove_service_account(
         &self,
         name: &str,
-        role_arn: &str,
+        removal: &SaRemoval,
     ) -> Result<Change, Error> {
-        let Some(state) = self.read_service_account(name).await? else {
-            return Ok(Change::Absent);
-        };
         let label = self.sa_label(name);
         let api = self.service_accounts();
-        if state.created_by(&self.owner) {
-            {
+        match removal {
+            SaRemoval::Leave(change) => Ok(change.clone()),
+            SaRemoval::Delete { uid } => {
                 let params = DeleteParams {
                     preconditions: Some(Preconditions {
-                        uid: state.uid.clone(),
+                        uid: uid.clone(),
                         resource_version: None,
                     }),
                     ..DeleteParams::default()
@@ -277,46 +192,25 @@ impl K8s {
                     .call("delete", &label, || api.delete(name, &params))
                     .await
                 {
-                    Ok(_) => {}
+                    Ok(_) => Ok(Change::Remove),
                     Err(Error::Kube { source, .. }) if status_code(&source) == Some(404) => {
-                        return Ok(Change::Absent)
+                        Ok(Change::Absent)
                     }
-                    Err(e) => return Err(e),
+                    Err(e) => Err(e),
                 }
             }
-            return Ok(Change::Remove);
+            SaRemoval::Release(keys) => {
+                let body = json!({ "apiVersion": "v1", "kind": "ServiceAccount", "metadata": { "name": name } });
+                let params = PatchParams::apply(FIELD_MANAGER);
+                let patch = Patch::Apply(&body);
+                self.call("apply", &label, || api.patch(name, &params, &patch))
+                    .await?;
+                Ok(Change::Update(vec![format!(
+                    "release annotations {}",
+                    keys.join(", ")
+                )]))
+            }
         }
-        if state.our_annotations.is_empty() {
-            return Ok(Change::Absent);
-        }
-        if state
-            .annotations
-            .get(ROLE_ARN_ANNOTATION)
-            .map(String::as_str)
-            != Some(role_arn)
-            && state.our_annotations.contains(ROLE_ARN_ANNOTATION)
-        {
-            // Cannot happen without a forced apply by someone else; leave it to them.
-            return Ok(Change::Kept(format!(
-                "{ROLE_ARN_ANNOTATION} no longer holds {role_arn}"
-            )));
-        }
-        {
-            let body = json!({ "apiVersion": "v1", "kind": "ServiceAccount", "metadata": { "name": name } });
-            let params = PatchParams::apply(FIELD_MANAGER);
-            let patch = Patch::Apply(&body);
-            self.call("apply", &label, || api.patch(name, &params, &patch))
-                .await?;
-        }
-        Ok(Change::Update(vec![format!(
-            "release annotations {}",
-            state
-                .our_annotations
-                .iter()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ")
-        )]))
     }
 
     /// Every Deployment, StatefulSet and DaemonSet of the namespace, listed concurrently.
@@ -377,64 +271,6 @@ impl K8s {
         self.call("apply", &what, || api.patch(&w.name, &params, &patch))
             .await?;
         Ok(())
-    }
-}
-
-/// Before any write: the server's ServiceAccount must exist (Epinio's chart makes it), and no
-/// annotation the job sets may hold another value set by someone else.
-pub fn precheck(
-    namespace: &str,
-    spec: &ServiceAccountSpec,
-    state: Option<&SaState>,
-) -> Result<(), Error> {
-    let Some(state) = state else {
-        if spec.create_if_missing {
-            return Ok(());
-        }
-        return Err(Error::ServiceAccountMissing {
-            namespace: namespace.to_string(),
-            name: spec.name.clone(),
-        });
-    };
-    for (key, value) in &spec.annotations {
-        match state.annotations.get(key) {
-            Some(actual) if actual != value && !state.our_annotations.contains(key) => {
-                return Err(Error::AnnotationConflict {
-                    namespace: namespace.to_string(),
-                    name: spec.name.clone(),
-                    detail: format!(
-                        "annotation {key} is {actual:?}, set by another field manager, not {value:?}"
-                    ),
-                });
-            }
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
-/// Before any write: a ServiceAccount that another epinio-irsa installation created (our
-/// label, held by our field manager, with that installation's owner annotation) is theirs.
-/// All installations share the field manager, so the managed fields alone cannot tell; the
-/// owner annotation can.
-pub fn precheck_creator(
-    namespace: &str,
-    name: &str,
-    state: Option<&SaState>,
-    owner: &str,
-) -> Result<(), Error> {
-    let Some(state) = state else {
-        return Ok(());
-    };
-    let labelled = state.ours_label
-        && state.labels.get(MANAGED_BY_KEY).map(String::as_str) == Some(MANAGED_BY_VALUE);
-    match state.annotations.get(OWNER_TAG) {
-        Some(other) if labelled && other != owner => Err(Error::ServiceAccountNotOwned {
-            namespace: namespace.to_string(),
-            name: name.to_string(),
-            owner: other.clone(),
-        }),
-        _ => Ok(()),
     }
 }
 

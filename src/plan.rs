@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
+use crate::access;
+use crate::arn::{self, Account, Partition};
 use crate::config::{Config, MANAGED_BY_KEY, MANAGED_BY_VALUE, OWNER_TAG};
+pub use crate::error::{DocumentError, PlanError};
 
 /// IAM's default limit on a role's trust policy.
 pub const MAX_TRUST_POLICY_CHARS: usize = 2048;
@@ -29,7 +32,7 @@ pub const VERSION_TAG: &str = "epinio-irsa/document-version";
 /// What the cluster and account look like, as discovered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Facts {
-    pub partition: String,
+    pub partition: Partition,
     pub account_id: String,
     /// The cluster's OIDC issuer URL, `https://oidc.eks.<region>.amazonaws.com/id/<ID>`.
     pub issuer_url: String,
@@ -42,6 +45,10 @@ impl Facts {
             .strip_prefix("https://")
             .unwrap_or(&self.issuer_url)
             .trim_end_matches('/')
+    }
+
+    pub fn account(&self) -> Account {
+        Account::new(self.partition, &self.account_id)
     }
 }
 
@@ -94,15 +101,11 @@ pub fn bounded_name(readable: &str, key: &str, suffix: &str, max: usize) -> Stri
 }
 
 fn short_hash(key: &str) -> String {
-    let digest = Sha256::digest(key.as_bytes());
-    digest[..4].iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(&Sha256::digest(key.as_bytes())[..4])
 }
 
 pub fn sha256_hex(text: &str) -> String {
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(Sha256::digest(text.as_bytes()))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -172,21 +175,6 @@ pub struct Desired {
     pub service_accounts: Vec<ServiceAccountSpec>,
 }
 
-/// A planning error: the document would break an IAM limit.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PlanError {
-    #[error("the trust policy of role {role} would be {len} characters, over IAM's limit of {MAX_TRUST_POLICY_CHARS} (issuer {issuer}); shorten the namespace or ServiceAccount name, or raise the IAM quota and file an issue")]
-    TrustPolicyTooLarge {
-        role: String,
-        len: usize,
-        issuer: String,
-    },
-    #[error(
-        "the S3 policy document would be {len} characters, over IAM's limit of {MAX_POLICY_CHARS}"
-    )]
-    PolicyTooLarge { len: usize },
-}
-
 pub fn owner_tags(config: &Config) -> BTreeMap<String, String> {
     let mut tags = config.tags.clone();
     tags.insert(MANAGED_BY_KEY.into(), MANAGED_BY_VALUE.into());
@@ -194,21 +182,8 @@ pub fn owner_tags(config: &Config) -> BTreeMap<String, String> {
     tags
 }
 
-pub fn role_arn(partition: &str, account_id: &str, path: &str, name: &str) -> String {
-    format!("arn:{partition}:iam::{account_id}:role{path}{name}")
-}
-
-pub fn policy_arn(partition: &str, account_id: &str, path: &str, name: &str) -> String {
-    format!("arn:{partition}:iam::{account_id}:policy{path}{name}")
-}
-
 pub fn provider_arn(facts: &Facts) -> String {
-    format!(
-        "arn:{}:iam::{}:oidc-provider/{}",
-        facts.partition,
-        facts.account_id,
-        facts.issuer_host_path()
-    )
+    facts.account().oidc_provider(facts.issuer_host_path())
 }
 
 /// The IRSA trust policy: only `<namespace>:<service account>` tokens with the STS audience,
@@ -234,7 +209,7 @@ pub fn trust_policy(facts: &Facts, namespace: &str, service_account: &str) -> Va
 /// What Epinio needs of S3, on its bucket only: bucket-level actions on the bucket ARN,
 /// object-level actions on its objects. Nothing on `*`, and no `sts:AssumeRole` (the Epinio
 /// docs' policy grants both; neither is needed).
-pub fn s3_policy(partition: &str, bucket: &str) -> Value {
+pub fn s3_policy(partition: Partition, bucket: &str) -> Value {
     json!({
         "Version": "2012-10-17",
         "Statement": [
@@ -247,7 +222,7 @@ pub fn s3_policy(partition: &str, bucket: &str) -> Value {
                     "s3:ListBucket",
                     "s3:ListBucketMultipartUploads"
                 ],
-                "Resource": format!("arn:{partition}:s3:::{bucket}")
+                "Resource": arn::s3(partition, bucket)
             },
             {
                 "Sid": "EpinioObjects",
@@ -259,7 +234,7 @@ pub fn s3_policy(partition: &str, bucket: &str) -> Value {
                     "s3:ListMultipartUploadParts",
                     "s3:PutObject"
                 ],
-                "Resource": format!("arn:{partition}:s3:::{bucket}/*")
+                "Resource": arn::s3(partition, &format!("{bucket}/*"))
             }
         ]
     })
@@ -269,16 +244,18 @@ pub fn s3_policy(partition: &str, bucket: &str) -> Value {
 pub fn desired(config: &Config, names: &Names, facts: &Facts) -> Result<Desired, PlanError> {
     let tags = owner_tags(config);
     let path = &config.role_path;
-    let policy_document = s3_policy(&facts.partition, &config.bucket).to_string();
+    let account = facts.account();
+    let policy_document = s3_policy(facts.partition, &config.bucket).to_string();
     if policy_document.len() > MAX_POLICY_CHARS {
         return Err(PlanError::PolicyTooLarge {
             len: policy_document.len(),
+            max: MAX_POLICY_CHARS,
         });
     }
     let policy = PolicySpec {
         name: names.policy.clone(),
         path: path.clone(),
-        arn: policy_arn(&facts.partition, &facts.account_id, path, &names.policy),
+        arn: account.policy(path, &names.policy),
         document_sha256: sha256_hex(&policy_document),
         document: policy_document,
         tags: tags.clone(),
@@ -306,12 +283,13 @@ pub fn desired(config: &Config, names: &Names, facts: &Facts) -> Result<Desired,
                 return Err(PlanError::TrustPolicyTooLarge {
                     role: name,
                     len: trust.len(),
+                    max: MAX_TRUST_POLICY_CHARS,
                     issuer: facts.issuer_url.clone(),
                 });
             }
             Ok(RoleSpec {
                 kind,
-                arn: role_arn(&facts.partition, &facts.account_id, path, &name),
+                arn: account.role(path, &name),
                 name,
                 path: path.clone(),
                 service_account: sa,
@@ -378,109 +356,45 @@ fn normalize(v: Value) -> Value {
     }
 }
 
-/// IAM returns policy documents URL-encoded (RFC 3986).
-pub fn decode_document(raw: &str) -> String {
+/// IAM returns policy documents URL-encoded (RFC 3986). Strict: a `%` not followed by two hex
+/// digits, or bytes that do not decode to UTF-8, are an error, never a panic or a guess.
+pub fn decode_document(raw: &str) -> Result<String, DocumentError> {
     let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&raw[i + 1..i + 3], 16) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
+    if let Some(at) = bytes.iter().enumerate().position(|(i, b)| {
+        *b == b'%'
+            && !bytes
+                .get(i + 1..i + 3)
+                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+    }) {
+        return Err(DocumentError::Escape(at));
     }
-    String::from_utf8(out).unwrap_or_else(|_| raw.to_string())
+    percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .map(|s| s.into_owned())
+        .map_err(|_| DocumentError::Utf8)
 }
 
 /// The least-privilege policy the job itself needs for this configuration.
 pub fn installer_policy(
     config: &Config,
     names: &Names,
-    partition: &str,
-    account_id: &str,
+    account: &Account,
     region: Option<&str>,
     cluster: &str,
 ) -> Value {
     let path = &config.role_path;
-    let role_arns: Vec<String> = names
-        .roles()
-        .map(|r| format!("arn:{partition}:iam::{account_id}:role{path}{r}"))
-        .collect();
-    let policy = policy_arn(partition, account_id, path, &names.policy);
-    let mut attachable = vec![policy.clone()];
+    let policy_arn = account.policy(path, &names.policy);
+    let mut attachable = vec![policy_arn.clone()];
     attachable.extend(config.extra_policy_arns.iter().cloned());
-    let oidc_host = match region {
-        Some(r) => format!("oidc.eks.{r}.amazonaws.com/id/*"),
-        None => "oidc.eks.*.amazonaws.com/id/*".to_string(),
-    };
-    let cluster_arn = format!(
-        "arn:{partition}:eks:{}:{account_id}:cluster/{cluster}",
-        region.unwrap_or("*")
-    );
-    let mut statements = vec![
-        json!({
-            "Sid": "ReadCluster",
-            "Effect": "Allow",
-            "Action": "eks:DescribeCluster",
-            "Resource": cluster_arn
-        }),
-        json!({
-            "Sid": "ManageRoles",
-            "Effect": "Allow",
-            "Action": [
-                "iam:DeleteRole", "iam:DeleteRolePolicy", "iam:GetRole", "iam:ListAttachedRolePolicies",
-                "iam:ListRolePolicies", "iam:ListRoleTags", "iam:TagRole", "iam:UntagRole",
-                "iam:UpdateAssumeRolePolicy"
-            ],
-            "Resource": role_arns
-        }),
-        json!({
-            "Sid": "AttachOnlyTheseFewPolicies",
-            "Effect": "Allow",
-            "Action": ["iam:AttachRolePolicy", "iam:DetachRolePolicy"],
-            "Resource": role_arns,
-            "Condition": { "ArnEquals": { "iam:PolicyARN": attachable } }
-        }),
-        json!({
-            "Sid": "ManagePolicy",
-            "Effect": "Allow",
-            "Action": [
-                "iam:CreatePolicy", "iam:CreatePolicyVersion", "iam:DeletePolicy",
-                "iam:DeletePolicyVersion", "iam:GetPolicy", "iam:GetPolicyVersion",
-                "iam:ListPolicyVersions", "iam:TagPolicy", "iam:UntagPolicy", "iam:ListPolicyTags"
-            ],
-            "Resource": policy
-        }),
-        json!({
-            "Sid": "ManageOidcProvider",
-            "Effect": "Allow",
-            "Action": [
-                "iam:CreateOpenIDConnectProvider", "iam:DeleteOpenIDConnectProvider",
-                "iam:GetOpenIDConnectProvider", "iam:TagOpenIDConnectProvider"
-            ],
-            "Resource": format!("arn:{partition}:iam::{account_id}:oidc-provider/{oidc_host}")
-        }),
-    ];
-    // With a boundary configured, roles can only be created or changed with that boundary.
-    match &config.permissions_boundary {
-        Some(boundary) => statements.push(json!({
-            "Sid": "CreateRolesOnlyWithThisBoundary",
-            "Effect": "Allow",
-            "Action": ["iam:CreateRole", "iam:PutRolePermissionsBoundary"],
-            "Resource": role_arns,
-            "Condition": { "StringEquals": { "iam:PermissionsBoundary": boundary } }
-        })),
-        None => statements.push(json!({
-            "Sid": "CreateRoles",
-            "Effect": "Allow",
-            "Action": ["iam:CreateRole", "iam:DeleteRolePermissionsBoundary"],
-            "Resource": role_arns
-        })),
-    }
-    json!({ "Version": "2012-10-17", "Statement": statements })
+    access::installer_policy(&access::Scope {
+        account,
+        region,
+        cluster,
+        role_arns: names.roles().map(|r| account.role(path, r)).collect(),
+        policy_arn,
+        attachable,
+        boundary: config.permissions_boundary.as_deref(),
+        create_provider: config.create_oidc_provider,
+        delete_provider: config.delete_oidc_provider,
+    })
 }

@@ -4,6 +4,9 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::plan::Desired;
+use crate::state::Workload;
+
 /// The outcome for one resource.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "change", content = "details", rename_all = "lowercase")]
@@ -73,6 +76,98 @@ impl Report {
             change,
         });
     }
+}
+
+impl Report {
+    /// The summary of `provision` (or `plan`): provider and policy, then roles,
+    /// ServiceAccounts and restarts, in the order they were applied.
+    pub fn provision(
+        namespace: &str,
+        desired: &Desired,
+        planned: bool,
+        [provider, policy]: [Change; 2],
+        roles: Vec<Change>,
+        service_accounts: Vec<Change>,
+        restarts: &[(&Workload, &str)],
+    ) -> Report {
+        let mut report = Report {
+            command: if planned { "plan" } else { "provision" },
+            planned,
+            ..Report::default()
+        };
+        report.push("oidc-provider", &desired.provider.arn, provider);
+        report.push("policy", &desired.policy.arn, policy);
+        for (spec, change) in desired.roles.iter().zip(roles) {
+            report.push(
+                "role",
+                format!("{} ({})", spec.name, spec.kind.as_str()),
+                change,
+            );
+            report
+                .roles
+                .push((spec.kind.as_str().to_string(), spec.arn.clone()));
+        }
+        for (spec, change) in desired.service_accounts.iter().zip(service_accounts) {
+            report.push(
+                "serviceaccount",
+                format!("{namespace}/{}", spec.name),
+                change,
+            );
+        }
+        for (w, _) in restarts {
+            let kind = match w.kind {
+                "Deployment" => "deployment",
+                "StatefulSet" => "statefulset",
+                _ => "daemonset",
+            };
+            report.push(
+                kind,
+                format!("{namespace}/{}", w.name),
+                Change::Update(vec![format!("restart (pods run as {})", w.service_account)]),
+            );
+        }
+        if planned {
+            for spec in &desired.roles {
+                report.documents.push((
+                    format!("Trust policy of role {}", spec.name),
+                    pretty(&spec.trust),
+                ));
+            }
+            report.documents.push((
+                format!("Permission policy {}", desired.policy.name),
+                pretty(&desired.policy.document),
+            ));
+        }
+        report
+    }
+
+    /// The summary of `teardown`: roles, policy, provider, ServiceAccounts.
+    pub fn teardown(
+        roles: impl IntoIterator<Item = (String, Change)>,
+        (policy_arn, policy): (String, Change),
+        (provider_arn, provider): (String, Change),
+        service_accounts: Vec<(String, Change)>,
+    ) -> Report {
+        let mut report = Report {
+            command: "teardown",
+            ..Report::default()
+        };
+        for (name, change) in roles {
+            report.push("role", name, change);
+        }
+        report.push("policy", policy_arn, policy);
+        report.push("oidc-provider", provider_arn, provider);
+        for (name, change) in service_accounts {
+            report.push("serviceaccount", name, change);
+        }
+        report
+    }
+}
+
+fn pretty(doc: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(doc)
+        .and_then(|v| serde_json::to_string_pretty(&v))
+        .unwrap_or_else(|_| doc.to_string())
 }
 
 impl fmt::Display for Report {

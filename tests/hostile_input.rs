@@ -280,7 +280,7 @@ fn a_trust_policy_over_2048_characters_is_refused_before_any_write() {
     .unwrap();
     let names = Names::new(&longest, "demo");
     let facts = |issuer: String| Facts {
-        partition: "aws".into(),
+        partition: epinio_irsa::arn::Partition::Aws,
         account_id: "123456789012".into(),
         issuer_url: issuer,
     };

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 
+use epinio_irsa::arn::{Account, Partition};
 use epinio_irsa::config::{self, Config};
 use epinio_irsa::plan::{self, Facts, Names, RoleKind};
 use serde_json::{json, Value};
@@ -14,7 +15,7 @@ fn config(extra: &[(&str, &str)]) -> Config {
 
 fn facts() -> Facts {
     Facts {
-        partition: "aws".into(),
+        partition: Partition::Aws,
         account_id: "123456789012".into(),
         issuer_url: "https://oidc.eks.eu-west-1.amazonaws.com/id/ABCDEF0123456789".into(),
     }
@@ -46,7 +47,7 @@ fn trust_policy_is_exact() {
 
 #[test]
 fn s3_policy_is_exact_and_scoped_to_the_bucket() {
-    let doc = plan::s3_policy("aws", "my-bucket");
+    let doc = plan::s3_policy(Partition::Aws, "my-bucket");
     assert_eq!(
         doc,
         json!({
@@ -65,7 +66,7 @@ fn s3_policy_is_exact_and_scoped_to_the_bucket() {
     assert!(!text.contains("\"*\"") && !text.contains("sts:"), "{text}");
     // Other partitions keep their ARN prefix.
     assert_eq!(
-        plan::s3_policy("aws-cn", "b1b")["Statement"][1]["Resource"],
+        plan::s3_policy(Partition::AwsCn, "b1b")["Statement"][1]["Resource"],
         json!("arn:aws-cn:s3:::b1b/*")
     );
 }
@@ -235,7 +236,10 @@ fn documents_compare_by_meaning() {
     ));
     assert!(!plan::same_document(r#"{"a":1}"#, r#"{"a":2}"#));
     assert!(!plan::same_document("not json", "not json"));
-    assert_eq!(plan::decode_document("%7B%22a%22%3A1%7D"), r#"{"a":1}"#);
+    assert_eq!(
+        plan::decode_document("%7B%22a%22%3A1%7D").as_deref(),
+        Ok(r#"{"a":1}"#)
+    );
 }
 
 #[test]
@@ -251,14 +255,20 @@ fn installer_policy_is_scoped_to_what_the_job_manages() {
     let doc = plan::installer_policy(
         &cfg,
         &names,
-        "aws",
-        "123456789012",
+        &Account::new(Partition::Aws, "123456789012"),
         Some("eu-west-1"),
         "demo",
     );
     let statements = doc["Statement"].as_array().unwrap();
     let mut resources = Vec::new();
-    for s in statements {
+    // iam:ListOpenIDConnectProviders has no resource-level permission: IAM only accepts "*"
+    // for it, and it is the one action in that statement.
+    let list = statements
+        .iter()
+        .find(|s| s["Resource"] == "*")
+        .expect("a statement for ListOpenIDConnectProviders");
+    assert_eq!(list["Action"], json!("iam:ListOpenIDConnectProviders"));
+    for s in statements.iter().filter(|s| s["Resource"] != "*") {
         match &s["Resource"] {
             Value::String(r) => resources.push(r.clone()),
             Value::Array(rs) => {
@@ -302,4 +312,45 @@ fn installer_policy_is_scoped_to_what_the_job_manages() {
         boundary["Condition"]["StringEquals"]["iam:PermissionsBoundary"],
         json!("arn:aws:iam::123456789012:policy/boundary")
     );
+}
+
+#[test]
+fn decode_document_refuses_malformed_and_non_ascii_escapes_without_panicking() {
+    for bad in ["%aé", "%", "%4", "%zz", "abc%", "%é%", "%FF", "%C3%28"] {
+        assert!(plan::decode_document(bad).is_err(), "{bad:?}");
+    }
+    assert_eq!(
+        plan::decode_document("caf%C3%A9 é").as_deref(),
+        Ok("café é")
+    );
+    assert_eq!(plan::decode_document("").as_deref(), Ok(""));
+}
+
+#[test]
+fn iso_regions_get_their_own_partition_everywhere() {
+    let cfg = config(&[
+        ("AWS_REGION", "us-iso-east-1"),
+        (
+            "EPINIO_IRSA_PERMISSIONS_BOUNDARY",
+            "arn:aws-iso:iam::123456789012:policy/boundary",
+        ),
+    ]);
+    assert_eq!(cfg.partition(), Partition::AwsIso);
+    let names = Names::new(&cfg, "demo");
+    let account = Account::new(cfg.partition(), "123456789012");
+    let doc = plan::installer_policy(&cfg, &names, &account, cfg.region.as_deref(), "demo");
+    let text = doc.to_string();
+    assert!(
+        text.contains("arn:aws-iso:iam::123456789012:role/"),
+        "{text}"
+    );
+    assert!(
+        text.contains("arn:aws-iso:eks:us-iso-east-1:123456789012:cluster/demo"),
+        "{text}"
+    );
+    assert!(
+        text.contains("oidc.eks.us-iso-east-1.c2s.ic.gov/id/*"),
+        "{text}"
+    );
+    assert!(!text.contains("arn:aws:"), "{text}");
 }

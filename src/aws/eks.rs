@@ -1,34 +1,25 @@
 //! EKS: the one read the job needs, the cluster's ARN and OIDC issuer.
 
-use super::{call, AwsError};
-
-#[derive(Debug, Clone)]
-pub struct ClusterInfo {
-    pub arn: String,
-    pub issuer_url: String,
-}
+use super::{call, found, AwsError};
+use crate::access::DESCRIBE_CLUSTER;
+pub use crate::state::ClusterInfo;
 
 pub async fn describe_cluster(
     client: &aws_sdk_eks::Client,
     name: &str,
 ) -> Result<Option<ClusterInfo>, AwsError> {
-    let out = match call(
-        "eks:DescribeCluster",
-        name,
-        client.describe_cluster().name(name).send(),
-    )
-    .await
-    {
-        Ok(out) => out,
-        Err(e) if e.not_found() => return Ok(None),
-        Err(e) => return Err(e),
+    let Some(out) = found(
+        call(
+            DESCRIBE_CLUSTER,
+            name,
+            client.describe_cluster().name(name).send(),
+        )
+        .await,
+    )?
+    else {
+        return Ok(None);
     };
-    let missing = |what: &str| AwsError {
-        op: "eks:DescribeCluster",
-        resource: name.to_string(),
-        code: None,
-        message: format!("the response has no {what}"),
-    };
+    let missing = |what: &str| AwsError::malformed(DESCRIBE_CLUSTER.name, name, what);
     let cluster = out.cluster().ok_or_else(|| missing("cluster"))?;
     let issuer_url = cluster
         .identity()

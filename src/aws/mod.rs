@@ -12,6 +12,8 @@ pub mod sts;
 use std::future::Future;
 use std::time::Duration;
 
+use crate::access::Action;
+
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::BehaviorVersion;
@@ -19,33 +21,16 @@ use aws_sdk_iam::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
 use crate::config::Config;
 
-/// A failed AWS call, naming the operation and the resource.
-#[derive(Debug, thiserror::Error)]
-#[error("{op} on {resource} failed: {message}")]
-pub struct AwsError {
-    pub op: &'static str,
-    pub resource: String,
-    /// The AWS error code (`NoSuchEntity`, `EntityAlreadyExists`, ...), when AWS answered.
-    pub code: Option<String>,
-    pub message: String,
-}
-
-impl AwsError {
-    pub fn is(&self, code: &str) -> bool {
-        self.code.as_deref() == Some(code)
-    }
-    pub fn not_found(&self) -> bool {
-        self.is("NoSuchEntity") || self.is("ResourceNotFoundException")
-    }
-}
+pub use crate::error::AwsError;
 
 /// Run one SDK call and turn its error into an [`AwsError`].
-pub async fn call<T, E, R, Fut>(op: &'static str, resource: &str, fut: Fut) -> Result<T, AwsError>
+pub async fn call<T, E, R, Fut>(action: Action, resource: &str, fut: Fut) -> Result<T, AwsError>
 where
     Fut: Future<Output = Result<T, SdkError<E, R>>>,
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug,
 {
+    let op = action.name;
     tracing::debug!(op, resource, "aws call");
     fut.await.map_err(|err| {
         let (code, message) = match &err {
@@ -67,26 +52,31 @@ where
     })
 }
 
-/// Calls `f` again while IAM says `NoSuchEntity` for something this run just created, with
-/// exponential backoff (200 ms, 400 ms, ...), at most `attempts` times in all.
+/// Calls `f` again while IAM says `NoSuchEntity` for something this run just created
+/// (eventual consistency), within the shared retry bound.
 pub async fn retry_not_yet_visible<T, F, Fut>(attempts: u32, f: F) -> Result<T, AwsError>
 where
-    F: Fn() -> Fut,
+    F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, AwsError>>,
 {
-    let mut delay = Duration::from_millis(200);
-    let mut attempt = 1;
-    loop {
-        match f().await {
-            Err(e) if e.is("NoSuchEntity") && attempt < attempts => {
-                tracing::info!(op = e.op, resource = %e.resource, attempt, "not visible yet after create (IAM is eventually consistent), retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
-                attempt += 1;
-            }
-            other => return other,
-        }
+    crate::retry::retry(attempts, |e: &AwsError| e.is("NoSuchEntity"), f).await
+}
+
+/// `Ok` as `Some`, "not found" as `None`: the tail of every read.
+pub fn found<T>(result: Result<T, AwsError>) -> Result<Option<T>, AwsError> {
+    match result {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.not_found() => Ok(None),
+        Err(e) => Err(e),
     }
+}
+
+/// A removal: done, or already gone.
+pub fn removed<T>(result: Result<T, AwsError>) -> Result<crate::Change, AwsError> {
+    Ok(match found(result)? {
+        Some(_) => crate::Change::Remove,
+        None => crate::Change::Absent,
+    })
 }
 
 /// IAM answers `409 ConcurrentModification` ("Rate of concurrent modifications exceeded; please
@@ -152,19 +142,4 @@ pub async fn sdk_config(config: &Config) -> aws_config::SdkConfig {
         )
         .load()
         .await
-}
-
-/// The partition and account id from an ARN (`arn:<partition>:<service>:<region>:<account>:...`).
-pub fn arn_account(arn: &str) -> Option<(String, String)> {
-    let mut parts = arn.splitn(6, ':');
-    let (Some("arn"), Some(partition), _, _, Some(account)) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) else {
-        return None;
-    };
-    (account.len() == 12).then(|| (partition.to_string(), account.to_string()))
 }

@@ -1,19 +1,19 @@
 //! STS: who the job runs as, when no cluster ARN can tell the account.
 
-use super::{arn_account, call, AwsError};
+use super::{call, AwsError};
+use crate::access::GET_CALLER_IDENTITY;
+use crate::arn::{Account, Arn};
 
 /// The caller's partition and account id.
-pub async fn caller_account(client: &aws_sdk_sts::Client) -> Result<(String, String), AwsError> {
+pub async fn caller_account(client: &aws_sdk_sts::Client) -> Result<Account, AwsError> {
     let out = call(
-        "sts:GetCallerIdentity",
+        GET_CALLER_IDENTITY,
         "caller",
         client.get_caller_identity().send(),
     )
     .await?;
-    out.arn().and_then(arn_account).ok_or_else(|| AwsError {
-        op: "sts:GetCallerIdentity",
-        resource: "caller".into(),
-        code: None,
-        message: "the response has no caller ARN".into(),
-    })
+    out.arn()
+        .and_then(Arn::account_of)
+        .map(|(p, id)| Account::new(p, id))
+        .ok_or_else(|| AwsError::malformed(GET_CALLER_IDENTITY.name, "caller", "caller ARN"))
 }

@@ -1,0 +1,219 @@
+//! Every error the job reports. A leaf: it imports nothing from the rest of the crate, so the
+//! edges (`aws`, `k8s`) raise their own [`AwsError`] / `kube::Error`, and the core and `run`
+//! turn them into the domain variants below, each naming the resource and what to do.
+
+use std::fmt;
+
+/// One invalid setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub variable: &'static str,
+    /// Shown to the user; `<redacted>` for secrets.
+    pub value: String,
+    pub allowed: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}={}: {}",
+            self.variable,
+            quote(&self.value),
+            self.allowed
+        )
+    }
+}
+
+/// All invalid settings found in one pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl ConfigErrors {
+    pub fn variables(&self) -> Vec<&'static str> {
+        self.0.iter().map(|e| e.variable).collect()
+    }
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Quote a value for an error message so control characters and odd bytes stay visible and
+/// cannot forge log lines.
+pub fn quote(value: &str) -> String {
+    const MAX: usize = 80;
+    let mut out = String::from("\"");
+    for (i, c) in value.chars().enumerate() {
+        if i == MAX {
+            out.push_str("...");
+            break;
+        }
+        out.extend(c.escape_debug());
+    }
+    out.push('"');
+    out
+}
+
+/// A planning error: the document would break an IAM limit.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error("the trust policy of role {role} would be {len} characters, over IAM's limit of {max} (issuer {issuer}); shorten the namespace or ServiceAccount name, or raise the IAM quota and file an issue")]
+    TrustPolicyTooLarge {
+        role: String,
+        len: usize,
+        max: usize,
+        issuer: String,
+    },
+    #[error("the S3 policy document would be {len} characters, over IAM's limit of {max}")]
+    PolicyTooLarge { len: usize, max: usize },
+}
+
+/// A policy document IAM returned that does not decode.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DocumentError {
+    #[error("malformed percent escape at byte {0}")]
+    Escape(usize),
+    #[error("the decoded document is not UTF-8")]
+    Utf8,
+}
+
+/// A failed AWS call, naming the operation and the resource.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{op} on {resource} failed: {message}")]
+pub struct AwsError {
+    pub op: &'static str,
+    pub resource: String,
+    /// The AWS error code (`NoSuchEntity`, `EntityAlreadyExists`, ...), when AWS answered.
+    pub code: Option<String>,
+    pub message: String,
+}
+
+impl AwsError {
+    pub fn is(&self, code: &str) -> bool {
+        self.code.as_deref() == Some(code)
+    }
+    pub fn not_found(&self) -> bool {
+        self.is("NoSuchEntity") || self.is("ResourceNotFoundException")
+    }
+    /// A response that lacks what the service model promises.
+    pub fn malformed(op: &'static str, resource: &str, what: &str) -> AwsError {
+        AwsError {
+            op,
+            resource: resource.to_string(),
+            code: None,
+            message: format!("the response has no {what}"),
+        }
+    }
+}
+
+/// Everything that can fail, one variant per failing step, naming the resource.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid configuration: {0}")]
+    Config(#[from] ConfigErrors),
+
+    #[error("EKS cluster {cluster:?} was not found{}: check EPINIO_IRSA_CLUSTER_NAME and AWS_REGION", region.as_deref().map(|r| format!(" in region {r}")).unwrap_or_default())]
+    ClusterNotFound {
+        cluster: String,
+        region: Option<String>,
+    },
+
+    #[error("no AWS region is configured: set AWS_REGION to the cluster's region (chart value irsa.region, default s3.region)")]
+    NoRegion,
+
+    #[error("{plan}")]
+    Plan {
+        #[from]
+        plan: PlanError,
+    },
+
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+
+    #[error("IAM {kind} {name} exists but was not created by epinio-irsa (no epinio-irsa/owner tag); epinio-irsa leaves it untouched. Choose another name (EPINIO_IRSA_*_NAME), or set EPINIO_IRSA_ADOPT_EXISTING=true to take it over")]
+    Untagged { kind: &'static str, name: String },
+
+    #[error("IAM {kind} {name} exists but belongs to another installation (epinio-irsa/owner={owner}); epinio-irsa leaves it untouched. Choose another name (EPINIO_IRSA_*_NAME)")]
+    Foreign {
+        kind: &'static str,
+        name: String,
+        owner: String,
+    },
+
+    #[error("the IAM OIDC provider for {issuer} does not exist and EPINIO_IRSA_CREATE_OIDC_PROVIDER=false: create it (eksctl utils associate-iam-oidc-provider) or allow the job to")]
+    ProviderMissing { issuer: String },
+
+    #[error("the IAM OIDC provider {arn} does not list the audience sts.amazonaws.com, so no ServiceAccount token can assume a role through it; add it with `aws iam add-client-id-to-open-id-connect-provider --client-id sts.amazonaws.com --open-id-connect-provider-arn {arn}`")]
+    ProviderAudience { arn: String },
+
+    #[error("the policy {arn} kept hitting IAM's limit of 5 versions while publishing a new one (another writer?); re-run")]
+    PolicyVersions { arn: String },
+
+    #[error("the policy {arn} is still attached to IAM entities epinio-irsa does not manage; detach it from them (aws iam list-entities-for-policy --policy-arn {arn}) and re-run")]
+    PolicyInUse { arn: String },
+
+    #[error("{what} was created by a concurrent run while this one was creating it")]
+    Raced { what: String },
+
+    #[error("gave up after {seconds} s (EPINIO_IRSA_DEADLINE_SECONDS): AWS or Kubernetes kept failing or answering slowly; nothing is left half-made, the next run (the hook's retry or the next helm upgrade) continues from the actual state")]
+    Deadline { seconds: u64 },
+
+    /// A concurrent branch stopped because another failed; that one's error is reported.
+    #[error("stopped because another step failed")]
+    Stopped,
+
+    #[error("Kubernetes configuration: {0}")]
+    KubeConfig(String),
+
+    #[error("Kubernetes {verb} {resource} failed: {source}")]
+    Kube {
+        verb: &'static str,
+        resource: String,
+        #[source]
+        source: Box<kube::Error>,
+    },
+
+    #[error("ServiceAccount {namespace}/{name} does not exist: install Epinio first (this job runs after it), or set EPINIO_IRSA_SERVER_SERVICE_ACCOUNT to the server's ServiceAccount")]
+    ServiceAccountMissing { namespace: String, name: String },
+
+    #[error("ServiceAccount {namespace}/{name} was created by another epinio-irsa installation (epinio-irsa/owner={owner}); epinio-irsa leaves it untouched. Set EPINIO_IRSA_STAGING_SERVICE_ACCOUNT to another name, or delete it if that installation is gone")]
+    ServiceAccountNotOwned {
+        namespace: String,
+        name: String,
+        owner: String,
+    },
+
+    #[error("ServiceAccount {namespace}/{name}: {detail}. epinio-irsa does not override annotations another field manager set; remove them (kubectl annotate serviceaccount -n {namespace} {name} eks.amazonaws.com/role-arn-) and re-run")]
+    AnnotationConflict {
+        namespace: String,
+        name: String,
+        detail: String,
+    },
+
+    /// Epinio, as discovered in the cluster, cannot work with what the configuration asks.
+    #[error("{0}")]
+    Epinio(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quote_escapes_control_characters() {
+        assert_eq!(quote("a\nb\""), "\"a\\nb\\\"\"");
+    }
+}

@@ -1,0 +1,71 @@
+//! Actual state, as the edges read it: plain data, no I/O. The edges fill these in, the core
+//! (`core`) decides from them, and `run` hands them back to the edges' `ensure` / `remove`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::config::{MANAGED_BY_KEY, MANAGED_BY_VALUE, OWNER_TAG};
+
+#[derive(Debug, Clone)]
+pub struct ClusterInfo {
+    pub arn: String,
+    pub issuer_url: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct RoleState {
+    pub arn: String,
+    pub trust: String,
+    pub boundary: Option<String>,
+    pub tags: BTreeMap<String, String>,
+    pub attached: Vec<String>,
+    pub inline: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PolicyState {
+    pub default_version: String,
+    pub tags: BTreeMap<String, String>,
+    /// Non-default versions, oldest first (read by teardown only).
+    pub old_versions: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProviderState {
+    pub client_ids: Vec<String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// What the job needs to know of a ServiceAccount.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SaState {
+    pub uid: Option<String>,
+    pub annotations: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
+    /// Annotation keys `epinio-irsa` holds by server-side apply.
+    pub our_annotations: BTreeSet<String>,
+    /// Whether `epinio-irsa` holds the managed-by label: then it created this ServiceAccount.
+    pub ours_label: bool,
+}
+
+impl SaState {
+    /// Carries our managed-by label, held by our field manager.
+    pub fn labelled_by_us(&self) -> bool {
+        self.ours_label
+            && self.labels.get(MANAGED_BY_KEY).map(String::as_str) == Some(MANAGED_BY_VALUE)
+    }
+
+    /// Created by this installation: our label, held by our field manager, and our owner.
+    pub fn created_by(&self, owner: &str) -> bool {
+        self.labelled_by_us() && self.annotations.get(OWNER_TAG).map(String::as_str) == Some(owner)
+    }
+}
+
+/// A workload running pods under some ServiceAccount.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Workload {
+    pub kind: &'static str,
+    pub name: String,
+    pub service_account: String,
+    /// The role its pods were last started for, by this job.
+    pub restarted_for: Option<String>,
+}
