@@ -223,9 +223,20 @@ pub struct Call {
     pub injected: Option<String>,
     /// AWS: operation not `Get*`/`List*`/`Describe*`; Kubernetes: not GET.
     pub is_write: bool,
+    /// AWS Query calls: the decoded form parameters (what IAM authorizes on). Not kept in
+    /// the `--log` file.
+    pub params: Vec<(String, String)>,
 }
 
 impl Call {
+    /// The first value of a form parameter.
+    pub fn param(&self, key: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
     /// Any AWS service (everything that is not [`KUBE_SERVICE`]).
     pub fn is_aws(&self) -> bool {
         self.service != KUBE_SERVICE
@@ -283,6 +294,7 @@ impl CallRecord {
             status: self.status,
             injected: self.injected.clone(),
             is_write: self.is_write,
+            params: Vec::new(),
         }
     }
 }
@@ -323,6 +335,7 @@ pub struct Classification {
     pub op: String,
     pub resource: Option<String>,
     pub is_write: bool,
+    pub params: Vec<(String, String)>,
 }
 
 /// Classify a request into service / operation / resource.
@@ -387,6 +400,7 @@ pub fn classify(method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) ->
             op: action.to_string(),
             resource,
             is_write: !is_read_op(action),
+            params: params.clone(),
         };
     }
 
@@ -419,6 +433,7 @@ pub fn classify(method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) ->
             op,
             resource,
             is_write,
+            params: Vec::new(),
         };
     }
 
@@ -498,6 +513,7 @@ fn classify_kube(method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -
         op,
         resource: resource_name,
         is_write: !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS),
+        params: Vec::new(),
     }
 }
 
@@ -570,22 +586,9 @@ fn form_decode(s: &str) -> String {
 
 /// Decode `%XX` escapes (form bodies, and IAM's URL-encoded policy documents).
 pub fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
-            if let Some(b) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 fn json_str(body: &[u8], path: &[&str]) -> Option<String> {
@@ -1154,6 +1157,7 @@ async fn handle(
             status: 0,
             injected: None,
             is_write: class.is_write,
+            params: class.params.clone(),
         }),
     };
 

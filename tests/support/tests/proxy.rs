@@ -216,6 +216,7 @@ fn call(
         status: 200,
         injected: None,
         is_write: !(op.starts_with("Get") || op.starts_with("List") || op.starts_with("get ")),
+        params: Vec::new(),
     }
 }
 

@@ -1,0 +1,245 @@
+//! The policy `installer-policy` prints is the one a least-privilege user attaches to the hook's
+//! role: every AWS call the job makes in the scenarios (provision, re-run, drift repair with a
+//! stray policy, bucket changes, teardown) must be allowed by it, judged by an IAM evaluator
+//! (`testkit::iam_eval`: resource patterns and condition operators as IAM evaluates them), and
+//! every action it grants must be used by some scenario. moto cannot judge this: outside S3 its
+//! access control evaluates every request against `Resource: "*"`.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+use testkit::iam_eval::{allows, granted_actions, Request};
+use testkit::moto::REGION;
+use testkit::proxy::Call;
+use testkit::world::{World, CLUSTER};
+
+const BIN: &str = env!("CARGO_BIN_EXE_epinio-irsa");
+const PATH: &str = "/epinio/";
+
+/// What IAM authorizes for one call: the action on its resource with its condition keys, plus
+/// the tag action a create that carries tags needs too.
+fn requests(w: &World, call: &Call) -> Vec<Request> {
+    let account = w.account();
+    let op = call.op.as_str();
+    if call.service == "eks" {
+        assert_eq!(op, "DescribeCluster", "an EKS call the test does not know: {call:?}");
+        return vec![Request::new("eks:DescribeCluster", w.cluster_arn.clone())];
+    }
+    if op == "GetCallerIdentity" {
+        // Needs no permission: STS answers it for any valid credentials.
+        return Vec::new();
+    }
+    assert_eq!(call.service, "iam", "{call:?}");
+    let p = |k: &str| call.param(k).map(str::to_string);
+    let role = |name: String, path: Option<String>| {
+        format!("arn:aws:iam::{account}:role{}{name}", path.unwrap_or(PATH.into()))
+    };
+    let resource = if let Some(name) = p("RoleName") {
+        role(name, p("Path"))
+    } else if let Some(arn) = p("PolicyArn") {
+        arn
+    } else if op == "CreatePolicy" {
+        format!(
+            "arn:aws:iam::{account}:policy{}{}",
+            p("Path").unwrap_or("/".into()),
+            p("PolicyName").expect("PolicyName")
+        )
+    } else if let Some(arn) = p("OpenIDConnectProviderArn") {
+        arn
+    } else if op == "CreateOpenIDConnectProvider" {
+        let url = p("Url").expect("Url");
+        format!(
+            "arn:aws:iam::{account}:oidc-provider/{}",
+            url.trim_start_matches("https://")
+        )
+    } else if op == "ListOpenIDConnectProviders" {
+        "*".to_string()
+    } else {
+        panic!("an IAM call the test does not know: {call:?}")
+    };
+    let mut req = Request::new(format!("iam:{op}"), resource.clone());
+    if matches!(op, "AttachRolePolicy" | "DetachRolePolicy") {
+        // The role's own ARN is `resource`; the policy is a condition key.
+        req = Request::new(format!("iam:{op}"), role(p("RoleName").unwrap(), None))
+            .with("iam:PolicyARN", p("PolicyArn").expect("PolicyArn"));
+    }
+    if let Some(b) = p("PermissionsBoundary") {
+        req = req.with("iam:PermissionsBoundary", b);
+    }
+    let mut out = vec![req];
+    let tagged = call.params.iter().any(|(k, _)| k.starts_with("Tags.member."));
+    let tag_action = match op {
+        "CreateRole" => Some("iam:TagRole"),
+        "CreatePolicy" => Some("iam:TagPolicy"),
+        "CreateOpenIDConnectProvider" => Some("iam:TagOpenIDConnectProvider"),
+        _ => None,
+    };
+    if let (true, Some(action)) = (tagged, tag_action) {
+        out.push(Request::new(action, resource));
+    }
+    out
+}
+
+async fn make_policy(w: &World, name: &str) -> String {
+    let out = w
+        .iam
+        .create_policy()
+        .policy_name(name)
+        .policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}"#)
+        .send()
+        .await
+        .unwrap();
+    out.policy().unwrap().arn().unwrap().to_string()
+}
+
+/// Runs the scenarios with `env`, returning every AWS call made and the printed policy.
+/// `drift` breaks a provisioned server role the way a person might.
+async fn scenarios(w: &World, env: &[(&str, &str)], boundary: Option<&str>) -> Vec<Call> {
+    let mut calls = Vec::new();
+    let mut run = |out: testkit::world::RunOutput| {
+        out.assert_ok();
+        calls.extend(out.aws_calls.clone());
+    };
+    let with = |extra: &[(&'static str, &'static str)]| {
+        let mut v: Vec<(&str, &str)> = env.to_vec();
+        v.extend_from_slice(extra);
+        v
+    };
+    run(w.run("provision", env).await);
+    run(w.run("provision", env).await);
+
+    // Drift: a stray policy, a hand-edited trust, a lost tag, the boundary changed, and the
+    // policy's bookkeeping tag removed (so the job must read the document itself).
+    let state = w.iam_state().await;
+    let server = state["roles"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .find(|n| n.ends_with("-server"))
+        .unwrap()
+        .clone();
+    let stray = make_policy(w, "stray").await;
+    w.iam.attach_role_policy().role_name(&server).policy_arn(&stray).send().await.unwrap();
+    w.iam
+        .update_assume_role_policy()
+        .role_name(&server)
+        .policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"sts:AssumeRole"}]}"#)
+        .send()
+        .await
+        .unwrap();
+    w.iam.untag_role().role_name(&server).tag_keys("app.kubernetes.io/managed-by").send().await.unwrap();
+    match boundary {
+        Some(_) => {
+            w.iam.delete_role_permissions_boundary().role_name(&server).send().await.unwrap();
+        }
+        None => {
+            let b = make_policy(w, "someone-elses-boundary").await;
+            w.iam.put_role_permissions_boundary().role_name(&server).permissions_boundary(b).send().await.unwrap();
+        }
+    }
+    let policy_arn = state["policies"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .find(|a| a.contains(":policy/epinio/"))
+        .unwrap()
+        .clone();
+    w.iam
+        .untag_policy()
+        .policy_arn(&policy_arn)
+        .tag_keys("epinio-irsa/document-sha256")
+        .send()
+        .await
+        .unwrap();
+    run(w.run("provision", env).await);
+
+    // Bucket changes until the job prunes its own old versions.
+    for i in 0..5 {
+        let bucket = format!("bucket-{i}");
+        let mut e = env.to_vec();
+        e.push(("EPINIO_IRSA_S3_BUCKET", &bucket));
+        run(w.run("provision", &e).await);
+    }
+    // An inline policy someone added: teardown must delete it to delete the role.
+    w.iam
+        .put_role_policy()
+        .role_name(&server)
+        .policy_name("hand-made")
+        .policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}"#)
+        .send()
+        .await
+        .unwrap();
+    run(w.run("teardown", &with(&[("EPINIO_IRSA_DELETE_OIDC_PROVIDER", "true")])).await);
+    calls
+}
+
+async fn check(env: Vec<(&str, &str)>, boundary: Option<&str>) {
+    let w = World::new(BIN).await;
+    let mut env = env;
+    let boundary_arn;
+    if boundary.is_some() {
+        boundary_arn = make_policy(&w, "boundary").await;
+        env.push(("EPINIO_IRSA_PERMISSIONS_BOUNDARY", &boundary_arn));
+    }
+    let extra = make_policy(&w, "extra-read").await;
+    env.push(("EPINIO_IRSA_EXTRA_POLICY_ARNS", &extra));
+    let mut printed_env = env.clone();
+    printed_env.push(("EPINIO_IRSA_DELETE_OIDC_PROVIDER", "true"));
+    let printed = w.run("installer-policy", &printed_env).await;
+    printed.assert_ok();
+    let policy: Value = serde_json::from_str(&printed.stdout).expect("JSON policy");
+
+    let calls = scenarios(&w, &env, boundary).await;
+    let mut used = BTreeSet::new();
+    let mut denied = Vec::new();
+    for call in calls.iter().filter(|c| c.is_aws()) {
+        for req in requests(&w, call) {
+            if !allows(&policy, &req) {
+                denied.push(format!("{} on {} {:?}", req.action, req.resource, req.context));
+            }
+            used.insert(req.action);
+        }
+    }
+    denied.sort();
+    denied.dedup();
+    assert!(
+        denied.is_empty(),
+        "the printed installer policy denies calls the job makes:\n{}\npolicy:\n{}",
+        denied.join("\n"),
+        printed.stdout
+    );
+    let unused: Vec<String> = granted_actions(&policy)
+        .into_iter()
+        .filter(|a| !used.contains(a))
+        .collect();
+    assert!(unused.is_empty(), "granted but never called: {unused:?}");
+    // The test must have seen the calls it is about.
+    for op in ["DetachRolePolicy", "ListOpenIDConnectProviders", "DeletePolicyVersion"] {
+        assert!(used.contains(&format!("iam:{op}")), "no {op} in the scenarios");
+    }
+    let _ = (CLUSTER, REGION);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn printed_policy_allows_every_call_and_grants_nothing_unused_with_a_boundary() {
+    check(
+        vec![
+            ("EPINIO_IRSA_STAGING_SERVICE_ACCOUNT", "epinio-staging"),
+            ("EPINIO_IRSA_ROLE_PATH", PATH),
+        ],
+        Some("boundary"),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn printed_policy_allows_every_call_and_grants_nothing_unused_without_a_boundary() {
+    check(
+        vec![
+            ("EPINIO_IRSA_STAGING_SERVICE_ACCOUNT", "epinio-staging"),
+            ("EPINIO_IRSA_ROLE_PATH", PATH),
+        ],
+        None,
+    )
+    .await;
+}
