@@ -68,17 +68,20 @@ impl Names {
         Names {
             server_role: config
                 .server_role_name
-                .clone()
+                .as_ref()
+                .map(ToString::to_string)
                 .unwrap_or_else(|| bounded_name(&base, &key, "server", MAX_ROLE_NAME)),
             staging_role: (!config.staging_is_shared()).then(|| {
                 config
                     .staging_role_name
-                    .clone()
+                    .as_ref()
+                    .map(ToString::to_string)
                     .unwrap_or_else(|| bounded_name(&base, &key, "staging", MAX_ROLE_NAME))
             }),
             policy: config
                 .policy_name
-                .clone()
+                .as_ref()
+                .map(ToString::to_string)
                 .unwrap_or_else(|| bounded_name(&base, &key, "s3", MAX_POLICY_NAME)),
         }
     }
@@ -254,14 +257,14 @@ pub fn desired(config: &Config, names: &Names, facts: &Facts) -> Result<Desired,
     }
     let policy = PolicySpec {
         name: names.policy.clone(),
-        path: path.clone(),
+        path: path.to_string(),
         arn: account.policy(path, &names.policy),
         document_sha256: sha256_hex(&policy_document),
         document: policy_document,
         tags: tags.clone(),
     };
     let mut attachments = vec![policy.arn.clone()];
-    attachments.extend(config.extra_policy_arns.iter().cloned());
+    attachments.extend(config.extra_policy_arns.iter().map(ToString::to_string));
 
     let mut roles = vec![(
         RoleKind::Server,
@@ -291,10 +294,13 @@ pub fn desired(config: &Config, names: &Names, facts: &Facts) -> Result<Desired,
                 kind,
                 arn: account.role(path, &name),
                 name,
-                path: path.clone(),
-                service_account: sa,
+                path: path.to_string(),
+                service_account: sa.to_string(),
                 trust,
-                boundary: config.permissions_boundary.clone(),
+                boundary: config
+                    .permissions_boundary
+                    .as_ref()
+                    .map(ToString::to_string),
                 attachments: attachments.clone(),
                 tags: tags.clone(),
             })
@@ -385,7 +391,7 @@ pub fn installer_policy(
     let path = &config.role_path;
     let policy_arn = account.policy(path, &names.policy);
     let mut attachable = vec![policy_arn.clone()];
-    attachable.extend(config.extra_policy_arns.iter().cloned());
+    attachable.extend(config.extra_policy_arns.iter().map(ToString::to_string));
     access::installer_policy(&access::Scope {
         account,
         region,

@@ -51,7 +51,7 @@ impl AwsClients {
 pub async fn kube(config: &Config) -> Result<K8s> {
     Ok(K8s {
         client: k8s::client(config.call_timeout).await?,
-        namespace: config.namespace.clone(),
+        namespace: config.namespace.to_string(),
         attempts: config.max_attempts,
     })
 }
@@ -124,9 +124,9 @@ fn facts_from(cluster_arn: &str, issuer_url: String, cluster: &str) -> Result<Fa
 
 /// The ServiceAccounts the job manages, server first.
 fn service_account_names(config: &Config) -> Vec<String> {
-    let mut names = vec![config.server_service_account.clone()];
+    let mut names = vec![config.server_service_account.to_string()];
     if !config.staging_is_shared() {
-        names.push(config.staging_service_account.clone());
+        names.push(config.staging_service_account.to_string());
     }
     names
 }
@@ -444,7 +444,7 @@ pub async fn installer_policy(config: &Config) -> Result<String> {
     let cluster = config.require_cluster()?;
     let names = Names::new(config, cluster);
     let account = match &config.account_id {
-        Some(id) => Account::new(config.partition(), id),
+        Some(id) => Account::new(config.partition(), id.as_str()),
         None => sts::caller_account(&AwsClients::new(config).await.sts).await?,
     };
     let doc = plan::installer_policy(config, &names, &account, config.region.as_deref(), cluster);

@@ -22,7 +22,10 @@ fn requests(w: &World, call: &Call) -> Vec<Request> {
     let account = w.account();
     let op = call.op.as_str();
     if call.service == "eks" {
-        assert_eq!(op, "DescribeCluster", "an EKS call the test does not know: {call:?}");
+        assert_eq!(
+            op, "DescribeCluster",
+            "an EKS call the test does not know: {call:?}"
+        );
         return vec![Request::new("eks:DescribeCluster", w.cluster_arn.clone())];
     }
     if op == "GetCallerIdentity" {
@@ -32,7 +35,10 @@ fn requests(w: &World, call: &Call) -> Vec<Request> {
     assert_eq!(call.service, "iam", "{call:?}");
     let p = |k: &str| call.param(k).map(str::to_string);
     let role = |name: String, path: Option<String>| {
-        format!("arn:aws:iam::{account}:role{}{name}", path.unwrap_or(PATH.into()))
+        format!(
+            "arn:aws:iam::{account}:role{}{name}",
+            path.unwrap_or(PATH.into())
+        )
     };
     let resource = if let Some(name) = p("RoleName") {
         role(name, p("Path"))
@@ -67,7 +73,10 @@ fn requests(w: &World, call: &Call) -> Vec<Request> {
         req = req.with("iam:PermissionsBoundary", b);
     }
     let mut out = vec![req];
-    let tagged = call.params.iter().any(|(k, _)| k.starts_with("Tags.member."));
+    let tagged = call
+        .params
+        .iter()
+        .any(|(k, _)| k.starts_with("Tags.member."));
     let tag_action = match op {
         "CreateRole" => Some("iam:TagRole"),
         "CreatePolicy" => Some("iam:TagPolicy"),
@@ -119,7 +128,13 @@ async fn scenarios(w: &World, env: &[(&str, &str)], boundary: Option<&str>) -> V
         .unwrap()
         .clone();
     let stray = make_policy(w, "stray").await;
-    w.iam.attach_role_policy().role_name(&server).policy_arn(&stray).send().await.unwrap();
+    w.iam
+        .attach_role_policy()
+        .role_name(&server)
+        .policy_arn(&stray)
+        .send()
+        .await
+        .unwrap();
     w.iam
         .update_assume_role_policy()
         .role_name(&server)
@@ -127,14 +142,31 @@ async fn scenarios(w: &World, env: &[(&str, &str)], boundary: Option<&str>) -> V
         .send()
         .await
         .unwrap();
-    w.iam.untag_role().role_name(&server).tag_keys("app.kubernetes.io/managed-by").send().await.unwrap();
+    w.iam
+        .untag_role()
+        .role_name(&server)
+        .tag_keys("app.kubernetes.io/managed-by")
+        .send()
+        .await
+        .unwrap();
     match boundary {
         Some(_) => {
-            w.iam.delete_role_permissions_boundary().role_name(&server).send().await.unwrap();
+            w.iam
+                .delete_role_permissions_boundary()
+                .role_name(&server)
+                .send()
+                .await
+                .unwrap();
         }
         None => {
             let b = make_policy(w, "someone-elses-boundary").await;
-            w.iam.put_role_permissions_boundary().role_name(&server).permissions_boundary(b).send().await.unwrap();
+            w.iam
+                .put_role_permissions_boundary()
+                .role_name(&server)
+                .permissions_boundary(b)
+                .send()
+                .await
+                .unwrap();
         }
     }
     let policy_arn = state["policies"]
@@ -169,7 +201,12 @@ async fn scenarios(w: &World, env: &[(&str, &str)], boundary: Option<&str>) -> V
         .send()
         .await
         .unwrap();
-    run(w.run("teardown", &with(&[("EPINIO_IRSA_DELETE_OIDC_PROVIDER", "true")])).await);
+    run(w
+        .run(
+            "teardown",
+            &with(&[("EPINIO_IRSA_DELETE_OIDC_PROVIDER", "true")]),
+        )
+        .await);
     calls
 }
 
@@ -195,7 +232,10 @@ async fn check(env: Vec<(&str, &str)>, boundary: Option<&str>) {
     for call in calls.iter().filter(|c| c.is_aws()) {
         for req in requests(&w, call) {
             if !allows(&policy, &req) {
-                denied.push(format!("{} on {} {:?}", req.action, req.resource, req.context));
+                denied.push(format!(
+                    "{} on {} {:?}",
+                    req.action, req.resource, req.context
+                ));
             }
             used.insert(req.action);
         }
@@ -214,8 +254,15 @@ async fn check(env: Vec<(&str, &str)>, boundary: Option<&str>) {
         .collect();
     assert!(unused.is_empty(), "granted but never called: {unused:?}");
     // The test must have seen the calls it is about.
-    for op in ["DetachRolePolicy", "ListOpenIDConnectProviders", "DeletePolicyVersion"] {
-        assert!(used.contains(&format!("iam:{op}")), "no {op} in the scenarios");
+    for op in [
+        "DetachRolePolicy",
+        "ListOpenIDConnectProviders",
+        "DeletePolicyVersion",
+    ] {
+        assert!(
+            used.contains(&format!("iam:{op}")),
+            "no {op} in the scenarios"
+        );
     }
     let _ = (CLUSTER, REGION);
 }

@@ -184,21 +184,21 @@ proptest! {
             }
             Ok(c) => {
                 // Everything that goes into a document, an ARN, a tag or a label is safe.
-                let mut values = vec![
-                    c.namespace.clone(),
-                    c.release_name.clone(),
-                    c.bucket.clone(),
-                    c.server_service_account.clone(),
-                    c.staging_service_account.clone(),
-                    c.role_path.clone(),
+                let mut values: Vec<String> = vec![
+                    c.namespace.to_string(),
+                    c.release_name.to_string(),
+                    c.bucket.to_string(),
+                    c.server_service_account.to_string(),
+                    c.staging_service_account.to_string(),
+                    c.role_path.to_string(),
                 ];
-                values.extend(c.cluster_name.clone());
-                values.extend(c.server_role_name.clone());
-                values.extend(c.staging_role_name.clone());
-                values.extend(c.policy_name.clone());
-                values.extend(c.permissions_boundary.clone());
-                values.extend(c.extra_policy_arns.clone());
-                values.extend(c.region.clone());
+                values.extend(c.cluster_name.iter().map(ToString::to_string));
+                values.extend(c.server_role_name.iter().map(ToString::to_string));
+                values.extend(c.staging_role_name.iter().map(ToString::to_string));
+                values.extend(c.policy_name.iter().map(ToString::to_string));
+                values.extend(c.permissions_boundary.iter().map(ToString::to_string));
+                values.extend(c.extra_policy_arns.iter().map(ToString::to_string));
+                values.extend(c.region.iter().map(ToString::to_string));
                 for v in &values {
                     prop_assert!(safe(v), "unsafe value accepted: {v:?} from {env:?}");
                 }

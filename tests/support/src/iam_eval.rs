@@ -49,7 +49,10 @@ pub fn wildcard(pattern: &str, text: &str, case_insensitive: bool) -> bool {
             s.to_string()
         }
     };
-    let (p, t): (Vec<char>, Vec<char>) = (norm(pattern).chars().collect(), norm(text).chars().collect());
+    let (p, t): (Vec<char>, Vec<char>) = (
+        norm(pattern).chars().collect(),
+        norm(text).chars().collect(),
+    );
     // Iterative glob match with backtracking to the last `*`.
     let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
     while ti < t.len() {
@@ -120,7 +123,10 @@ fn condition_holds(operator: &str, key: &str, wanted: &[String], req: &Request) 
 
 fn statement_matches(st: &Value, req: &Request) -> bool {
     for unsupported in ["NotAction", "NotResource", "NotPrincipal"] {
-        assert!(st.get(unsupported).is_none(), "{unsupported} is not supported: {st}");
+        assert!(
+            st.get(unsupported).is_none(),
+            "{unsupported} is not supported: {st}"
+        );
     }
     let actions = strings(st.get("Action").expect("statement without Action"));
     let resources = strings(st.get("Resource").expect("statement without Resource"));
@@ -159,7 +165,8 @@ pub fn allows(policy: &Value, req: &Request) -> bool {
         .into_iter()
         .filter(|st| statement_matches(st, req))
         .collect();
-    !matching.iter().any(|st| st["Effect"] == "Deny") && matching.iter().any(|st| st["Effect"] == "Allow")
+    !matching.iter().any(|st| st["Effect"] == "Deny")
+        && matching.iter().any(|st| st["Effect"] == "Allow")
 }
 
 /// Every action an `Allow` statement grants, as written (no wildcards expected).
@@ -180,8 +187,16 @@ mod tests {
     fn wildcards_and_case() {
         assert!(wildcard("iam:Get*", "IAM:GetRole", true));
         assert!(!wildcard("iam:Get*", "iam:ListRoles", true));
-        assert!(wildcard("arn:aws:iam::1:role/a?c", "arn:aws:iam::1:role/abc", false));
-        assert!(!wildcard("arn:aws:iam::1:role/ABC", "arn:aws:iam::1:role/abc", false));
+        assert!(wildcard(
+            "arn:aws:iam::1:role/a?c",
+            "arn:aws:iam::1:role/abc",
+            false
+        ));
+        assert!(!wildcard(
+            "arn:aws:iam::1:role/ABC",
+            "arn:aws:iam::1:role/abc",
+            false
+        ));
         assert!(wildcard("*", "", false));
         assert!(!wildcard("a*b", "a", false));
         // `*` in an ARN pattern does not cross `:` for ArnLike, but does for Resource.
@@ -198,9 +213,23 @@ mod tests {
         ]});
         let attach = Request::new("iam:AttachRolePolicy", "arn:aws:iam::1:role/r");
         assert!(!allows(&p, &attach), "a missing condition key fails");
-        assert!(allows(&p, &attach.clone().with("iam:PolicyARN", "arn:aws:iam::1:policy/p")));
-        assert!(!allows(&p, &attach.with("iam:PolicyARN", "arn:aws:iam::1:policy/q")));
-        assert!(!allows(&p, &Request::new("iam:AttachRolePolicy", "arn:aws:iam::1:role/x")));
-        assert!(!allows(&p, &Request::new("iam:GetRole", "arn:aws:iam::1:role/r")));
+        assert!(allows(
+            &p,
+            &attach
+                .clone()
+                .with("iam:PolicyARN", "arn:aws:iam::1:policy/p")
+        ));
+        assert!(!allows(
+            &p,
+            &attach.with("iam:PolicyARN", "arn:aws:iam::1:policy/q")
+        ));
+        assert!(!allows(
+            &p,
+            &Request::new("iam:AttachRolePolicy", "arn:aws:iam::1:role/x")
+        ));
+        assert!(!allows(
+            &p,
+            &Request::new("iam:GetRole", "arn:aws:iam::1:role/r")
+        ));
     }
 }
