@@ -74,8 +74,6 @@ pub(crate) static RESOURCES: &[ResourceType] = &[
         false,
     ),
     rt("", "configmaps", "configmap", "ConfigMap", &["cm"], false),
-    rt("", "secrets", "secret", "Secret", &[], false),
-    rt("", "pods", "pod", "Pod", &["po"], true),
     rt("", "events", "event", "Event", &["ev"], false),
     rt(
         "apps",
@@ -101,7 +99,6 @@ pub(crate) static RESOURCES: &[ResourceType] = &[
         &["ds"],
         true,
     ),
-    rt("batch", "jobs", "job", "Job", &[], true),
     rt("events.k8s.io", "events", "event", "Event", &[], false),
     rt(
         "rbac.authorization.k8s.io",
