@@ -117,6 +117,18 @@ impl AwsError {
     }
 }
 
+/// The configuration names another ServiceAccount than Epinio uses.
+#[derive(Debug, thiserror::Error)]
+#[error("the configuration names ServiceAccount {configured:?} for the {what} ({variable}), but Epinio uses {actual:?} ({origin}). Nothing was changed. Set {value}: {actual} in the values file both charts read (or remove it), then re-run")]
+pub struct SaMismatch {
+    pub what: String,
+    pub configured: String,
+    pub variable: &'static str,
+    pub actual: String,
+    pub origin: String,
+    pub value: String,
+}
+
 /// Everything that can fail, one variant per failing step, naming the resource.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -201,9 +213,18 @@ pub enum Error {
         detail: String,
     },
 
-    /// Epinio, as discovered in the cluster, cannot work with what the configuration asks.
+    #[error("Epinio {version} cannot work with IAM roles: {reason}. Nothing was changed. Choices: {choices}")]
+    EpinioUnsupported {
+        version: String,
+        reason: String,
+        choices: String,
+    },
+
+    #[error("{what} runs as the namespace's default ServiceAccount; epinio-irsa never annotates `default` (every pod without a ServiceAccount of its own would get the role). Nothing was changed. Set {value}, then re-run")]
+    DefaultServiceAccount { what: String, value: String },
+
     #[error("{0}")]
-    Epinio(String),
+    ServiceAccountMismatch(Box<SaMismatch>),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -9,7 +9,8 @@ use std::collections::BTreeSet;
 use std::future::Future;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::ServiceAccount;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch,
     PatchParams, Preconditions,
@@ -19,10 +20,15 @@ use serde_json::{json, Value};
 use crate::config::{MANAGED_BY_KEY, MANAGED_BY_VALUE};
 use crate::core::{SaRemoval, SaStep};
 use crate::plan::RESTARTED_FOR_ANNOTATION;
-pub use crate::state::{SaState, Workload};
+pub use crate::state::{EpinioObjects, SaState, Workload};
 use crate::{Change, Error};
 
 pub const FIELD_MANAGER: &str = "epinio-irsa";
+
+/// Epinio's server Deployment (name hard-coded in Epinio's chart) and the ConfigMap its
+/// server reads staging's settings from.
+pub const EPINIO_SERVER: &str = "epinio-server";
+pub const STAGE_SCRIPTS: &str = "epinio-stage-scripts";
 
 /// The workload kinds whose pods may run under a ServiceAccount and that a pod-template
 /// change restarts.
@@ -211,6 +217,56 @@ impl K8s {
                 )]))
             }
         }
+    }
+
+    /// Epinio's own objects: Deployment `epinio-server` and ConfigMap `epinio-stage-scripts`,
+    /// read concurrently, by name. `None` when the Deployment does not exist (yet).
+    pub async fn read_epinio(&self) -> Result<Option<EpinioObjects>, Error> {
+        let deployments: Api<Deployment> = Api::namespaced(self.client.clone(), &self.namespace);
+        let config_maps: Api<ConfigMap> = Api::namespaced(self.client.clone(), &self.namespace);
+        let what = |kind: &str, name: &str| format!("{kind} {}/{name}", self.namespace);
+        let (d_name, c_name) = (
+            what("deployment", EPINIO_SERVER),
+            what("configmap", STAGE_SCRIPTS),
+        );
+        let (deployment, config_map) = tokio::join!(
+            self.call("get", &d_name, || deployments.get_opt(EPINIO_SERVER)),
+            self.call("get", &c_name, || config_maps.get_opt(STAGE_SCRIPTS)),
+        );
+        let (Some(deployment), config_map) = (deployment?, config_map?) else {
+            return Ok(None);
+        };
+        let pod = deployment
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.spec.as_ref());
+        let container = pod.and_then(|p| {
+            p.containers
+                .iter()
+                .find(|c| c.name == EPINIO_SERVER)
+                .or(p.containers.first())
+        });
+        let stage_config = config_map
+            .and_then(|cm| cm.data?.remove("staging-values.json"))
+            .and_then(|json| serde_json::from_str::<Value>(&json).ok())
+            .and_then(|v| v.get("serviceAccountName")?.as_str().map(str::to_string));
+        Ok(Some(EpinioObjects {
+            image: container.and_then(|c| c.image.clone()),
+            labels: deployment.metadata.labels.clone().unwrap_or_default(),
+            service_account: pod.and_then(|p| {
+                p.service_account_name
+                    .clone()
+                    .or_else(|| p.service_account.clone())
+            }),
+            staging_env: container
+                .and_then(|c| c.env.as_ref())
+                .and_then(|env| {
+                    env.iter()
+                        .find(|e| e.name == "STAGING_SERVICE_ACCOUNT_NAME")
+                })
+                .map(|e| e.value.clone().unwrap_or_default()),
+            stage_config,
+        }))
     }
 
     /// Every Deployment, StatefulSet and DaemonSet of the namespace, listed concurrently.

@@ -7,6 +7,8 @@
 //! - `state`: actual state as the edges read it; `core`: what to do about it and every check
 //!   before the first write, pure.
 //! - `aws/{iam,eks,sts}`, `k8s`: the edges, one `read` / `ensure` / `remove` per resource kind.
+//! - `epinio`: Epinio's versions, the compatibility table and the ServiceAccounts it really
+//!   uses, decided from what discovery read, pure.
 //! - `retry`: the one bounded retry loop both edges use.
 //! - `run`: reads, asks `core`, applies, reports (`report`).
 //! - `error`: every error, a leaf module.
@@ -18,6 +20,7 @@ pub mod arn;
 pub mod aws;
 pub mod config;
 pub mod core;
+pub mod epinio;
 pub mod error;
 pub mod k8s;
 pub mod plan;

@@ -66,6 +66,10 @@ pub struct Report {
     pub roles: Vec<(String, String)>,
     /// Full documents (`plan` only): title and pretty JSON.
     pub documents: Vec<(String, String)>,
+    /// What discovery found of Epinio: version, its source, the compatibility row.
+    pub epinio: Option<String>,
+    /// What the user must know although the run succeeded.
+    pub warnings: Vec<String>,
 }
 
 impl Report {
@@ -181,6 +185,9 @@ impl fmt::Display for Report {
             format!("{} summary", self.command)
         };
         writeln!(f, "epinio-irsa {header}:")?;
+        if let Some(epinio) = &self.epinio {
+            writeln!(f, "  {epinio}")?;
+        }
         let width = self.items.iter().map(|i| i.kind.len()).max().unwrap_or(0);
         for item in &self.items {
             writeln!(
@@ -193,6 +200,9 @@ impl fmt::Display for Report {
         }
         for (kind, arn) in &self.roles {
             writeln!(f, "{kind} role ARN: {arn}")?;
+        }
+        for w in &self.warnings {
+            writeln!(f, "WARNING: {w}")?;
         }
         for (title, doc) in &self.documents {
             writeln!(f, "\n{title}:\n{doc}")?;

@@ -17,8 +17,9 @@ use tokio::sync::oneshot;
 
 use crate::arn::{Account, Arn};
 use crate::aws::{self, eks, iam::Iam, sts};
-use crate::config::{Config, Mode};
+use crate::config::{Config, Mode, ServiceAccountName};
 use crate::core::{self, RoleStep, SaStep};
+use crate::epinio::{self, Configured, Resolved};
 use crate::k8s::{self, K8s, SaState, Workload};
 use crate::plan::{self, Desired, Facts, Names};
 use crate::report::{Change, Report};
@@ -138,17 +139,78 @@ struct Decided {
     steps: Vec<RoleStep>,
     sa_steps: Vec<SaStep>,
     workloads: Vec<Workload>,
+    epinio: Resolved,
 }
 
-/// Round 1 (everything that needs no discovered fact), then the checks that need no
-/// further call: roles we may not touch, ServiceAccounts missing or annotated by someone else.
+fn configured(config: &Config) -> Configured<'_> {
+    Configured {
+        server: &config.server_service_account,
+        server_given: config.server_service_account_given,
+        staging: &config.staging_service_account,
+        staging_given: config.staging_service_account_given,
+        legacy_staging: config.legacy_staging_service_account.as_deref(),
+        allow_unsupported: config.allow_unsupported_epinio,
+    }
+}
+
+/// The configuration with the ServiceAccounts Epinio really uses.
+fn effective(config: &Config, resolved: &Resolved) -> Result<Config> {
+    let parse = |sa: &str| {
+        sa.parse::<ServiceAccountName>().map_err(|allowed| {
+            Error::Config(crate::error::ConfigErrors(vec![
+                crate::error::ConfigError {
+                    variable: "(discovered ServiceAccount)",
+                    value: sa.to_string(),
+                    allowed,
+                },
+            ]))
+        })
+    };
+    let mut eff = config.clone();
+    eff.server_service_account = parse(&resolved.server_service_account)?;
+    eff.staging_service_account = match &resolved.staging_service_account {
+        Some(sa) => parse(sa)?,
+        // Staging cannot get a role: manage the server's only.
+        None => eff.server_service_account.clone(),
+    };
+    Ok(eff)
+}
+
+/// Reads again only what round 1 could not know it needed: roles and ServiceAccounts named
+/// by discovery instead of the configuration (none when the two agree).
+async fn reread<T, F, Fut>(wanted: &[String], known: Vec<(String, T)>, read: F) -> Result<Vec<T>>
+where
+    T: Clone,
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    try_join_all(wanted.iter().map(|name| {
+        let hit = known
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone());
+        let read = &read;
+        async move {
+            match hit {
+                Some(v) => Ok(v),
+                None => read(name.clone()).await,
+            }
+        }
+    }))
+    .await
+}
+
+/// Round 1 (everything that needs no discovered fact, Epinio's objects included), then the
+/// checks that need no further call: Epinio versions and ServiceAccounts that cannot work,
+/// roles we may not touch, ServiceAccounts missing or annotated by someone else.
 async fn read_and_decide(ctx: &Ctx<'_>) -> Result<Decided> {
     let (config, iam) = (ctx.config, &ctx.aws.iam);
     let sa_names = service_account_names(config);
-    let (cluster_info, providers, roles, sas, workloads) = tokio::join!(
+    let role_names: Vec<String> = ctx.names.roles().map(str::to_string).collect();
+    let (cluster_info, providers, roles, sas, workloads, epinio) = tokio::join!(
         eks::describe_cluster(&ctx.aws.eks, ctx.cluster),
         iam.list_providers(),
-        try_join_all(ctx.names.roles().map(|n| iam.read_role(n, false))),
+        try_join_all(role_names.iter().map(|n| iam.read_role(n, false))),
         try_join_all(sa_names.iter().map(|n| ctx.kube.read_service_account(n))),
         async {
             if config.restart_workloads {
@@ -157,16 +219,33 @@ async fn read_and_decide(ctx: &Ctx<'_>) -> Result<Decided> {
                 Ok(Vec::new())
             }
         },
+        ctx.kube.read_epinio(),
     );
+    let resolved = epinio::resolve(&configured(config), epinio?.as_ref())?;
+    let config = &effective(config, &resolved)?;
+    let names = Names::new(config, ctx.cluster);
     let cluster_info = cluster_info?.ok_or_else(|| Error::ClusterNotFound {
         cluster: ctx.cluster.to_string(),
         region: ctx.aws.region.clone(),
     })?;
     let facts = facts_from(&cluster_info.arn, cluster_info.issuer_url, ctx.cluster)?;
-    let desired = plan::desired(config, &ctx.names, &facts)?;
-    let (providers, roles, sas, workloads) = (providers?, roles?, sas?, workloads?);
-    let sas: BTreeMap<&str, Option<SaState>> =
-        sa_names.iter().map(String::as_str).zip(sas).collect();
+    let desired = plan::desired(config, &names, &facts)?;
+    let (providers, workloads) = (providers?, workloads?);
+    let wanted: Vec<String> = names.roles().map(str::to_string).collect();
+    let roles = reread(
+        &wanted,
+        role_names.into_iter().zip(roles?).collect(),
+        |n| async move { Ok(iam.read_role(&n, false).await?) },
+    )
+    .await?;
+    let wanted = service_account_names(config);
+    let sas = reread(
+        &wanted,
+        sa_names.into_iter().zip(sas?).collect(),
+        |n| async move { ctx.kube.read_service_account(&n).await },
+    )
+    .await?;
+    let sas: BTreeMap<&str, Option<SaState>> = wanted.iter().map(String::as_str).zip(sas).collect();
     let steps = core::role_steps(&desired.roles, &roles, &ctx.owner, config.adopt_existing)?;
     let sa_steps = desired
         .service_accounts
@@ -182,6 +261,7 @@ async fn read_and_decide(ctx: &Ctx<'_>) -> Result<Decided> {
         steps,
         sa_steps,
         workloads,
+        epinio: resolved,
     })
 }
 
@@ -204,7 +284,10 @@ async fn converge(ctx: &Ctx<'_>, dry_run: bool) -> Result<Report> {
     if !ctx.config.restart_workloads && sa_changes.iter().any(Change::is_write) {
         tracing::warn!("EPINIO_IRSA_RESTART_WORKLOADS=false: pods started before the role annotation get no IAM credentials until they are restarted");
     }
-    Ok(Report::provision(
+    for w in &d.epinio.warnings {
+        tracing::warn!(warning = %w, "epinio");
+    }
+    let mut report = Report::provision(
         &ctx.config.namespace,
         &d.desired,
         dry_run,
@@ -212,7 +295,10 @@ async fn converge(ctx: &Ctx<'_>, dry_run: bool) -> Result<Report> {
         role_changes,
         sa_changes,
         &restarts,
-    ))
+    );
+    report.epinio = Some(d.epinio.epinio.clone());
+    report.warnings = d.epinio.warnings.clone();
+    Ok(report)
 }
 
 /// Rounds 2-4 of IAM, in two branches that wait for each other's checks before writing. The
@@ -294,15 +380,40 @@ pub async fn teardown(config: &Config) -> Result<Report> {
         return Err(config.require_cluster().unwrap_err().into());
     };
     let ctx = context(config, cluster).await?;
-    let iam = &ctx.aws.iam;
-    let role_names: Vec<&str> = ctx.names.roles().collect();
+    let first_names: Vec<String> = ctx.names.roles().map(str::to_string).collect();
 
-    // Round 1.
-    let (cluster_info, roles) = tokio::join!(
+    // Round 1, Epinio's objects included: the ServiceAccounts provision managed are the ones
+    // Epinio uses. Teardown never refuses on what it finds: it removes what is ours.
+    let (cluster_info, roles, epinio) = tokio::join!(
         eks::describe_cluster(&ctx.aws.eks, cluster),
-        try_join_all(role_names.iter().map(|n| iam.read_role(n, true))),
+        try_join_all(first_names.iter().map(|n| ctx.aws.iam.read_role(n, true))),
+        ctx.kube.read_epinio(),
     );
-    let roles = roles?;
+    let mut lenient = configured(config);
+    lenient.allow_unsupported = true;
+    let (eff, warning) = match epinio::resolve(&lenient, epinio?.as_ref()) {
+        Ok(resolved) => (effective(config, &resolved)?, None),
+        Err(e) => (
+            config.clone(),
+            Some(format!(
+                "{e} (teardown used the configuration's ServiceAccounts)"
+            )),
+        ),
+    };
+    let ctx = Ctx {
+        names: Names::new(&eff, cluster),
+        config: &eff,
+        ..ctx
+    };
+    let (config, iam) = (ctx.config, &ctx.aws.iam);
+    let role_names: Vec<&str> = ctx.names.roles().collect();
+    let wanted: Vec<String> = role_names.iter().map(|n| n.to_string()).collect();
+    let roles = reread(
+        &wanted,
+        first_names.into_iter().zip(roles?).collect(),
+        |n| async move { Ok(iam.read_role(&n, true).await?) },
+    )
+    .await?;
     let (account, issuer) = match cluster_info? {
         Some(info) => {
             let facts = facts_from(&info.arn, info.issuer_url, cluster)?;
@@ -322,12 +433,14 @@ pub async fn teardown(config: &Config) -> Result<Report> {
         release_service_accounts(&ctx, &account, &roles),
     );
     let (role_changes, policy_change) = roles_r?;
-    Ok(Report::teardown(
+    let mut report = Report::teardown(
         role_names.iter().map(|n| n.to_string()).zip(role_changes),
         (policy_arn, policy_change),
         provider_r?,
         kube_r?,
-    ))
+    );
+    report.warnings.extend(warning);
+    Ok(report)
 }
 
 /// Roles and the policy: detach and read the policy (round 2), then delete the roles and the

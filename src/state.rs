@@ -69,3 +69,20 @@ pub struct Workload {
     /// The role its pods were last started for, by this job.
     pub restarted_for: Option<String>,
 }
+
+/// Epinio's own objects as discovery read them (Deployment `epinio-server`, ConfigMap
+/// `epinio-stage-scripts`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EpinioObjects {
+    /// The server container's image.
+    pub image: Option<String>,
+    /// The Deployment's labels (`app.kubernetes.io/version`, `helm.sh/chart`).
+    pub labels: BTreeMap<String, String>,
+    /// The pod template's `serviceAccountName` (`None`: unset, i.e. `default`).
+    pub service_account: Option<String>,
+    /// The server container's env `STAGING_SERVICE_ACCOUNT_NAME` (Epinio 1.7 - 1.12).
+    pub staging_env: Option<String>,
+    /// `serviceAccountName` of `staging-values.json` in ConfigMap `epinio-stage-scripts`
+    /// (Epinio 1.13+).
+    pub stage_config: Option<String>,
+}

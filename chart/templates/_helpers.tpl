@@ -77,15 +77,17 @@ iam
 {{- default "epinio-server" (dig "serviceAccount" "name" "" .Values.AsMap) -}}
 {{- end -}}
 
-{{/* The staging ServiceAccount value given by the user: the newer key wins over the older one. */}}
-{{- define "epinio-irsa.stagingServiceAccountValue" -}}
-{{- $new := dig "server" "stagingWorkloads" "serviceAccountName" "" .Values.AsMap -}}
-{{- $old := dig "server" "stagingServiceAccountName" "" .Values.AsMap -}}
-{{- default $old $new -}}
+{{/*
+Staging's ServiceAccount: each Epinio version reads exactly one of the two keys
+(1.7 - 1.12 server.stagingServiceAccountName, 1.13+ server.stagingWorkloads.serviceAccountName);
+the job discovers which from the cluster. For RBAC, every name either key can give.
+*/}}
+{{- define "epinio-irsa.stagingServiceAccount" -}}
+{{- default (include "epinio-irsa.serverServiceAccount" .) (dig "server" "stagingWorkloads" "serviceAccountName" "" .Values.AsMap) -}}
 {{- end -}}
 
-{{- define "epinio-irsa.stagingServiceAccount" -}}
-{{- default (include "epinio-irsa.serverServiceAccount" .) (include "epinio-irsa.stagingServiceAccountValue" .) -}}
+{{- define "epinio-irsa.legacyStagingServiceAccount" -}}
+{{- dig "server" "stagingServiceAccountName" "" .Values.AsMap -}}
 {{- end -}}
 
 {{/* Epinio's release name: explicit, else this release when installed as a subchart of an umbrella. */}}
@@ -103,6 +105,9 @@ iam
 
 {{- define "epinio-irsa.image" -}}
 {{- $img := .Values.irsa.image -}}
+{{- if not $img.repository -}}
+{{- fail "\n\nepinio-irsa: irsa.image.repository is required: no image of epinio-irsa is published.\nBuild it from this repository's Dockerfile (podman build -t REGISTRY/epinio-irsa:0.1.0 . or docker build ...), push it to a registry the cluster can pull from, and set --set irsa.image.repository=REGISTRY/epinio-irsa (README: Build and push the image)." -}}
+{{- end -}}
 {{- if $img.digest -}}
 {{- printf "%s@%s" $img.repository $img.digest -}}
 {{- else -}}

@@ -41,8 +41,12 @@ the job derives itself are omitted when empty, so its defaults apply.
 - name: EPINIO_IRSA_SERVER_SERVICE_ACCOUNT
   value: {{ . | quote }}
 {{- end }}
-{{- with include "epinio-irsa.stagingServiceAccountValue" . }}
+{{- with (dig "server" "stagingWorkloads" "serviceAccountName" "" .Values.AsMap) }}
 - name: EPINIO_IRSA_STAGING_SERVICE_ACCOUNT
+  value: {{ . | quote }}
+{{- end }}
+{{- with (dig "server" "stagingServiceAccountName" "" .Values.AsMap) }}
+- name: EPINIO_IRSA_LEGACY_STAGING_SERVICE_ACCOUNT
   value: {{ . | quote }}
 {{- end }}
 {{- with $v.serverRoleName }}
@@ -85,6 +89,10 @@ the job derives itself are omitted when empty, so its defaults apply.
   value: {{ $v.restartWorkloads | toString | quote }}
 - name: EPINIO_IRSA_ADOPT_EXISTING
   value: {{ $v.adoptExisting | toString | quote }}
+{{- if $v.allowUnsupportedEpinio }}
+- name: EPINIO_IRSA_ALLOW_UNSUPPORTED_EPINIO
+  value: "true"
+{{- end }}
 - name: EPINIO_IRSA_LOG_FORMAT
   value: {{ $v.logFormat | quote }}
 {{- if not (kindIs "invalid" $v.callTimeoutSeconds) }}

@@ -105,6 +105,10 @@ pub struct Config {
     pub s3_secret_access_key: Secret,
     pub bucket: Bucket,
     pub server_service_account: ServiceAccountName,
+    /// Whether the user gave the server's / staging's ServiceAccount (else they are defaults,
+    /// and what discovery finds in the cluster wins over them).
+    pub server_service_account_given: bool,
+    pub staging_service_account_given: bool,
     /// Staging's ServiceAccount as Epinio 1.13+ reads it (`server.stagingWorkloads.serviceAccountName`);
     /// the server's when unset.
     pub staging_service_account: ServiceAccountName,
@@ -414,11 +418,13 @@ fn read(
     let bundled = v.boolean("EPINIO_IRSA_BUNDLED_S3", raw.bundled_s3, false);
     let mode = mode(v, &access, &secret, bundled);
     let bucket = v.parse("EPINIO_IRSA_S3_BUCKET", raw.s3_bucket);
+    let server_given = non_empty(raw.server_service_account.clone()).is_some();
     let server_sa: Option<ServiceAccountName> = match non_empty(raw.server_service_account) {
         None => Some(ServiceAccountName::from_static("epinio-server")),
         some => v.parse("EPINIO_IRSA_SERVER_SERVICE_ACCOUNT", some),
     };
     // Defaults to the server's: validated only when given, so one mistake is one error.
+    let staging_given = non_empty(raw.staging_service_account.clone()).is_some();
     let staging_sa = v.parse(
         "EPINIO_IRSA_STAGING_SERVICE_ACCOUNT",
         raw.staging_service_account,
@@ -484,6 +490,8 @@ fn read(
         bucket: bucket.unwrap_or_else(|| Bucket::from_static("epinio")),
         staging_service_account: staging_sa.unwrap_or_else(|| server_sa.clone()),
         server_service_account: server_sa,
+        server_service_account_given: server_given,
+        staging_service_account_given: staging_given,
         legacy_staging_service_account: legacy_staging,
         allow_unsupported_epinio: s.allow_unsupported_epinio,
         server_role_name,

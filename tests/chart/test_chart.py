@@ -45,6 +45,8 @@ CONTRACT_ENV = {
     "EPINIO_IRSA_S3_BUCKET",
     "EPINIO_IRSA_SERVER_SERVICE_ACCOUNT",
     "EPINIO_IRSA_STAGING_SERVICE_ACCOUNT",
+    "EPINIO_IRSA_LEGACY_STAGING_SERVICE_ACCOUNT",
+    "EPINIO_IRSA_ALLOW_UNSUPPORTED_EPINIO",
     "EPINIO_IRSA_SERVER_ROLE_NAME",
     "EPINIO_IRSA_STAGING_ROLE_NAME",
     "EPINIO_IRSA_POLICY_NAME",
@@ -234,7 +236,13 @@ def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, **kw)
 
 
-def template(helm: str, values: dict, tmp_path: Path, *extra: str, chart: Path = CHART, release: str = RELEASE):
+# No image is published: every install names the registry it pushed the image to.
+TEST_IMAGE = {"irsa": {"image": {"repository": "registry.example.com/epinio-irsa"}}}
+
+
+def template(helm: str, values: dict, tmp_path: Path, *extra: str, chart: Path = CHART, release: str = RELEASE, image: bool = True):
+    if image:
+        values = merge(TEST_IMAGE, values)
     vf = tmp_path / f"values-{abs(hash(json.dumps(values, sort_keys=True)))}.yaml"
     vf.write_text(yaml.safe_dump(values))
     return run([helm, "template", release, str(chart), "-n", NAMESPACE, "-f", str(vf), *extra])
@@ -274,7 +282,7 @@ def plain_env(j: dict) -> dict[str, str]:
 @pytest.mark.parametrize("case", CASES)
 def test_helm_lint(helm, tmp_path, case):
     vf = tmp_path / "values.yaml"
-    vf.write_text(yaml.safe_dump(CASES[case]))
+    vf.write_text(yaml.safe_dump(merge(TEST_IMAGE, CASES[case])))
     res = run([helm, "lint", "--strict", str(CHART), "-n", NAMESPACE, "-f", str(vf)])
     assert res.returncode == 0, res.stdout + res.stderr
     assert "0 chart(s) failed" in res.stdout
@@ -410,26 +418,37 @@ def test_env_values_custom_names(helm, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "case, staging",
+    "case, staging, legacy",
     [
-        ("iam", None),
-        ("legacy-staging-key", "epinio-legacy-staging"),
-        ("both-staging-keys", "epinio-staging"),  # the newer key wins
+        ("iam", None, None),
+        ("legacy-staging-key", None, "epinio-legacy-staging"),
+        # No precedence: each Epinio version reads one key; the job discovers which.
+        ("both-staging-keys", "epinio-staging", "epinio-legacy-staging"),
     ],
 )
-def test_staging_service_account(helm, tmp_path, case, staging):
+def test_staging_service_account(helm, tmp_path, case, staging, legacy):
     docs = render(helm, CASES[case], tmp_path)
     env = plain_env(job(docs, "provision"))
     assert env.get("EPINIO_IRSA_STAGING_SERVICE_ACCOUNT") == staging
+    assert env.get("EPINIO_IRSA_LEGACY_STAGING_SERVICE_ACCOUNT") == legacy
     role = by_kind(docs, "Role")[0]
-    named = [r for r in role["rules"] if r.get("resourceNames")]
+    named = [r for r in role["rules"] if r.get("resourceNames") and r["resources"] == ["serviceaccounts"]]
     get_patch = next(r for r in named if "patch" in r["verbs"])
-    assert sorted(get_patch["resourceNames"]) == sorted({"epinio-server", staging or "epinio-server"})
+    names = {"epinio-server"} | {n for n in (staging, legacy) if n}
+    assert sorted(get_patch["resourceNames"]) == sorted(names)
     deletes = [r for r in role["rules"] if "delete" in r["verbs"]]
-    if staging is None:
+    if names == {"epinio-server"}:
         assert deletes == [], "with one shared ServiceAccount the job deletes none"
     else:
-        assert len(deletes) == 1 and deletes[0]["resourceNames"] == [staging]
+        assert len(deletes) == 1 and sorted(deletes[0]["resourceNames"]) == sorted(names - {"epinio-server"})
+
+
+def test_image_repository_is_required_because_none_is_published(helm, tmp_path):
+    res = template(helm, IAM, tmp_path, image=False)
+    assert res.returncode != 0
+    assert "irsa.image.repository is required: no image of epinio-irsa is published" in res.stderr
+    values = (CHART / "values.yaml").read_text()
+    assert "ghcr.io" not in values and "docker.io" not in values
 
 
 @pytest.mark.parametrize("case", ["bundled-seaweedfs", "bundled-minio", "bundled-s3gw"])
@@ -508,9 +527,10 @@ def test_rbac_least_privilege(helm, tmp_path, case):
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role["metadata"]["name"]}
     allowed = {
         ("", "serviceaccounts"): {"get", "create", "patch", "delete"},
+        ("", "configmaps"): {"get"},
         ("apps", "deployments"): {"get", "list", "patch"},
-        ("apps", "statefulsets"): {"get", "list", "patch"},
-        ("apps", "daemonsets"): {"get", "list", "patch"},
+        ("apps", "statefulsets"): {"list", "patch"},
+        ("apps", "daemonsets"): {"list", "patch"},
     }
     granted: dict[tuple[str, str], set[str]] = {}
     for rule in role["rules"]:
@@ -520,12 +540,16 @@ def test_rbac_least_privilege(helm, tmp_path, case):
                 assert (group, resource) in allowed, f"unexpected grant on {group}/{resource}"
                 assert set(rule["verbs"]) <= allowed[(group, resource)], rule
                 granted.setdefault((group, resource), set()).update(rule["verbs"])
-                if resource == "serviceaccounts" and set(rule["verbs"]) != {"create"}:
-                    # everything but create (which Kubernetes cannot scope) is by name
+                if "get" in rule["verbs"] or "delete" in rule["verbs"]:
+                    # get and delete are always by name (create and list cannot be)
                     assert rule.get("resourceNames"), rule
     assert granted[("", "serviceaccounts")] >= {"get", "create", "patch"}
-    for kind in ("deployments", "statefulsets", "daemonsets"):
-        assert granted[("apps", kind)] == {"get", "list", "patch"}
+    # Discovery reads exactly Epinio's server Deployment and its staging ConfigMap.
+    reads = [(r["resources"], r.get("resourceNames")) for r in role["rules"] if r["verbs"] == ["get"]]
+    assert (["deployments"], ["epinio-server"]) in reads and (["configmaps"], ["epinio-stage-scripts"]) in reads
+    assert granted[("apps", "deployments")] == {"get", "list", "patch"}
+    for kind in ("statefulsets", "daemonsets"):
+        assert granted[("apps", kind)] == {"list", "patch"}
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -573,6 +597,7 @@ def test_umbrella_chart_dependency(helm, tmp_path):
         "  s3:\n    bucket: my-epinio-sources\n    region: eu-west-1\n"
         '    accessKeyID: ""\n    secretAccessKey: ""\n'
         "epinio-irsa:\n  <<: *epinio\n  irsa:\n    clusterName: my-cluster\n"
+        "    image:\n      repository: 123456789012.dkr.ecr.eu-west-1.amazonaws.com/epinio-irsa\n"
     )
     docs = render(helm, {}, tmp_path, chart=umbrella, release="epinio")
     env = plain_env(job(docs, "provision"))
@@ -601,13 +626,13 @@ def test_keep_succeeded_jobs(helm, tmp_path):
 
 def test_image_digest_pins_the_image(helm, tmp_path):
     docs = render(helm, merge(IAM, {"irsa": {"image": {"digest": DIGEST}}}), tmp_path)
-    assert container(job(docs, "provision"))["image"] == f"ghcr.io/epinio-irsa/epinio-irsa@{DIGEST}"
+    assert container(job(docs, "provision"))["image"] == f"registry.example.com/epinio-irsa@{DIGEST}"
 
 
 def test_notes_explain_mode_and_logs(helm, tmp_path):
     def notes(values):
         vf = tmp_path / "notes.yaml"
-        vf.write_text(yaml.safe_dump(values))
+        vf.write_text(yaml.safe_dump(merge(TEST_IMAGE, values)))
         res = run(
             [helm, "install", RELEASE, str(CHART), "-n", NAMESPACE, "--dry-run=client", "-f", str(vf)],
             env={"KUBECONFIG": str(tmp_path / "none"), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
@@ -868,3 +893,9 @@ def test_docker_context_has_what_cargo_loads():
     for path in needed:
         assert covered(path, allowed), f"{path} is needed by Cargo but excluded by .dockerignore"
         assert covered(path, copied), f"{path} is needed by Cargo but the Dockerfile does not COPY it"
+
+
+def test_allow_unsupported_epinio_reaches_the_job(helm, tmp_path):
+    assert "EPINIO_IRSA_ALLOW_UNSUPPORTED_EPINIO" not in plain_env(job(render(helm, IAM, tmp_path), "provision"))
+    docs = render(helm, merge(IAM, {"irsa": {"allowUnsupportedEpinio": True}}), tmp_path)
+    assert plain_env(job(docs, "provision"))["EPINIO_IRSA_ALLOW_UNSUPPORTED_EPINIO"] == "true"

@@ -4,6 +4,7 @@
 //! and the benchmarks.
 #![forbid(unsafe_code)]
 
+pub mod epinio;
 pub mod iam_eval;
 pub mod kube;
 pub mod moto;

@@ -77,9 +77,15 @@ pub struct World {
 impl World {
     /// moto with cluster `demo`, the stand-in seeded with Epinio's objects, proxies in front.
     pub async fn new(bin: impl Into<PathBuf>) -> World {
+        World::with_objects(bin, epinio_objects()).await
+    }
+
+    /// Like [`World::new`], with the stand-in seeded with `objects` instead of the default
+    /// fixture (see `testkit::epinio` for Epinio's objects by chart version).
+    pub async fn with_objects(bin: impl Into<PathBuf>, objects: Vec<Value>) -> World {
         let (moto, kube) = tokio::join!(Moto::start(), KubeStandIn::start());
         let (cluster_arn, issuer) = moto::create_eks_cluster(&moto, CLUSTER).await;
-        for obj in epinio_objects() {
+        for obj in objects {
             kube.seed(obj);
         }
         let (moto_url, kube_url) = (moto.endpoint(), kube.url());

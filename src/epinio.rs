@@ -1,0 +1,549 @@
+//! The Epinio the job serves: its version, the compatibility table, and the ServiceAccounts it
+//! really uses, decided from what discovery read (`state::EpinioObjects`). Pure: no I/O.
+//!
+//! Sources (epinio/epinio and epinio/helm-charts, tags v1.6.0 to v1.14.1):
+//! - the server's S3 client: `internal/s3manager/s3manager.go` (minio-go `credentials.NewIAM`
+//!   up to v1.13.9; from v1.13.10 aws-sdk-go-v2 with `cfg.Credentials = nil` and no default
+//!   chain, so requests go out unsigned);
+//! - minio-go versions: `go.mod` (7.0.63 in v1.11, 7.0.95 from v1.12.0; web identity in all,
+//!   the Pod Identity container credentials from 7.0.69);
+//! - staging's ServiceAccount: chart 1.7-1.12 `templates/server.yaml` env
+//!   `STAGING_SERVICE_ACCOUNT_NAME` (empty = `default`); chart 1.13+ ConfigMap
+//!   `epinio-stage-scripts` key `staging-values.json`, read by
+//!   `internal/api/v1/application/stage.go`; chart 1.6 has no setting (`default`);
+//! - staging's S3 client: the `download-s3-blob` init container, aws CLI image
+//!   `amazon/aws-cli:2.13.26` by default: web identity works, Pod Identity needs >= 2.15.0.
+
+use std::fmt;
+
+use semver::Version;
+
+use crate::error::{Error, SaMismatch};
+use crate::state::EpinioObjects;
+
+/// Where Epinio reads staging's ServiceAccount from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StagingSource {
+    /// No setting: staging runs as the namespace's `default` ServiceAccount.
+    Default,
+    /// Env `STAGING_SERVICE_ACCOUNT_NAME` of the server container (value
+    /// `server.stagingServiceAccountName`); empty means `default`.
+    ServerEnv,
+    /// ConfigMap `epinio-stage-scripts`, `staging-values.json`, field `serviceAccountName`
+    /// (value `server.stagingWorkloads.serviceAccountName`).
+    StageConfigMap,
+}
+
+impl StagingSource {
+    /// The Epinio chart value that sets it.
+    pub fn value(self) -> &'static str {
+        match self {
+            StagingSource::Default => "(none: upgrade Epinio to 1.7 or later)",
+            StagingSource::ServerEnv => "server.stagingServiceAccountName",
+            StagingSource::StageConfigMap => "server.stagingWorkloads.serviceAccountName",
+        }
+    }
+}
+
+/// Whether something works, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Support {
+    pub works: bool,
+    pub why: &'static str,
+}
+
+const fn yes(why: &'static str) -> Support {
+    Support { works: true, why }
+}
+
+const fn no(why: &'static str) -> Support {
+    Support { works: false, why }
+}
+
+/// One row of the compatibility table: a range of Epinio versions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Row {
+    /// First version of the range, inclusive (major, minor, patch).
+    pub from: (u64, u64, u64),
+    /// End of the range, exclusive; `None`: open.
+    pub until: Option<(u64, u64, u64)>,
+    pub label: &'static str,
+    pub server_irsa: Support,
+    pub server_pod_identity: Support,
+    pub staging_irsa: Support,
+    pub staging_pod_identity: Support,
+    pub staging_source: StagingSource,
+}
+
+const NO_IAM: &str = "no IAM mode before v1.6.0 (epinio#1925): the server needs static keys";
+const MINIO_IAM: &str =
+    "minio-go credentials.NewIAM reads the web identity token (internal/s3manager/s3manager.go)";
+const MINIO_OLD: &str = "minio-go before 7.0.69 has no container-credentials provider (go.mod)";
+const MINIO_NEW: &str = "minio-go 7.0.95 reads the Pod Identity container credentials (go.mod)";
+const UNSIGNED: &str = "aws-sdk-go-v2 with nil credentials and no default chain: requests go out unsigned (internal/s3manager/s3manager.go)";
+const CLI_IRSA: &str =
+    "the aws CLI of the download-s3-blob init container uses the web identity token";
+const CLI_OLD: &str =
+    "the default aws CLI image 2.13.26 is older than 2.15.0, the first with Pod Identity";
+const ONLY_DEFAULT: &str =
+    "staging runs as the namespace's default ServiceAccount, which epinio-irsa never annotates";
+
+/// The compatibility table, oldest first. Ranges are contiguous and ignore pre-release tags
+/// (a `1.13.10-rc2` is in the `1.13.10` row: release candidates carry the code of the release).
+pub const TABLE: &[Row] = &[
+    Row {
+        from: (0, 0, 0),
+        until: Some((1, 6, 0)),
+        label: "< 1.6.0",
+        server_irsa: no(NO_IAM),
+        server_pod_identity: no(NO_IAM),
+        staging_irsa: no(ONLY_DEFAULT),
+        staging_pod_identity: no(ONLY_DEFAULT),
+        staging_source: StagingSource::Default,
+    },
+    Row {
+        from: (1, 6, 0),
+        until: Some((1, 7, 0)),
+        label: "1.6.x",
+        server_irsa: yes(MINIO_IAM),
+        server_pod_identity: no(MINIO_OLD),
+        staging_irsa: no(ONLY_DEFAULT),
+        staging_pod_identity: no(ONLY_DEFAULT),
+        staging_source: StagingSource::Default,
+    },
+    Row {
+        from: (1, 7, 0),
+        until: Some((1, 12, 0)),
+        label: "1.7.0 - 1.11.x",
+        server_irsa: yes(MINIO_IAM),
+        server_pod_identity: no(MINIO_OLD),
+        staging_irsa: yes(CLI_IRSA),
+        staging_pod_identity: no(CLI_OLD),
+        staging_source: StagingSource::ServerEnv,
+    },
+    Row {
+        from: (1, 12, 0),
+        until: Some((1, 13, 0)),
+        label: "1.12.x",
+        server_irsa: yes(MINIO_IAM),
+        server_pod_identity: yes(MINIO_NEW),
+        staging_irsa: yes(CLI_IRSA),
+        staging_pod_identity: no(CLI_OLD),
+        staging_source: StagingSource::ServerEnv,
+    },
+    Row {
+        from: (1, 13, 0),
+        until: Some((1, 13, 10)),
+        label: "1.13.0 - 1.13.9",
+        server_irsa: yes(MINIO_IAM),
+        server_pod_identity: yes(MINIO_NEW),
+        staging_irsa: yes(CLI_IRSA),
+        staging_pod_identity: no(CLI_OLD),
+        staging_source: StagingSource::StageConfigMap,
+    },
+    Row {
+        from: (1, 13, 10),
+        until: None,
+        label: ">= 1.13.10 (all of 1.14.x)",
+        server_irsa: no(UNSIGNED),
+        server_pod_identity: no(UNSIGNED),
+        staging_irsa: yes(CLI_IRSA),
+        staging_pod_identity: no(CLI_OLD),
+        staging_source: StagingSource::StageConfigMap,
+    },
+];
+
+/// The row for a version.
+pub fn row(version: &Version) -> &'static Row {
+    let v = (version.major, version.minor, version.patch);
+    TABLE
+        .iter()
+        .find(|r| r.from <= v && r.until.is_none_or(|u| v < u))
+        .unwrap_or(&TABLE[TABLE.len() - 1])
+}
+
+fn mark(s: Support) -> &'static str {
+    if s.works {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
+impl fmt::Display for Row {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Epinio {}: server with IRSA: {} ({}); server with Pod Identity: {} ({}); staging with IRSA: {} ({}); staging with Pod Identity: {} ({}); staging ServiceAccount from {}",
+            self.label,
+            mark(self.server_irsa),
+            self.server_irsa.why,
+            mark(self.server_pod_identity),
+            self.server_pod_identity.why,
+            mark(self.staging_irsa),
+            self.staging_irsa.why,
+            mark(self.staging_pod_identity),
+            self.staging_pod_identity.why,
+            self.staging_source.value()
+        )
+    }
+}
+
+/// The version of the running server, and where it was read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerVersion {
+    Known {
+        version: Version,
+        from: &'static str,
+    },
+    /// A custom tag or a digest: the code is not known to be any release. `chart` is what the
+    /// labels say the chart was, a hint for where staging's ServiceAccount is read from.
+    Unknown {
+        image: String,
+        chart: Option<Version>,
+    },
+}
+
+/// `v1.13.9`, `1.14.0-rc3` (Epinio's chart tags its appVersion both ways).
+pub fn parse_version(s: &str) -> Option<Version> {
+    Version::parse(s.strip_prefix('v').unwrap_or(s)).ok()
+}
+
+/// The image's tag or digest, if it names one (`registry:5000/x` has neither).
+fn image_reference(image: &str) -> Option<&str> {
+    if let Some((_, digest)) = image.split_once('@') {
+        return Some(digest);
+    }
+    let (_, last) = image.rsplit_once('/').unwrap_or(("", image));
+    last.rsplit_once(':').map(|(_, tag)| tag)
+}
+
+/// The version from the image tag; when the image names no tag, from the
+/// `app.kubernetes.io/version` label, then the `helm.sh/chart` label (`epinio-1.13.9`: Epinio's
+/// chart versions follow its releases). An image with a custom tag or a digest is unknown:
+/// the labels then only say which chart rendered it.
+pub fn server_version(objects: &EpinioObjects) -> ServerVersion {
+    let label = |k: &str| objects.labels.get(k).map(String::as_str);
+    let from_labels = label("app.kubernetes.io/version")
+        .and_then(parse_version)
+        .map(|v| (v, "label app.kubernetes.io/version"))
+        .or_else(|| {
+            label("helm.sh/chart")
+                .and_then(|c| c.strip_prefix("epinio-"))
+                .and_then(parse_version)
+                .map(|v| (v, "label helm.sh/chart"))
+        });
+    let image = objects.image.as_deref().unwrap_or("(no image)");
+    match objects.image.as_deref().and_then(image_reference) {
+        Some(reference) => match parse_version(reference) {
+            Some(version) => ServerVersion::Known {
+                version,
+                from: "image tag",
+            },
+            None => ServerVersion::Unknown {
+                image: image.to_string(),
+                chart: from_labels.map(|(v, _)| v),
+            },
+        },
+        None => match from_labels {
+            Some((version, from)) => ServerVersion::Known { version, from },
+            None => ServerVersion::Unknown {
+                image: image.to_string(),
+                chart: None,
+            },
+        },
+    }
+}
+
+/// What the configuration says about the ServiceAccounts, and whether the user gave each.
+#[derive(Debug, Clone)]
+pub struct Configured<'a> {
+    pub server: &'a str,
+    pub server_given: bool,
+    /// `server.stagingWorkloads.serviceAccountName` (1.13+); the server's when not given.
+    pub staging: &'a str,
+    pub staging_given: bool,
+    /// `server.stagingServiceAccountName` (1.7 - 1.12); `None`: empty.
+    pub legacy_staging: Option<&'a str>,
+    pub allow_unsupported: bool,
+}
+
+/// What the job will manage, decided from the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    pub server_service_account: String,
+    /// `None`: staging cannot be given a role on this version (overridden refusal).
+    pub staging_service_account: Option<String>,
+    /// One line for the summary: version, where it came from, the table row.
+    pub epinio: String,
+    /// Warnings the summary prints.
+    pub warnings: Vec<String>,
+}
+
+pub const DEFAULT_SA: &str = "default";
+const OVERRIDE: &str =
+    "EPINIO_IRSA_ALLOW_UNSUPPORTED_EPINIO=true (chart value irsa.allowUnsupportedEpinio)";
+
+/// Decide the ServiceAccounts from what discovery found, refusing (before any write) what
+/// cannot work: a server version that cannot use a role, the `default` ServiceAccount, a
+/// configuration that names other ServiceAccounts than Epinio uses.
+pub fn resolve(cfg: &Configured, objects: Option<&EpinioObjects>) -> Result<Resolved, Error> {
+    let Some(objects) = objects else {
+        for (what, sa, value) in [
+            ("the Epinio server", cfg.server, "serviceAccount.name"),
+            (
+                "staging",
+                cfg.staging,
+                "server.stagingWorkloads.serviceAccountName",
+            ),
+        ] {
+            if sa == DEFAULT_SA {
+                return Err(Error::DefaultServiceAccount {
+                    what: format!("{what} (from the configuration)"),
+                    value: format!("{value} to a ServiceAccount of its own"),
+                });
+            }
+        }
+        return Ok(Resolved {
+            server_service_account: cfg.server.to_string(),
+            staging_service_account: Some(cfg.staging.to_string()),
+            epinio: "no epinio-server Deployment found: used the configuration (EPINIO_IRSA_SERVER_SERVICE_ACCOUNT, EPINIO_IRSA_STAGING_SERVICE_ACCOUNT); Epinio's version was not checked".into(),
+            warnings: vec!["no epinio-server Deployment in the namespace yet: the ServiceAccounts come from the configuration and Epinio's version is unchecked; run `helm upgrade` of this chart after installing Epinio to check them".into()],
+        });
+    };
+    let mut warnings = Vec::new();
+    let version = server_version(objects);
+    let (row, hint, version_text, epinio) = match &version {
+        ServerVersion::Known { version, from } => {
+            let row = row(version);
+            (
+                Some(row),
+                Some(row),
+                format!("v{version}"),
+                format!("Epinio v{version} (from the {from}); {row}"),
+            )
+        }
+        ServerVersion::Unknown { image, chart } => {
+            let chart_text = chart
+                .as_ref()
+                .map(|c| format!(", chart {c}"))
+                .unwrap_or_default();
+            warnings.push(format!("the Epinio server image {image} is not a release tag{chart_text}: its version is not checked against the compatibility table; check it yourself (README, Compatibility)"));
+            let hint = chart.as_ref().map(row);
+            (
+                None,
+                hint,
+                image.clone(),
+                format!("Epinio of unknown version (image {image}{chart_text})"),
+            )
+        }
+    };
+    if let Some(row) = row {
+        check_row(row, &version_text, cfg.allow_unsupported, &mut warnings)?;
+    }
+    let server = resolve_server(cfg, objects)?;
+    let source = match hint {
+        Some(r) => r.staging_source,
+        None if objects.stage_config.is_some() => StagingSource::StageConfigMap,
+        None if objects.staging_env.is_some() => StagingSource::ServerEnv,
+        None => StagingSource::StageConfigMap,
+    };
+    let staging = resolve_staging(cfg, objects, source, &version_text, &mut warnings)?;
+    Ok(Resolved {
+        server_service_account: server,
+        staging_service_account: staging,
+        epinio,
+        warnings,
+    })
+}
+
+fn check_row(
+    row: &Row,
+    version: &str,
+    allow: bool,
+    warnings: &mut Vec<String>,
+) -> Result<(), Error> {
+    let mut broken = Vec::new();
+    if !row.server_irsa.works {
+        broken.push(format!(
+            "the Epinio server cannot use an IAM role: {}",
+            row.server_irsa.why
+        ));
+    }
+    if !row.staging_irsa.works {
+        broken.push(format!(
+            "staging cannot use an IAM role: {}",
+            row.staging_irsa.why
+        ));
+    }
+    if broken.is_empty() {
+        return Ok(());
+    }
+    let reason = broken.join("; ");
+    if allow {
+        warnings.push(format!("Epinio {version}: {reason}. Provisioning anyway because {OVERRIDE}: only what can use a role benefits"));
+        return Ok(());
+    }
+    Err(Error::EpinioUnsupported {
+        version: version.to_string(),
+        reason,
+        choices: format!("use static S3 keys (s3.accessKeyID / s3.secretAccessKey), or run an Epinio version whose server works with IAM roles (1.6.0 - 1.13.9 for the server; 1.7.0 or later for staging), or set {OVERRIDE} to provision anyway (staging still benefits where it can)"),
+    })
+}
+
+fn resolve_server(cfg: &Configured, objects: &EpinioObjects) -> Result<String, Error> {
+    let actual = objects
+        .service_account
+        .clone()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| DEFAULT_SA.into());
+    if actual == DEFAULT_SA {
+        return Err(Error::DefaultServiceAccount {
+            what: "the Epinio server (Deployment epinio-server)".into(),
+            value: "serviceAccount.create: true and serviceAccount.name (Epinio chart)".into(),
+        });
+    }
+    if cfg.server_given && cfg.server != actual {
+        return Err(Error::ServiceAccountMismatch(Box::new(SaMismatch {
+            what: "server".into(),
+            configured: cfg.server.to_string(),
+            variable: "EPINIO_IRSA_SERVER_SERVICE_ACCOUNT",
+            actual: actual.clone(),
+            origin: "Deployment epinio-server, spec.template.spec.serviceAccountName".into(),
+            value: "serviceAccount.name".into(),
+        })));
+    }
+    Ok(actual)
+}
+
+fn resolve_staging(
+    cfg: &Configured,
+    objects: &EpinioObjects,
+    source: StagingSource,
+    version: &str,
+    warnings: &mut Vec<String>,
+) -> Result<Option<String>, Error> {
+    let (actual, configured, given, variable, origin) = match source {
+        StagingSource::Default => (DEFAULT_SA.to_string(), None, false, "", String::new()),
+        StagingSource::ServerEnv => (
+            objects
+                .staging_env
+                .clone()
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| DEFAULT_SA.into()),
+            cfg.legacy_staging,
+            cfg.legacy_staging.is_some(),
+            "EPINIO_IRSA_LEGACY_STAGING_SERVICE_ACCOUNT",
+            "env STAGING_SERVICE_ACCOUNT_NAME of Deployment epinio-server".to_string(),
+        ),
+        StagingSource::StageConfigMap => {
+            let Some(sa) = objects.stage_config.clone() else {
+                // 1.13+ without the ConfigMap key: Epinio falls back to its chart default,
+                // which the configuration mirrors.
+                warnings.push("ConfigMap epinio-stage-scripts has no staging-values.json serviceAccountName: staging's ServiceAccount comes from the configuration".into());
+                return Ok(Some(cfg.staging.to_string()));
+            };
+            (
+                sa,
+                Some(cfg.staging),
+                cfg.staging_given,
+                "EPINIO_IRSA_STAGING_SERVICE_ACCOUNT",
+                "ConfigMap epinio-stage-scripts, staging-values.json serviceAccountName"
+                    .to_string(),
+            )
+        }
+    };
+    if actual == DEFAULT_SA {
+        if source == StagingSource::Default && cfg.allow_unsupported {
+            warnings.push(format!("Epinio {version} stages under the namespace's default ServiceAccount, which epinio-irsa never annotates: staging gets no role"));
+            return Ok(None);
+        }
+        return Err(Error::DefaultServiceAccount {
+            what: format!("staging (Epinio {version}, from {})", if origin.is_empty() { "its built-in default" } else { &origin }),
+            value: format!("{} to a ServiceAccount of its own, e.g. epinio-staging, in the values of both charts (epinio-irsa then creates it)", source.value()),
+        });
+    }
+    if let Some(configured) = configured.filter(|_| given) {
+        if configured != actual {
+            return Err(Error::ServiceAccountMismatch(Box::new(SaMismatch {
+                what: "staging".into(),
+                configured: configured.to_string(),
+                variable,
+                actual,
+                origin,
+                value: source.value().into(),
+            })));
+        }
+    }
+    Ok(Some(actual))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_is_contiguous_and_covers_every_version() {
+        for pair in TABLE.windows(2) {
+            assert_eq!(
+                pair[0].until,
+                Some(pair[1].from),
+                "{} / {}",
+                pair[0].label,
+                pair[1].label
+            );
+        }
+        assert_eq!(TABLE[0].from, (0, 0, 0));
+        assert_eq!(TABLE.last().unwrap().until, None);
+        for (v, label) in [
+            ("v1.5.9", "< 1.6.0"),
+            ("v1.6.0", "1.6.x"),
+            ("1.11.3", "1.7.0 - 1.11.x"),
+            ("v1.12.0", "1.12.x"),
+            ("v1.13.9", "1.13.0 - 1.13.9"),
+            ("v1.13.10-rc2", ">= 1.13.10 (all of 1.14.x)"),
+            ("1.14.0-rc3", ">= 1.13.10 (all of 1.14.x)"),
+            ("v1.14.1", ">= 1.13.10 (all of 1.14.x)"),
+        ] {
+            assert_eq!(row(&parse_version(v).unwrap()).label, label, "{v}");
+        }
+    }
+
+    fn objects(image: &str) -> EpinioObjects {
+        EpinioObjects {
+            image: Some(image.into()),
+            service_account: Some("epinio-server".into()),
+            ..EpinioObjects::default()
+        }
+    }
+
+    #[test]
+    fn version_from_tag_then_labels_and_unknown_otherwise() {
+        let mut o = objects("ghcr.io/epinio/epinio-server:v1.13.9");
+        assert!(
+            matches!(server_version(&o), ServerVersion::Known { ref version, from: "image tag" } if version.to_string() == "1.13.9")
+        );
+        o.labels
+            .insert("helm.sh/chart".into(), "epinio-1.12.0".into());
+        o.image = Some("registry:5000/epinio/epinio-server@sha256:abcd".into());
+        assert!(
+            matches!(server_version(&o), ServerVersion::Unknown { chart: Some(ref c), .. } if c.to_string() == "1.12.0")
+        );
+        o.image = Some("ghcr.io/epinio/epinio-server:my-fork".into());
+        assert!(matches!(server_version(&o), ServerVersion::Unknown { .. }));
+        // A registry port is not a tag: the labels tell.
+        o.image = Some("registry:5000/epinio-server".into());
+        assert!(matches!(
+            server_version(&o),
+            ServerVersion::Known {
+                from: "label helm.sh/chart",
+                ..
+            }
+        ));
+        o.labels
+            .insert("app.kubernetes.io/version".into(), "v1.13.2".into());
+        assert!(
+            matches!(server_version(&o), ServerVersion::Known { ref version, .. } if version.to_string() == "1.13.2")
+        );
+    }
+}
