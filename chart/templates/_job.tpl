@@ -89,6 +89,18 @@ the job derives itself are omitted when empty, so its defaults apply.
   value: {{ $v.restartWorkloads | toString | quote }}
 - name: EPINIO_IRSA_ADOPT_EXISTING
   value: {{ $v.adoptExisting | toString | quote }}
+{{- if not $v.verify }}
+- name: EPINIO_IRSA_VERIFY
+  value: "false"
+{{- end }}
+{{- if $v.verifyWrite }}
+- name: EPINIO_IRSA_VERIFY_WRITE
+  value: "true"
+{{- end }}
+{{- if ne (int $v.verifyTimeoutSeconds) 120 }}
+- name: EPINIO_IRSA_VERIFY_TIMEOUT_SECONDS
+  value: {{ $v.verifyTimeoutSeconds | toString | quote }}
+{{- end }}
 {{- if $v.allowUnsupportedEpinio }}
 - name: EPINIO_IRSA_ALLOW_UNSUPPORTED_EPINIO
   value: "true"

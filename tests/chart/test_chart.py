@@ -47,6 +47,9 @@ CONTRACT_ENV = {
     "EPINIO_IRSA_STAGING_SERVICE_ACCOUNT",
     "EPINIO_IRSA_LEGACY_STAGING_SERVICE_ACCOUNT",
     "EPINIO_IRSA_ALLOW_UNSUPPORTED_EPINIO",
+    "EPINIO_IRSA_VERIFY",
+    "EPINIO_IRSA_VERIFY_WRITE",
+    "EPINIO_IRSA_VERIFY_TIMEOUT_SECONDS",
     "EPINIO_IRSA_SERVER_ROLE_NAME",
     "EPINIO_IRSA_STAGING_ROLE_NAME",
     "EPINIO_IRSA_POLICY_NAME",
@@ -436,6 +439,8 @@ def test_staging_service_account(helm, tmp_path, case, staging, legacy):
     get_patch = next(r for r in named if "patch" in r["verbs"])
     names = {"epinio-server"} | {n for n in (staging, legacy) if n}
     assert sorted(get_patch["resourceNames"]) == sorted(names)
+    token = next(r for r in role["rules"] if r["resources"] == ["serviceaccounts/token"])
+    assert token["verbs"] == ["create"] and sorted(token["resourceNames"]) == sorted(names)
     deletes = [r for r in role["rules"] if "delete" in r["verbs"]]
     if names == {"epinio-server"}:
         assert deletes == [], "with one shared ServiceAccount the job deletes none"
@@ -528,6 +533,7 @@ def test_rbac_least_privilege(helm, tmp_path, case):
     allowed = {
         ("", "serviceaccounts"): {"get", "create", "patch", "delete"},
         ("", "configmaps"): {"get"},
+        ("", "serviceaccounts/token"): {"create"},
         ("apps", "deployments"): {"get", "list", "patch"},
         ("apps", "statefulsets"): {"list", "patch"},
         ("apps", "daemonsets"): {"list", "patch"},
@@ -540,8 +546,8 @@ def test_rbac_least_privilege(helm, tmp_path, case):
                 assert (group, resource) in allowed, f"unexpected grant on {group}/{resource}"
                 assert set(rule["verbs"]) <= allowed[(group, resource)], rule
                 granted.setdefault((group, resource), set()).update(rule["verbs"])
-                if "get" in rule["verbs"] or "delete" in rule["verbs"]:
-                    # get and delete are always by name (create and list cannot be)
+                if "get" in rule["verbs"] or "delete" in rule["verbs"] or resource == "serviceaccounts/token":
+                    # get, delete and token requests are always by name (create and list cannot be)
                     assert rule.get("resourceNames"), rule
     assert granted[("", "serviceaccounts")] >= {"get", "create", "patch"}
     # Discovery reads exactly Epinio's server Deployment and its staging ConfigMap.

@@ -138,6 +138,8 @@ struct Shared {
     store: Mutex<Store>,
     log: Mutex<Vec<RecordedRequest>>,
     interceptor: Mutex<Option<Interceptor>>,
+    /// Every token TokenRequest issued, for tests that check none leaks.
+    tokens: Mutex<Vec<String>>,
     /// `host:port`, for the discovery document that advertises it.
     server_address: String,
     /// Creation time of the (synthetic) namespaces.
@@ -172,6 +174,7 @@ impl KubeStandIn {
             store: Mutex::new(Store::default()),
             log: Mutex::new(Vec::new()),
             interceptor: Mutex::new(None),
+            tokens: Mutex::new(Vec::new()),
             server_address: addr.to_string(),
             started: store::now(),
         });
@@ -232,6 +235,11 @@ preferences: {{}}
     /// `metadata.namespace` and `metadata.name` are required (panics
     /// otherwise). Sets `resourceVersion` and `generation: 1`; keeps a given
     /// `uid`/`creationTimestamp`, else sets them.
+    /// The tokens TokenRequest issued so far.
+    pub fn tokens(&self) -> Vec<String> {
+        lock(&self.inner.shared.tokens).clone()
+    }
+
     pub fn seed(&self, obj: Value) {
         lock(&self.inner.shared.store).seed(obj);
     }
@@ -474,6 +482,58 @@ impl Shared {
         }
     }
 
+    /// TokenRequest (`POST .../serviceaccounts/NAME/token`): a JWT-shaped token (unsigned:
+    /// nothing here verifies signatures) whose `sub` is `system:serviceaccount:NS:NAME` and
+    /// whose `aud` is the requested audiences, as the kube-apiserver issues them. 404 when the
+    /// ServiceAccount does not exist. Creates no object.
+    fn token_request(&self, rec: &RecordedRequest, ns: &str, name: &str) -> Result<Served, ApiError> {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use base64::Engine;
+        let rt = resources::by_plural("", "v1", "serviceaccounts").ok_or_else(ApiError::no_such_path)?;
+        if rec.method != "POST" {
+            return Err(ApiError::method_not_allowed());
+        }
+        let sa = lock(&self.store).get_direct("v1", "ServiceAccount", ns, name);
+        let Some(sa) = sa else {
+            return Err(ApiError::not_found(rt, name));
+        };
+        let spec = rec.body.as_ref().and_then(|b| b.get("spec")).cloned().unwrap_or_default();
+        let audiences = spec.get("audiences").cloned().unwrap_or_else(|| serde_json::json!(["https://kubernetes.default.svc"]));
+        let seconds = spec.get("expirationSeconds").and_then(Value::as_u64).unwrap_or(3600);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
+        let claims = serde_json::json!({
+            "iss": "https://kubernetes.default.svc.cluster.local",
+            "sub": format!("system:serviceaccount:{ns}:{name}"),
+            "aud": audiences,
+            "iat": now,
+            "nbf": now,
+            "exp": now + seconds,
+            "kubernetes.io": {"namespace": ns, "serviceaccount": {"name": name, "uid": sa["metadata"]["uid"]}},
+        });
+        let part = |v: &Value| URL_SAFE_NO_PAD.encode(v.to_string());
+        let token = format!(
+            "{}.{}.{}",
+            part(&serde_json::json!({"alg": "RS256", "kid": "stand-in"})),
+            part(&claims),
+            URL_SAFE_NO_PAD.encode(b"stand-in-signature")
+        );
+        lock(&self.tokens).push(token.clone());
+        Ok(Served {
+            status: 201,
+            reply: Reply::Json(serde_json::json!({
+                "kind": "TokenRequest",
+                "apiVersion": "authentication.k8s.io/v1",
+                "metadata": {"name": name, "namespace": ns},
+                "spec": {"audiences": claims["aud"], "expirationSeconds": seconds},
+                "status": {"token": token, "expirationTimestamp": store::now()},
+            })),
+            changed: false,
+        })
+    }
+
     fn resource(
         &self,
         rec: &RecordedRequest,
@@ -484,6 +544,9 @@ impl Shared {
         rest: &[&str],
     ) -> Result<Served, ApiError> {
         let (plural, namespace, name) = match rest {
+            ["namespaces", ns, "serviceaccounts", name, "token"] if group.is_empty() => {
+                return self.token_request(rec, ns, name);
+            }
             ["namespaces", ns, plural] => (*plural, Some(*ns), None),
             ["namespaces", ns, plural, name] => (*plural, Some(*ns), Some(*name)),
             [plural] => (*plural, None, None),
