@@ -20,8 +20,12 @@ pub enum On {
     Provider,
     /// `*`: the action supports no resource-level permission.
     Any,
-    /// Needs no IAM permission at all (`sts:GetCallerIdentity`).
+    /// Needs no IAM permission at all (`sts:GetCallerIdentity`, and
+    /// `sts:AssumeRoleWithWebIdentity`, which the web identity token authorizes).
     Nothing,
+    /// Made by `verify` with the assumed role's credentials: judged against the S3 policy,
+    /// not the installer's.
+    AssumedRole,
 }
 
 /// One AWS action the job calls.
@@ -45,6 +49,15 @@ const fn a(name: &'static str, on: On) -> Action {
 
 pub const DESCRIBE_CLUSTER: Action = a("eks:DescribeCluster", On::Cluster);
 pub const GET_CALLER_IDENTITY: Action = a("sts:GetCallerIdentity", On::Nothing);
+pub const ASSUME_ROLE_WITH_WEB_IDENTITY: Action = a("sts:AssumeRoleWithWebIdentity", On::Nothing);
+
+// Named by operation, as errors name them; IAM authorizes HeadBucket and ListObjectsV2 as
+// s3:ListBucket. Not part of the installer policy: made with the assumed role's credentials.
+pub const HEAD_BUCKET: Action = a("s3:HeadBucket", On::AssumedRole);
+pub const LIST_OBJECTS: Action = a("s3:ListObjectsV2", On::AssumedRole);
+pub const PUT_OBJECT: Action = a("s3:PutObject", On::AssumedRole);
+pub const GET_OBJECT: Action = a("s3:GetObject", On::AssumedRole);
+pub const DELETE_OBJECT: Action = a("s3:DeleteObject", On::AssumedRole);
 
 pub const LIST_PROVIDERS: Action = a("iam:ListOpenIDConnectProviders", On::Any);
 pub const GET_PROVIDER: Action = a("iam:GetOpenIDConnectProvider", On::Provider);
@@ -79,6 +92,12 @@ pub const DELETE_ROLE: Action = a("iam:DeleteRole", On::Roles);
 pub const ALL: &[Action] = &[
     DESCRIBE_CLUSTER,
     GET_CALLER_IDENTITY,
+    ASSUME_ROLE_WITH_WEB_IDENTITY,
+    HEAD_BUCKET,
+    LIST_OBJECTS,
+    PUT_OBJECT,
+    GET_OBJECT,
+    DELETE_OBJECT,
     LIST_PROVIDERS,
     GET_PROVIDER,
     CREATE_PROVIDER,
@@ -144,7 +163,7 @@ impl Scope<'_> {
             // A role gets the configured boundary, or none: one of the two calls repairs drift.
             "iam:PutRolePermissionsBoundary" => self.boundary.is_some(),
             "iam:DeleteRolePermissionsBoundary" => self.boundary.is_none(),
-            _ => action.on != On::Nothing,
+            _ => !matches!(action.on, On::Nothing | On::AssumedRole),
         }
     }
 
@@ -160,7 +179,7 @@ impl Scope<'_> {
                 };
                 json!(self.account.oidc_provider(&host))
             }
-            On::Any | On::Nothing => json!("*"),
+            On::Any | On::Nothing | On::AssumedRole => json!("*"),
         }
     }
 }
@@ -231,7 +250,7 @@ mod tests {
         assert_eq!(before, names.len(), "an action is listed twice");
         for a in ALL {
             let (service, op) = a.name.split_once(':').expect("service:Operation");
-            assert!(["iam", "eks", "sts"].contains(&service), "{}", a.name);
+            assert!(["iam", "eks", "sts", "s3"].contains(&service), "{}", a.name);
             assert!(
                 op.starts_with(|c: char| c.is_ascii_uppercase()),
                 "{}",

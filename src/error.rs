@@ -117,6 +117,14 @@ impl AwsError {
     }
 }
 
+/// One broken link of the IRSA checklist and how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Broken {
+    pub link: &'static str,
+    pub detail: String,
+    pub fix: String,
+}
+
 /// The configuration names another ServiceAccount than Epinio uses.
 #[derive(Debug, thiserror::Error)]
 #[error("the configuration names ServiceAccount {configured:?} for the {what} ({variable}), but Epinio uses {actual:?} ({origin}). Nothing was changed. Set {value}: {actual} in the values file both charts read (or remove it), then re-run")]
@@ -225,6 +233,17 @@ pub enum Error {
 
     #[error("{0}")]
     ServiceAccountMismatch(Box<SaMismatch>),
+
+    #[error("verify: {} broken link(s), nothing was restarted: {}", .0.len(), .0.iter().map(|b| format!("[{}] {}; fix: {}", b.link, b.detail, b.fix)).collect::<Vec<_>>().join(" | "))]
+    VerifyBroken(Vec<Broken>),
+
+    #[error("verify: {step} for ServiceAccount {service_account} with role {role_arn} kept failing until EPINIO_IRSA_VERIFY_TIMEOUT_SECONDS: {message}. Every checklist link holds, so IAM may still be propagating, or a permissions boundary, SCP or bucket policy denies it; nothing was restarted; re-run (helm upgrade) or run `epinio-irsa verify`")]
+    VerifyLive {
+        service_account: String,
+        role_arn: String,
+        step: &'static str,
+        message: String,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -219,6 +219,35 @@ impl K8s {
         }
     }
 
+    /// A short-lived token for `name` with `audience` (TokenRequest); creates no object.
+    pub async fn request_token(
+        &self,
+        name: &str,
+        audience: &str,
+        seconds: i64,
+    ) -> Result<crate::config::Secret, Error> {
+        use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+        let api = self.service_accounts();
+        let request = TokenRequest {
+            spec: TokenRequestSpec {
+                audiences: vec![audience.to_string()],
+                expiration_seconds: Some(seconds),
+                bound_object_ref: None,
+            },
+            ..TokenRequest::default()
+        };
+        let params = kube::api::PostParams::default();
+        let what = format!("serviceaccounts/token {}/{name}", self.namespace);
+        let out = self
+            .call("create", &what, || {
+                api.create_token_request(name, &params, &request)
+            })
+            .await?;
+        Ok(crate::config::Secret::new(
+            out.status.map(|s| s.token).unwrap_or_default(),
+        ))
+    }
+
     /// Epinio's own objects: Deployment `epinio-server` and ConfigMap `epinio-stage-scripts`,
     /// read concurrently, by name. `None` when the Deployment does not exist (yet).
     pub async fn read_epinio(&self) -> Result<Option<EpinioObjects>, Error> {

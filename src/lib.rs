@@ -11,6 +11,8 @@
 //!   uses, decided from what discovery read, pure.
 //! - `retry`: the one bounded retry loop both edges use.
 //! - `run`: reads, asks `core`, applies, reports (`report`).
+//! - `checklist` (pure) and `verify`: the IRSA checklist on what is there, and the live chain
+//!   token -> STS -> S3.
 //! - `error`: every error, a leaf module.
 
 #![forbid(unsafe_code)]
@@ -18,6 +20,7 @@
 pub mod access;
 pub mod arn;
 pub mod aws;
+pub mod checklist;
 pub mod config;
 pub mod core;
 pub mod epinio;
@@ -28,6 +31,7 @@ pub mod report;
 pub mod retry;
 pub mod run;
 pub mod state;
+pub mod verify;
 
 pub use error::{Error, Result};
 pub use report::{Change, Item, Report};

@@ -19,6 +19,8 @@ Commands:
                     annotations, then restart the workloads that need the new credentials
   teardown          remove what provision made for this installation, and nothing else
   plan              print what provision would do and the full policy documents; writes nothing
+  verify            prove ServiceAccount token -> STS -> S3 for every managed ServiceAccount
+                    (the IRSA checklist plus live calls); writes nothing but token requests
   installer-policy  print the least-privilege IAM policy the job itself needs
 
 Options:
@@ -39,6 +41,7 @@ enum Command {
     Provision,
     Teardown,
     Plan,
+    Verify,
     InstallerPolicy,
 }
 
@@ -61,6 +64,7 @@ fn main() -> ExitCode {
         ["provision"] => Command::Provision,
         ["teardown"] => Command::Teardown,
         ["plan"] => Command::Plan,
+        ["verify"] => Command::Verify,
         ["installer-policy"] => Command::InstallerPolicy,
         _ => {
             eprint!("error: expected exactly one command\n\n{USAGE}");
@@ -105,6 +109,7 @@ async fn execute(command: Command, config: &Config) -> Result<String, Error> {
         Command::Provision => run::provision(config, false).await?.to_string(),
         Command::Plan => run::provision(config, true).await?.to_string(),
         Command::Teardown => run::teardown(config).await?.to_string(),
+        Command::Verify => run::verify(config).await?.to_string(),
         Command::InstallerPolicy => run::installer_policy(config).await? + "\n",
     })
 }

@@ -70,6 +70,8 @@ pub struct Report {
     pub epinio: Option<String>,
     /// What the user must know although the run succeeded.
     pub warnings: Vec<String>,
+    /// One line per ServiceAccount `verify` proved.
+    pub verified: Vec<String>,
 }
 
 impl Report {
@@ -83,6 +85,21 @@ impl Report {
 }
 
 impl Report {
+    pub fn add_verified(
+        &mut self,
+        verified: &[crate::verify::Verified],
+        namespace: &str,
+        bucket: &str,
+    ) {
+        for v in verified {
+            self.verified
+                .push(crate::verify::describe(v, namespace, bucket));
+            if !v.live.bucket_exists {
+                self.warnings.push(format!("bucket {bucket} does not exist yet: Epinio creates it when it starts (its role grants s3:CreateBucket); verify then proves only the assume step"));
+            }
+        }
+    }
+
     /// The summary of `provision` (or `plan`): provider and policy, then roles,
     /// ServiceAccounts and restarts, in the order they were applied.
     pub fn provision(
@@ -200,6 +217,9 @@ impl fmt::Display for Report {
         }
         for (kind, arn) in &self.roles {
             writeln!(f, "{kind} role ARN: {arn}")?;
+        }
+        for v in &self.verified {
+            writeln!(f, "verified: {v}")?;
         }
         for w in &self.warnings {
             writeln!(f, "WARNING: {w}")?;

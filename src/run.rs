@@ -32,6 +32,7 @@ pub struct AwsClients {
     pub eks: aws_sdk_eks::Client,
     pub sts: aws_sdk_sts::Client,
     pub region: Option<String>,
+    sdk: aws_config::SdkConfig,
 }
 
 impl AwsClients {
@@ -45,7 +46,18 @@ impl AwsClients {
             eks: aws_sdk_eks::Client::new(&sdk),
             sts: aws_sdk_sts::Client::new(&sdk),
             region: sdk.region().map(|r| r.to_string()),
+            sdk,
         }
+    }
+
+    /// An S3 client with other credentials (`verify`'s assumed role). Path-style addressing
+    /// when an endpoint override is set (S3-compatible test endpoints), virtual-hosted on AWS.
+    pub fn s3_with(&self, credentials: aws_sdk_s3::config::Credentials) -> aws_sdk_s3::Client {
+        let config = aws_sdk_s3::config::Builder::from(&self.sdk)
+            .credentials_provider(credentials)
+            .force_path_style(self.sdk.endpoint_url().is_some())
+            .build();
+        aws_sdk_s3::Client::from_conf(config)
     }
 }
 
@@ -66,13 +78,13 @@ fn skipped(command: &'static str, mode: Mode) -> Option<Report> {
 }
 
 /// Everything one command works with.
-struct Ctx<'a> {
-    config: &'a Config,
-    cluster: &'a str,
-    names: Names,
-    aws: AwsClients,
-    kube: K8s,
-    owner: String,
+pub struct Ctx<'a> {
+    pub config: &'a Config,
+    pub cluster: &'a str,
+    pub names: Names,
+    pub aws: AwsClients,
+    pub kube: K8s,
+    pub owner: String,
 }
 
 async fn context<'a>(config: &'a Config, cluster: &'a str) -> Result<Ctx<'a>> {
@@ -135,6 +147,7 @@ fn service_account_names(config: &Config) -> Vec<String> {
 /// What round 1 found, and what `core` decided from it.
 struct Decided {
     desired: Desired,
+    facts: Facts,
     providers: Vec<String>,
     steps: Vec<RoleStep>,
     sa_steps: Vec<SaStep>,
@@ -257,6 +270,7 @@ async fn read_and_decide(ctx: &Ctx<'_>) -> Result<Decided> {
         .collect::<Result<Vec<_>>>()?;
     Ok(Decided {
         desired,
+        facts,
         providers,
         steps,
         sa_steps,
@@ -277,6 +291,12 @@ async fn converge(ctx: &Ctx<'_>, dry_run: bool) -> Result<Report> {
             .map(|(spec, step)| kube.ensure_service_account(&spec.name, step, dry_run)),
     )
     .await?;
+    // Epinio restarts into working credentials only: verify first.
+    let verified = if ctx.config.verify && !dry_run {
+        crate::verify::verify(ctx, &d.desired, &d.facts).await?
+    } else {
+        Vec::new()
+    };
     let restarts = core::restarts(&d.desired.service_accounts, &d.sa_steps, &d.workloads);
     if !dry_run {
         try_join_all(restarts.iter().map(|(w, arn)| kube.restart(w, arn))).await?;
@@ -298,6 +318,43 @@ async fn converge(ctx: &Ctx<'_>, dry_run: bool) -> Result<Report> {
     );
     report.epinio = Some(d.epinio.epinio.clone());
     report.warnings = d.epinio.warnings.clone();
+    report.add_verified(&verified, &ctx.config.namespace, &ctx.config.bucket);
+    Ok(report)
+}
+
+/// `verify`: discovery as `provision` does it, then the checklist and the live chain for every
+/// managed ServiceAccount. Writes nothing but the token requests.
+pub async fn verify(config: &Config) -> Result<Report> {
+    if let Some(report) = skipped("verify", config.mode) {
+        return Ok(report);
+    }
+    let cluster = config.require_cluster()?;
+    let ctx = context(config, cluster).await?;
+    let (cluster_info, epinio) = tokio::join!(
+        eks::describe_cluster(&ctx.aws.eks, cluster),
+        ctx.kube.read_epinio(),
+    );
+    let resolved = epinio::resolve(&configured(config), epinio?.as_ref())?;
+    let eff = effective(config, &resolved)?;
+    let cluster_info = cluster_info?.ok_or_else(|| Error::ClusterNotFound {
+        cluster: cluster.to_string(),
+        region: ctx.aws.region.clone(),
+    })?;
+    let facts = facts_from(&cluster_info.arn, cluster_info.issuer_url, cluster)?;
+    let ctx = Ctx {
+        names: Names::new(&eff, cluster),
+        config: &eff,
+        ..ctx
+    };
+    let desired = plan::desired(&eff, &ctx.names, &facts)?;
+    let verified = crate::verify::verify(&ctx, &desired, &facts).await?;
+    let mut report = Report {
+        command: "verify",
+        epinio: Some(resolved.epinio),
+        warnings: resolved.warnings,
+        ..Report::default()
+    };
+    report.add_verified(&verified, &eff.namespace, &eff.bucket);
     Ok(report)
 }
 
@@ -328,14 +385,11 @@ async fn apply_iam(
             .ensure_provider(&desired.provider, known.as_ref(), dry_run)
             .await?;
         policy_checked_rx.await.map_err(|_| Error::Stopped)?;
-        let roles = try_join_all(
-            desired
-                .roles
-                .iter()
-                .zip(&d.steps)
-                .map(|(spec, step)| iam.ensure_role(spec, step, dry_run)),
-        )
-        .await?;
+        let roles =
+            try_join_all(desired.roles.iter().zip(&d.steps).map(|(spec, step)| {
+                iam.ensure_role(spec, step, change == Change::Create, dry_run)
+            }))
+            .await?;
         Ok::<_, Error>((change, roles))
     };
     let policy_branch = async {

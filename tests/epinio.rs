@@ -138,7 +138,11 @@ async fn v1_13_9_works_as_before_and_staging_follows_its_configmap() {
         "{}",
         out.stdout
     );
-    assert!(!out.stdout.contains("WARNING"), "{}", out.stdout);
+    assert!(
+        !out.stdout.contains("WARNING: Epinio") && !out.stdout.contains("WARNING: the Epinio"),
+        "{}",
+        out.stdout
+    );
     assert_eq!(role_names(&w).await.len(), 1);
     let arn = role_annotation(&w, "epinio-server").expect("annotated");
     assert!(arn.ends_with("-server"), "{arn}");

@@ -50,6 +50,14 @@ fn document(action: Action, resource: &str, raw: Option<&str>) -> Result<String,
     })
 }
 
+/// IAM calls a principal it created seconds ago invalid (`MalformedPolicyDocument: Invalid
+/// principal in policy`): transient only right after this run created the OIDC provider.
+fn principal_not_yet(fresh_provider: bool) -> impl Fn(&AwsError) -> bool {
+    move |e| {
+        fresh_provider && e.is("MalformedPolicyDocument") && e.message.contains("Invalid principal")
+    }
+}
+
 /// The IAM client with the bound for eventual-consistency retries.
 #[derive(Clone)]
 pub struct Iam {
@@ -168,6 +176,24 @@ impl Iam {
             tags: tag_map(p.tags()),
             old_versions: old_versions.unwrap_or_default(),
         }))
+    }
+
+    /// The default version's document. When the job's tags name the default version and
+    /// `expected`'s hash, that is the document (versions are immutable); otherwise it is read.
+    pub async fn read_policy_document(
+        &self,
+        arn: &str,
+        expected: &PolicySpec,
+    ) -> Result<Option<String>, AwsError> {
+        let Some(state) = self.read_policy(arn, false).await? else {
+            return Ok(None);
+        };
+        let vouched = state.tags.get(VERSION_TAG) == Some(&state.default_version)
+            && state.tags.get(DOCUMENT_TAG) == Some(&expected.document_sha256);
+        if vouched {
+            return Ok(Some(expected.document.clone()));
+        }
+        found(self.default_document(arn, &state.default_version).await)
     }
 
     async fn default_document(&self, arn: &str, version: &str) -> Result<String, AwsError> {
@@ -456,10 +482,13 @@ impl Iam {
 
     /// The role itself (create, or repair trust, boundary and tags). Attachments come in
     /// [`Iam::ensure_attachments`], once the policy exists.
+    /// `fresh_provider`: this run created the OIDC provider the trust names, so IAM may call
+    /// it an invalid principal for a few seconds: retried within the bound.
     pub async fn ensure_role(
         &self,
         spec: &RoleSpec,
         step: &RoleStep,
+        fresh_provider: bool,
         dry_run: bool,
     ) -> Result<Change, Error> {
         let change = step.change();
@@ -468,7 +497,7 @@ impl Iam {
         }
         let diff = match step {
             RoleStep::Create => {
-                self.create_role(spec).await?;
+                self.create_role(spec, fresh_provider).await?;
                 return Ok(change);
             }
             RoleStep::Repair(diff) => diff,
@@ -477,14 +506,16 @@ impl Iam {
         let c = &self.client;
         let trust = async {
             if diff.trust {
-                call(
-                    UPDATE_ASSUME_ROLE_POLICY,
-                    name,
-                    c.update_assume_role_policy()
-                        .role_name(name)
-                        .policy_document(&spec.trust)
-                        .send(),
-                )
+                crate::retry::retry(self.attempts, principal_not_yet(fresh_provider), || {
+                    call(
+                        UPDATE_ASSUME_ROLE_POLICY,
+                        name,
+                        c.update_assume_role_policy()
+                            .role_name(name)
+                            .policy_document(&spec.trust)
+                            .send(),
+                    )
+                })
                 .await?;
             }
             Ok::<_, AwsError>(())
@@ -532,23 +563,25 @@ impl Iam {
         Ok(change)
     }
 
-    async fn create_role(&self, spec: &RoleSpec) -> Result<(), Error> {
-        let result = call(
-            CREATE_ROLE,
-            &spec.name,
-            self.client
-                .create_role()
-                .role_name(&spec.name)
-                .path(&spec.path)
-                .assume_role_policy_document(&spec.trust)
-                .description(format!(
-                    "Epinio IRSA role for ServiceAccount {} (managed by epinio-irsa)",
-                    spec.service_account
-                ))
-                .set_permissions_boundary(spec.boundary.clone())
-                .set_tags(Some(to_tags(&spec.tags)))
-                .send(),
-        )
+    async fn create_role(&self, spec: &RoleSpec, fresh_provider: bool) -> Result<(), Error> {
+        let result = crate::retry::retry(self.attempts, principal_not_yet(fresh_provider), || {
+            call(
+                CREATE_ROLE,
+                &spec.name,
+                self.client
+                    .create_role()
+                    .role_name(&spec.name)
+                    .path(&spec.path)
+                    .assume_role_policy_document(&spec.trust)
+                    .description(format!(
+                        "Epinio IRSA role for ServiceAccount {} (managed by epinio-irsa)",
+                        spec.service_account
+                    ))
+                    .set_permissions_boundary(spec.boundary.clone())
+                    .set_tags(Some(to_tags(&spec.tags)))
+                    .send(),
+            )
+        })
         .await;
         match result {
             Ok(_) => Ok(()),

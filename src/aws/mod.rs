@@ -7,6 +7,7 @@
 
 pub mod eks;
 pub mod iam;
+pub mod s3;
 pub mod sts;
 
 use std::future::Future;

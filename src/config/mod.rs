@@ -117,6 +117,12 @@ pub struct Config {
     pub legacy_staging_service_account: Option<ServiceAccountName>,
     /// Provision even where the discovered Epinio server cannot use a role (staging still can).
     pub allow_unsupported_epinio: bool,
+    /// `provision` verifies the chain token -> STS -> S3 before restarting.
+    pub verify: bool,
+    /// `verify` also puts, gets and deletes one key under its own prefix.
+    pub verify_write: bool,
+    /// How long `verify` polls while IAM propagates.
+    pub verify_timeout: Duration,
     pub server_role_name: Option<RoleName>,
     pub staging_role_name: Option<RoleName>,
     pub policy_name: Option<PolicyName>,
@@ -206,6 +212,9 @@ struct Raw {
 #[derive(Deserialize, Default)]
 struct RawSwitches {
     allow_unsupported_epinio: Option<String>,
+    verify: Option<String>,
+    verify_write: Option<String>,
+    verify_timeout_seconds: Option<String>,
     create_oidc_provider: Option<String>,
     delete_oidc_provider: Option<String>,
     sts_regional_endpoints: Option<String>,
@@ -494,6 +503,9 @@ fn read(
         staging_service_account_given: staging_given,
         legacy_staging_service_account: legacy_staging,
         allow_unsupported_epinio: s.allow_unsupported_epinio,
+        verify: s.verify,
+        verify_write: s.verify_write,
+        verify_timeout: s.verify_timeout,
         server_role_name,
         staging_role_name,
         policy_name,
@@ -518,6 +530,9 @@ fn read(
 /// The on/off settings and the numeric bounds, as read.
 struct Switches {
     allow_unsupported_epinio: bool,
+    verify: bool,
+    verify_write: bool,
+    verify_timeout: Duration,
     create_oidc_provider: bool,
     delete_oidc_provider: bool,
     sts_regional_endpoints: bool,
@@ -537,6 +552,15 @@ fn switches(v: &mut Validator, raw: RawSwitches) -> Switches {
             "EPINIO_IRSA_ALLOW_UNSUPPORTED_EPINIO",
             raw.allow_unsupported_epinio,
             false,
+        ),
+        verify: v.boolean("EPINIO_IRSA_VERIFY", raw.verify, true),
+        verify_write: v.boolean("EPINIO_IRSA_VERIFY_WRITE", raw.verify_write, false),
+        verify_timeout: seconds(
+            v,
+            "EPINIO_IRSA_VERIFY_TIMEOUT_SECONDS",
+            raw.verify_timeout_seconds,
+            5..=1800,
+            120,
         ),
         create_oidc_provider: v.boolean(
             "EPINIO_IRSA_CREATE_OIDC_PROVIDER",

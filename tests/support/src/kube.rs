@@ -486,10 +486,16 @@ impl Shared {
     /// nothing here verifies signatures) whose `sub` is `system:serviceaccount:NS:NAME` and
     /// whose `aud` is the requested audiences, as the kube-apiserver issues them. 404 when the
     /// ServiceAccount does not exist. Creates no object.
-    fn token_request(&self, rec: &RecordedRequest, ns: &str, name: &str) -> Result<Served, ApiError> {
+    fn token_request(
+        &self,
+        rec: &RecordedRequest,
+        ns: &str,
+        name: &str,
+    ) -> Result<Served, ApiError> {
         use base64::engine::general_purpose::URL_SAFE_NO_PAD;
         use base64::Engine;
-        let rt = resources::by_plural("", "v1", "serviceaccounts").ok_or_else(ApiError::no_such_path)?;
+        let rt =
+            resources::by_plural("", "v1", "serviceaccounts").ok_or_else(ApiError::no_such_path)?;
         if rec.method != "POST" {
             return Err(ApiError::method_not_allowed());
         }
@@ -497,9 +503,20 @@ impl Shared {
         let Some(sa) = sa else {
             return Err(ApiError::not_found(rt, name));
         };
-        let spec = rec.body.as_ref().and_then(|b| b.get("spec")).cloned().unwrap_or_default();
-        let audiences = spec.get("audiences").cloned().unwrap_or_else(|| serde_json::json!(["https://kubernetes.default.svc"]));
-        let seconds = spec.get("expirationSeconds").and_then(Value::as_u64).unwrap_or(3600);
+        let spec = rec
+            .body
+            .as_ref()
+            .and_then(|b| b.get("spec"))
+            .cloned()
+            .unwrap_or_default();
+        let audiences = spec
+            .get("audiences")
+            .cloned()
+            .unwrap_or_else(|| serde_json::json!(["https://kubernetes.default.svc"]));
+        let seconds = spec
+            .get("expirationSeconds")
+            .and_then(Value::as_u64)
+            .unwrap_or(3600);
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())

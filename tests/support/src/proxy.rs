@@ -77,6 +77,12 @@ pub enum Fault {
     /// 409: IAM `ConcurrentModification`; EKS `ResourceInUseException`;
     /// Kubernetes Status reason `Conflict`.
     Conflict,
+    /// AWS Query: 403 `AccessDenied`, as STS answers while a fresh role or trust
+    /// propagates ("Not authorized to perform sts:AssumeRoleWithWebIdentity").
+    AccessDenied,
+    /// AWS Query: 400 `MalformedPolicyDocument` "Invalid principal in policy", as IAM
+    /// answers for a principal (an OIDC provider) it created seconds ago.
+    InvalidPrincipal,
     /// Drop the TCP connection (RST) without any HTTP response.
     ResetConnection,
     /// Wait this long, then forward (pick a duration above the client's
@@ -93,6 +99,8 @@ impl Fault {
             Fault::InternalFailure => "InternalFailure",
             Fault::NoSuchEntity => "NoSuchEntity",
             Fault::Conflict => "Conflict",
+            Fault::AccessDenied => "AccessDenied",
+            Fault::InvalidPrincipal => "InvalidPrincipal",
             Fault::ResetConnection => "ResetConnection",
             Fault::Slow(_) => "Slow",
         }
@@ -115,6 +123,8 @@ impl Fault {
             "internal" | "internalfailure" | "500" => Fault::InternalFailure,
             "nosuchentity" | "notfound" | "404" => Fault::NoSuchEntity,
             "conflict" | "409" => Fault::Conflict,
+            "accessdenied" | "403" => Fault::AccessDenied,
+            "invalidprincipal" => Fault::InvalidPrincipal,
             "reset" | "resetconnection" => Fault::ResetConnection,
             _ => return Err(format!("unknown fault {s:?}")),
         })
@@ -323,6 +333,8 @@ pub enum Protocol {
     AwsQuery,
     /// AWS REST-JSON (EKS), JSON errors with `x-amzn-ErrorType`.
     AwsRestJson,
+    /// S3 REST-XML: `<Error><Code>` bodies (none for HEAD), throttling as 503 `SlowDown`.
+    S3Rest,
     /// Kubernetes API, `Status` errors.
     Kubernetes,
 }
@@ -404,6 +416,9 @@ pub fn classify(method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) ->
         };
     }
 
+    if has_amz && scope_service.as_deref() == Some("s3") {
+        return classify_s3(method, uri);
+    }
     if has_amz {
         let service = scope_service
             .or_else(|| host_service(headers))
@@ -438,6 +453,38 @@ pub fn classify(method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) ->
     }
 
     classify_kube(method, uri, headers, body)
+}
+
+/// S3 REST (path-style): the operations `verify` and the tests make, by method and path.
+fn classify_s3(method: &Method, uri: &Uri) -> Classification {
+    let segs: Vec<String> = uri
+        .path()
+        .splitn(3, '/')
+        .skip(1)
+        .filter(|s| !s.is_empty())
+        .map(percent_decode)
+        .collect();
+    let query = uri.query().unwrap_or("");
+    let op = match (method, segs.len()) {
+        (&Method::HEAD, 1) => "HeadBucket",
+        (&Method::GET, 1) if query.contains("list-type=2") => "ListObjectsV2",
+        (&Method::GET, 1) => "ListObjects",
+        (&Method::PUT, 1) => "CreateBucket",
+        (&Method::DELETE, 1) => "DeleteBucket",
+        (&Method::PUT, 2) => "PutObject",
+        (&Method::GET, 2) => "GetObject",
+        (&Method::HEAD, 2) => "HeadObject",
+        (&Method::DELETE, 2) => "DeleteObject",
+        _ => "S3:other",
+    };
+    Classification {
+        protocol: Protocol::S3Rest,
+        service: "s3".to_string(),
+        op: op.to_string(),
+        resource: segs.first().cloned(),
+        is_write: matches!(*method, Method::PUT | Method::POST | Method::DELETE),
+        params: Vec::new(),
+    }
 }
 
 fn classify_kube(method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Classification {
@@ -512,13 +559,16 @@ fn classify_kube(method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -
         service: KUBE_SERVICE.to_string(),
         op,
         resource: resource_name,
-        is_write: !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS),
+        // A TokenRequest creates no object: it changes no state.
+        is_write: !(matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+            || (resource == Some("serviceaccounts") && sub == Some("token"))),
         params: Vec::new(),
     }
 }
 
+/// Operations that change no state: reads, and STS's credential exchanges.
 fn is_read_op(op: &str) -> bool {
-    ["Get", "List", "Describe"]
+    ["Get", "List", "Describe", "AssumeRole"]
         .iter()
         .any(|p| op.starts_with(p))
 }
@@ -653,6 +703,18 @@ fn fault_response(c: &Classification, fault: &Fault) -> Response<Full<Bytes>> {
                     "ConcurrentModification",
                     "Rate of concurrent modifications exceeded; please try again.".to_string(),
                 ),
+                Fault::AccessDenied => (
+                    403,
+                    "Sender",
+                    "AccessDenied",
+                    format!("Not authorized to perform sts:{}", c.op),
+                ),
+                Fault::InvalidPrincipal => (
+                    400,
+                    "Sender",
+                    "MalformedPolicyDocument",
+                    "Invalid principal in policy: \"Federated\"".to_string(),
+                ),
                 _ => (
                     500,
                     "Receiver",
@@ -677,6 +739,33 @@ fn fault_response(c: &Classification, fault: &Fault) -> Response<Full<Bytes>> {
                 .header("x-amzn-RequestId", rid)
                 .body(Full::new(Bytes::from(body)))
                 .expect("valid response")
+        }
+        Protocol::S3Rest => {
+            let (status, code, message) = match fault {
+                Fault::Throttling => (503, "SlowDown", "Please reduce your request rate."),
+                Fault::ServiceUnavailable => (503, "ServiceUnavailable", "Service is unavailable."),
+                Fault::NoSuchEntity => (404, "NoSuchBucket", "The specified bucket does not exist"),
+                Fault::Conflict => (
+                    409,
+                    "OperationAborted",
+                    "A conflicting conditional operation is in progress.",
+                ),
+                Fault::AccessDenied => (403, "AccessDenied", "Access Denied"),
+                _ => (
+                    500,
+                    "InternalError",
+                    "We encountered an internal error. Please try again.",
+                ),
+            };
+            let body = format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>{message}</Message><RequestId>{}</RequestId></Error>",
+                request_id()
+            );
+            Response::builder()
+                .status(status)
+                .header(header::CONTENT_TYPE, "application/xml")
+                .body(Full::new(Bytes::from(body)))
+                .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
         }
         Protocol::AwsRestJson => {
             let (status, code, message) = match fault {

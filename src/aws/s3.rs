@@ -1,0 +1,92 @@
+//! S3, with the credentials `verify` assumed: can the role read the bucket, and (opt-in)
+//! write, read back and delete one key of its own.
+
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+
+use super::AwsError;
+use crate::access::{Action, DELETE_OBJECT, GET_OBJECT, HEAD_BUCKET, LIST_OBJECTS, PUT_OBJECT};
+
+/// HEAD requests have no error body: the status is the code.
+fn s3_error<E>(action: Action, resource: &str, err: SdkError<E, HttpResponse>) -> AwsError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let code = match &err {
+        SdkError::ServiceError(e) => {
+            e.err()
+                .code()
+                .map(str::to_string)
+                .or_else(|| match e.raw().status().as_u16() {
+                    403 => Some("AccessDenied".into()),
+                    404 => Some("NotFound".into()),
+                    _ => None,
+                })
+        }
+        _ => None,
+    };
+    let message = match &err {
+        SdkError::ServiceError(e) => e
+            .err()
+            .message()
+            .map(str::to_string)
+            .unwrap_or_else(|| code.clone().unwrap_or_else(|| "service error".into())),
+        other => aws_sdk_s3::error::DisplayErrorContext(other).to_string(),
+    };
+    AwsError {
+        op: action.name,
+        resource: resource.to_string(),
+        code,
+        message,
+    }
+}
+
+/// `Ok(true)`: HeadBucket and ListObjectsV2 (one key at most) succeed. `Ok(false)`: the
+/// bucket does not exist (yet: Epinio creates it when it starts).
+pub async fn bucket_readable(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<bool, AwsError> {
+    tracing::debug!(op = "s3:HeadBucket+ListObjectsV2", bucket, "aws call");
+    // Concurrently: one round trip, not two.
+    let (head, list) = tokio::join!(
+        s3.head_bucket().bucket(bucket).send(),
+        s3.list_objects_v2().bucket(bucket).max_keys(1).send(),
+    );
+    let missing = |e: &AwsError| matches!(e.code.as_deref(), Some("NotFound" | "NoSuchBucket"));
+    match head.map_err(|e| s3_error(HEAD_BUCKET, bucket, e)) {
+        Err(e) if missing(&e) => return Ok(false),
+        Err(e) => return Err(e),
+        Ok(_) => {}
+    }
+    list.map_err(|e| s3_error(LIST_OBJECTS, bucket, e))?;
+    Ok(true)
+}
+
+/// Put, get and delete one key. The delete runs whatever the get returned, so no probe object
+/// is left behind by a failed read.
+pub async fn write_probe(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<(), AwsError> {
+    let what = format!("{bucket}/{key}");
+    s3.put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(ByteStream::from_static(b"epinio-irsa verify probe"))
+        .send()
+        .await
+        .map_err(|e| s3_error(PUT_OBJECT, &what, e))?;
+    let read = s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| s3_error(GET_OBJECT, &what, e));
+    let delete = s3
+        .delete_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| s3_error(DELETE_OBJECT, &what, e));
+    read?;
+    delete?;
+    Ok(())
+}

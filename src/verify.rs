@@ -1,0 +1,211 @@
+//! `verify`: prove the chain ServiceAccount token → STS → S3 for every ServiceAccount the job
+//! manages. Two things run side by side, so the extra dependent AWS round trips are two when
+//! the role is assumable at once:
+//! - the checklist (`checklist`) on what is there, read every time: ServiceAccount, role,
+//!   policy and its default document, OIDC provider;
+//! - the live chain: a TokenRequest for the ServiceAccount (audience `sts.amazonaws.com`),
+//!   `AssumeRoleWithWebIdentity` at the regional STS endpoint, then S3 `HeadBucket` and
+//!   `ListObjectsV2` (one key at most) with those credentials; optionally a write probe.
+//!
+//! While IAM propagates a fresh role or trust, STS and S3 answer AccessDenied for seconds: the
+//! live chain polls with the shared backoff until `EPINIO_IRSA_VERIFY_TIMEOUT_SECONDS`, with no
+//! fixed sleep. Writes nothing but the token request (and the probe's own key, when asked).
+
+use std::time::Instant;
+
+use aws_sdk_s3::config::Credentials;
+use futures::future::try_join_all;
+
+use crate::aws::AwsError;
+use crate::checklist::{self, Broken, Links};
+use crate::plan::{Desired, Facts, STS_AUDIENCE};
+use crate::run::Ctx;
+use crate::{Error, Result};
+
+/// What the live chain found for one ServiceAccount.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Live {
+    pub bucket_exists: bool,
+    /// Attempts the assume and the S3 calls needed while IAM propagated.
+    pub attempts: u32,
+    pub probe: Option<String>,
+}
+
+/// One ServiceAccount's result, for the summary.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    pub service_account: String,
+    pub role_arn: String,
+    pub live: Live,
+}
+
+const TOKEN_SECONDS: i64 = 600;
+const SESSION: &str = "epinio-irsa-verify";
+/// The write probe's prefix: nothing of Epinio's lives under it.
+pub const PROBE_PREFIX: &str = "epinio-irsa-verify/";
+
+/// Verify every managed ServiceAccount of `desired`. Fails with every broken link and its fix,
+/// or with the live step that never passed within the timeout.
+pub async fn verify(ctx: &Ctx<'_>, desired: &Desired, facts: &Facts) -> Result<Vec<Verified>> {
+    let (broken, live) = tokio::join!(checklist_all(ctx, desired, facts), live_all(ctx, desired));
+    let broken = broken?;
+    if !broken.is_empty() {
+        return Err(Error::VerifyBroken(broken));
+    }
+    live
+}
+
+async fn checklist_all(ctx: &Ctx<'_>, desired: &Desired, facts: &Facts) -> Result<Vec<Broken>> {
+    let iam = &ctx.aws.iam;
+    let (roles, sas, provider, policy) = tokio::join!(
+        try_join_all(desired.roles.iter().map(|r| iam.read_role(&r.name, false))),
+        try_join_all(
+            desired
+                .service_accounts
+                .iter()
+                .map(|s| ctx.kube.read_service_account(&s.name))
+        ),
+        iam.read_provider(&desired.provider.arn),
+        iam.read_policy_document(&desired.policy.arn, &desired.policy),
+    );
+    let (roles, sas, provider, policy) = (roles?, sas?, provider?, policy?);
+    let mut out = Vec::new();
+    for ((role, role_state), (spec, sa)) in desired
+        .roles
+        .iter()
+        .zip(&roles)
+        .zip(desired.service_accounts.iter().zip(&sas))
+    {
+        out.extend(checklist::check(&Links {
+            namespace: &ctx.config.namespace,
+            service_account: &spec.name,
+            sa: sa.as_ref(),
+            role_name: &role.name,
+            role_arn: &role.arn,
+            role: role_state.as_ref(),
+            provider_arn: &desired.provider.arn,
+            issuer: facts.issuer_host_path(),
+            provider: provider.as_ref(),
+            policy_arn: &desired.policy.arn,
+            policy_document: policy.as_deref(),
+            partition: facts.partition,
+            bucket: &ctx.config.bucket,
+        }));
+    }
+    Ok(out)
+}
+
+async fn live_all(ctx: &Ctx<'_>, desired: &Desired) -> Result<Vec<Verified>> {
+    let until = Instant::now() + ctx.config.verify_timeout;
+    try_join_all(desired.service_accounts.iter().map(|spec| async move {
+        let live = live_one(ctx, &spec.name, &spec.role_arn, until).await?;
+        Ok::<_, Error>(Verified {
+            service_account: spec.name.clone(),
+            role_arn: spec.role_arn.clone(),
+            live,
+        })
+    }))
+    .await
+}
+
+/// AWS answers these while a fresh role, trust or policy propagates.
+fn propagating(e: &AwsError) -> bool {
+    e.code.as_deref().is_some_and(|c| {
+        matches!(
+            c,
+            "AccessDenied" | "InvalidIdentityToken" | "IDPCommunicationError" | "Forbidden" | "403"
+        )
+    })
+}
+
+async fn live_one(ctx: &Ctx<'_>, sa: &str, role_arn: &str, until: Instant) -> Result<Live> {
+    let token = ctx
+        .kube
+        .request_token(sa, STS_AUDIENCE, TOKEN_SECONDS)
+        .await?;
+    let mut attempts = 0;
+    let poll = |step: &'static str| {
+        move |e: &AwsError| {
+            let again = propagating(e) && Instant::now() < until;
+            if again {
+                tracing::info!(step, error = %e, "not effective yet (IAM propagates), polling");
+            }
+            again
+        }
+    };
+    let creds = crate::retry::retry(u32::MAX, poll("assume"), || {
+        attempts += 1;
+        crate::aws::sts::assume_with_web_identity(&ctx.aws.sts, role_arn, &token, SESSION)
+    })
+    .await
+    .map_err(|e| live_failure(sa, role_arn, "sts:AssumeRoleWithWebIdentity", e))?;
+    let s3 = ctx.aws.s3_with(Credentials::new(
+        creds.access_key_id,
+        creds.secret_access_key,
+        Some(creds.session_token),
+        None,
+        "epinio-irsa-verify",
+    ));
+    let bucket = ctx.config.bucket.as_str();
+    let exists = crate::retry::retry(u32::MAX, poll("s3"), || {
+        attempts += 1;
+        crate::aws::s3::bucket_readable(&s3, bucket)
+    })
+    .await
+    .map_err(|e| live_failure(sa, role_arn, "s3:HeadBucket/ListObjectsV2", e))?;
+    let probe = if exists && ctx.config.verify_write {
+        let key = format!("{PROBE_PREFIX}{sa}-{}", probe_id());
+        crate::retry::retry(u32::MAX, poll("s3 write"), || {
+            crate::aws::s3::write_probe(&s3, bucket, &key)
+        })
+        .await
+        .map_err(|e| live_failure(sa, role_arn, "s3:PutObject/GetObject/DeleteObject", e))?;
+        Some(key)
+    } else {
+        None
+    };
+    Ok(Live {
+        bucket_exists: exists,
+        attempts,
+        probe,
+    })
+}
+
+fn probe_id() -> String {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos().to_string())
+        .unwrap_or_default()
+}
+
+fn live_failure(sa: &str, role_arn: &str, step: &'static str, e: AwsError) -> Error {
+    Error::VerifyLive {
+        service_account: sa.to_string(),
+        role_arn: role_arn.to_string(),
+        step,
+        message: e.to_string(),
+    }
+}
+
+/// The summary line of one ServiceAccount.
+pub fn describe(v: &Verified, namespace: &str, bucket: &str) -> String {
+    let mut s = format!(
+        "ServiceAccount {namespace}/{} -> token -> {} -> s3://{bucket}: ",
+        v.service_account, v.role_arn
+    );
+    if v.live.bucket_exists {
+        s.push_str("AssumeRoleWithWebIdentity, HeadBucket and ListObjectsV2 succeeded");
+    } else {
+        s.push_str("AssumeRoleWithWebIdentity succeeded; the bucket does not exist yet (Epinio creates it at start)");
+    }
+    if let Some(key) = &v.live.probe {
+        s.push_str(&format!("; write probe put/get/delete {key} succeeded"));
+    }
+    if v.live.attempts > 2 {
+        s.push_str(&format!(
+            " ({} attempts while IAM propagated)",
+            v.live.attempts
+        ));
+    }
+    s
+}
