@@ -146,7 +146,7 @@ created before the Jobs (lower weight) in every phase that runs a Job, removed
 once the phase succeeded; left in place after a failure, for debugging.
 */}}
 {{- define "epinio-irsa.supportHookAnnotations" -}}
-helm.sh/hook: post-install,post-upgrade,pre-delete
+helm.sh/hook: post-install,post-upgrade,pre-delete,test
 helm.sh/hook-weight: "-10"
 helm.sh/hook-delete-policy: before-hook-creation,hook-succeeded
 {{- end -}}

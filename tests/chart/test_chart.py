@@ -295,7 +295,7 @@ def test_helm_lint(helm, tmp_path, case):
 def test_objects_and_hooks(helm, tmp_path, case):
     docs = render(helm, CASES[case], tmp_path)
     kinds = sorted(d["kind"] for d in docs)
-    expected = ["Job", "Job", "NetworkPolicy", "Role", "RoleBinding", "ServiceAccount"]
+    expected = ["Job", "Job", "Job", "NetworkPolicy", "Role", "RoleBinding", "ServiceAccount"]
     if case == "static-keys":
         expected.append("Secret")
     assert kinds == sorted(expected)
@@ -309,10 +309,14 @@ def test_objects_and_hooks(helm, tmp_path, case):
         assert ann["helm.sh/hook-delete-policy"] == "before-hook-creation,hook-succeeded"
 
     provision, teardown = job(docs, "provision"), job(docs, "teardown")
+    verify = job(docs, "verify")
     assert provision["metadata"]["annotations"]["helm.sh/hook"] == "post-install,post-upgrade"
     assert teardown["metadata"]["annotations"]["helm.sh/hook"] == "pre-delete"
+    # `helm test` verifies the chain token -> STS -> S3 at any time.
+    assert verify["metadata"]["annotations"]["helm.sh/hook"] == "test"
     assert container(provision)["args"] == ["provision"]
     assert container(teardown)["args"] == ["teardown"]
+    assert container(verify)["args"] == ["verify"]
     job_weight = int(provision["metadata"]["annotations"]["helm.sh/hook-weight"])
     assert int(teardown["metadata"]["annotations"]["helm.sh/hook-weight"]) == job_weight
 
@@ -322,10 +326,10 @@ def test_objects_and_hooks(helm, tmp_path, case):
         if d["kind"] == "Job":
             continue
         ann = d["metadata"]["annotations"]
-        assert set(ann["helm.sh/hook"].split(",")) == {"post-install", "post-upgrade", "pre-delete"}, d["kind"]
+        assert set(ann["helm.sh/hook"].split(",")) == {"post-install", "post-upgrade", "pre-delete", "test"}, d["kind"]
         assert int(ann["helm.sh/hook-weight"]) < job_weight, d["kind"]
 
-    for j in (provision, teardown):
+    for j in (provision, teardown, verify):
         spec = j["spec"]
         assert 0 <= spec["backoffLimit"] <= 6
         assert 30 <= spec["activeDeadlineSeconds"] <= 600

@@ -64,6 +64,7 @@
 //! (the real server says 422 Invalid).
 
 mod fields;
+pub mod rbac;
 mod resources;
 mod status;
 mod store;
@@ -140,6 +141,8 @@ struct Shared {
     interceptor: Mutex<Option<Interceptor>>,
     /// Every token TokenRequest issued, for tests that check none leaks.
     tokens: Mutex<Vec<String>>,
+    /// Authentication and authorization, when enabled ([`KubeStandIn::enable_rbac`]).
+    rbac: Mutex<Option<rbac::Rbac>>,
     /// `host:port`, for the discovery document that advertises it.
     server_address: String,
     /// Creation time of the (synthetic) namespaces.
@@ -175,6 +178,7 @@ impl KubeStandIn {
             log: Mutex::new(Vec::new()),
             interceptor: Mutex::new(None),
             tokens: Mutex::new(Vec::new()),
+            rbac: Mutex::new(None),
             server_address: addr.to_string(),
             started: store::now(),
         });
@@ -235,6 +239,38 @@ preferences: {{}}
     /// `metadata.namespace` and `metadata.name` are required (panics
     /// otherwise). Sets `resourceVersion` and `generation: 1`; keeps a given
     /// `uid`/`creationTimestamp`, else sets them.
+    /// From now on, authenticate bearer tokens and authorize every request against the Roles
+    /// and RoleBindings in `docs` (as `helm template` renders them). Returns a token for
+    /// `user` (`system:serviceaccount:NS:NAME`).
+    pub fn enable_rbac(&self, docs: &[Value], user: &str) -> String {
+        let mut rbac = rbac::Rbac::default();
+        rbac.load(docs);
+        let token = format!("standin-token-{}", user.replace(':', "-"));
+        rbac.add_token(&token, user);
+        *lock(&self.inner.shared.rbac) = Some(rbac);
+        token
+    }
+
+    /// Requests refused by RBAC so far.
+    pub fn rbac_denied(&self) -> Vec<(String, rbac::Attributes)> {
+        lock(&self.inner.shared.rbac)
+            .as_ref()
+            .map(|r| r.denied())
+            .unwrap_or_default()
+    }
+
+    /// Each rule of `user` in `namespace` with what it allowed so far.
+    pub fn rbac_used(
+        &self,
+        namespace: &str,
+        user: &str,
+    ) -> Vec<(rbac::Rule, std::collections::BTreeSet<rbac::Attributes>)> {
+        lock(&self.inner.shared.rbac)
+            .as_ref()
+            .map(|r| r.used(namespace, user))
+            .unwrap_or_default()
+    }
+
     /// The tokens TokenRequest issued so far.
     pub fn tokens(&self) -> Vec<String> {
         lock(&self.inner.shared.tokens).clone()
@@ -384,9 +420,35 @@ async fn handle(
         status: 0,
         changed: false,
     };
+    // Authentication and authorization come first, as in the apiserver.
+    // A server-side apply that creates the object is authorized as `create` too (with the
+    // object's name), as the apiserver's patch handler does.
+    let creates = rec.method == "PATCH"
+        && rec
+            .content_type
+            .as_deref()
+            .is_some_and(|c| c.starts_with("application/apply-patch"))
+        && shared.target_missing(&rec.path);
+    let denied = lock(&shared.rbac).as_mut().and_then(|rbac| {
+        let token = header(hyper::header::AUTHORIZATION);
+        let token = token.as_deref().and_then(|t| t.strip_prefix("Bearer "));
+        let attrs = rbac::attributes(
+            &rec.method,
+            &rec.path,
+            &rec.query,
+            rec.content_type.as_deref(),
+        );
+        let create = attrs.clone().filter(|_| creates).map(|mut a| {
+            a.verb = "create".into();
+            a
+        });
+        rbac.check(token, attrs)
+            .and_then(|()| create.map_or(Ok(()), |c| rbac.check(token, Some(c))))
+            .err()
+    });
     // Cloned out so the interceptor can call back into the stand-in.
     let interceptor = lock(&shared.interceptor).clone();
-    let served = match interceptor.and_then(|f| f(&rec)) {
+    let served = match denied.or_else(|| interceptor.and_then(|f| f(&rec))) {
         Some((status, body)) => Served {
             status,
             reply: Reply::Json(body),
@@ -422,6 +484,22 @@ async fn handle(
 }
 
 impl Shared {
+    /// Whether the object a namespaced path names does not exist.
+    fn target_missing(&self, path: &str) -> bool {
+        let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        let (group, version, ns, plural, name) = match segs.as_slice() {
+            ["api", v, "namespaces", ns, plural, name] => ("", *v, *ns, *plural, *name),
+            ["apis", g, v, "namespaces", ns, plural, name] => (*g, *v, *ns, *plural, *name),
+            _ => return false,
+        };
+        let Some(rt) = resources::by_plural(group, version, plural) else {
+            return false;
+        };
+        lock(&self.store)
+            .get_direct(&rt.api_version(), rt.kind, ns, name)
+            .is_none()
+    }
+
     fn route(
         &self,
         rec: &RecordedRequest,

@@ -325,7 +325,8 @@ fn classifies_aws_query_requests() {
         ("sts", "GetCallerIdentity", None, false)
     );
 
-    // Unsigned STS call (AssumeRoleWithWebIdentity) falls back to the action.
+    // Unsigned STS call (AssumeRoleWithWebIdentity) falls back to the action; a credential
+    // exchange changes no state, so it is not a write.
     let (svc, op, _, w, _) = classify_req(
         Method::POST,
         "/",
@@ -334,7 +335,7 @@ fn classifies_aws_query_requests() {
     );
     assert_eq!(
         (svc.as_str(), op.as_str(), w),
-        ("sts", "AssumeRoleWithWebIdentity", true)
+        ("sts", "AssumeRoleWithWebIdentity", false)
     );
 
     // Action in the query string of a GET.

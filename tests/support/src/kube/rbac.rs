@@ -1,0 +1,289 @@
+//! Authentication and RBAC authorization, as the kube-apiserver does them for namespaced
+//! requests: a bearer token names a user; the user's rules are those of the Roles its
+//! RoleBindings in the request's namespace grant; a request is allowed when one rule matches its
+//! verb, API group, resource (with `/subresource`) and, where the request names an object,
+//! `resourceNames`. Anything else is 403 with the apiserver's message; no or an unknown token
+//! is 401. Discovery (`/api`, `/apis`, `/version`) is open to authenticated users, as the
+//! `system:discovery` ClusterRole makes it. ClusterRoles, aggregation and impersonation are not
+//! modelled; the job needs none.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{json, Value};
+
+/// A request's authorization attributes.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Attributes {
+    pub verb: String,
+    pub group: String,
+    /// `serviceaccounts`, or `serviceaccounts/token` for a subresource.
+    pub resource: String,
+    pub namespace: String,
+    /// Empty for collections and for a create without a name in the URL.
+    pub name: String,
+}
+
+/// One rule of a Role, as rendered.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Rule {
+    pub groups: Vec<String>,
+    pub resources: Vec<String>,
+    pub names: Vec<String>,
+    pub verbs: Vec<String>,
+}
+
+impl Rule {
+    fn from(v: &Value) -> Rule {
+        let list = |k: &str| -> Vec<String> {
+            v.get(k)
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|s| s.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        Rule {
+            groups: list("apiGroups"),
+            resources: list("resources"),
+            names: list("resourceNames"),
+            verbs: list("verbs"),
+        }
+    }
+
+    fn allows(&self, a: &Attributes) -> bool {
+        let has = |l: &[String], v: &str| l.iter().any(|x| x == "*" || x == v);
+        has(&self.verbs, &a.verb)
+            && has(&self.groups, &a.group)
+            && has(&self.resources, &a.resource)
+            && (self.names.is_empty() || (!a.name.is_empty() && self.names.contains(&a.name)))
+    }
+}
+
+/// Users by token, and the namespaced rules each user is bound to.
+#[derive(Debug, Default)]
+pub struct Rbac {
+    users: BTreeMap<String, String>,
+    /// (namespace, user) -> rules
+    rules: BTreeMap<(String, String), Vec<Rule>>,
+    /// Which rule (by namespace, user, index) allowed which attributes.
+    used: BTreeMap<(String, String, usize), BTreeSet<Attributes>>,
+    /// Every denied request.
+    denied: Vec<(String, Attributes)>,
+}
+
+impl Rbac {
+    pub fn add_token(&mut self, token: &str, user: &str) {
+        self.users.insert(token.to_string(), user.to_string());
+    }
+
+    /// Load Roles and RoleBindings (as `helm template` renders them); subjects of kind
+    /// ServiceAccount become `system:serviceaccount:NS:NAME`.
+    pub fn load(&mut self, docs: &[Value]) {
+        let roles: BTreeMap<(String, String), Vec<Rule>> = docs
+            .iter()
+            .filter(|d| d["kind"] == "Role")
+            .map(|d| {
+                let key = (
+                    d["metadata"]["namespace"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                    d["metadata"]["name"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                );
+                let rules = d["rules"]
+                    .as_array()
+                    .map(|r| r.iter().map(Rule::from).collect())
+                    .unwrap_or_default();
+                (key, rules)
+            })
+            .collect();
+        for b in docs.iter().filter(|d| d["kind"] == "RoleBinding") {
+            let ns = b["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let role = b["roleRef"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let Some(rules) = roles.get(&(ns.clone(), role)) else {
+                continue;
+            };
+            for s in b["subjects"].as_array().into_iter().flatten() {
+                if s["kind"] != "ServiceAccount" {
+                    continue;
+                }
+                let user = format!(
+                    "system:serviceaccount:{}:{}",
+                    s["namespace"].as_str().unwrap_or(&ns),
+                    s["name"].as_str().unwrap_or_default()
+                );
+                self.rules
+                    .entry((ns.clone(), user))
+                    .or_default()
+                    .extend(rules.iter().cloned());
+            }
+        }
+    }
+
+    /// `Err((status, Status body))` when the request must be refused.
+    pub fn check(
+        &mut self,
+        token: Option<&str>,
+        attrs: Option<Attributes>,
+    ) -> Result<(), (u16, Value)> {
+        let Some(user) = token.and_then(|t| self.users.get(t)).cloned() else {
+            return Err((
+                401,
+                status(401, "Unauthorized", "Unauthorized".into(), None),
+            ));
+        };
+        let Some(a) = attrs else {
+            return Ok(()); // discovery
+        };
+        let rules = self
+            .rules
+            .get(&(a.namespace.clone(), user.clone()))
+            .cloned()
+            .unwrap_or_default();
+        if let Some(i) = rules.iter().position(|r| r.allows(&a)) {
+            self.used
+                .entry((a.namespace.clone(), user, i))
+                .or_default()
+                .insert(a);
+            return Ok(());
+        }
+        let (res, sub) = a.resource.split_once('/').unwrap_or((&a.resource, ""));
+        let what = if a.name.is_empty() {
+            res.to_string()
+        } else {
+            format!("{res} \"{}\"", a.name)
+        };
+        let sub_text = if sub.is_empty() {
+            String::new()
+        } else {
+            format!("/{sub}")
+        };
+        let message = format!(
+            "{what} is forbidden: User \"{user}\" cannot {} resource \"{res}{sub_text}\" in API group \"{}\" in the namespace \"{}\"",
+            a.verb, a.group, a.namespace
+        );
+        self.denied.push((user, a.clone()));
+        Err((
+            403,
+            status(
+                403,
+                "Forbidden",
+                message,
+                Some(json!({"name": a.name, "kind": res})),
+            ),
+        ))
+    }
+
+    /// Every request refused so far, with its user.
+    pub fn denied(&self) -> Vec<(String, Attributes)> {
+        self.denied.clone()
+    }
+
+    /// The rules of `user` in `namespace` that no request used.
+    pub fn unused(&self, namespace: &str, user: &str) -> Vec<Rule> {
+        let rules = self
+            .rules
+            .get(&(namespace.to_string(), user.to_string()))
+            .cloned()
+            .unwrap_or_default();
+        rules
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| {
+                !self
+                    .used
+                    .contains_key(&(namespace.to_string(), user.to_string(), *i))
+            })
+            .map(|(_, r)| r)
+            .collect()
+    }
+
+    /// For each rule of `user`, the (verb, resource, name) triples it allowed.
+    pub fn used(&self, namespace: &str, user: &str) -> Vec<(Rule, BTreeSet<Attributes>)> {
+        let rules = self
+            .rules
+            .get(&(namespace.to_string(), user.to_string()))
+            .cloned()
+            .unwrap_or_default();
+        rules
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let used = self
+                    .used
+                    .get(&(namespace.to_string(), user.to_string(), i))
+                    .cloned()
+                    .unwrap_or_default();
+                (r, used)
+            })
+            .collect()
+    }
+}
+
+fn status(code: u16, reason: &str, message: String, details: Option<Value>) -> Value {
+    let mut v = json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {},
+        "status": "Failure", "message": message, "reason": reason, "code": code,
+    });
+    if let Some(d) = details {
+        v["details"] = d;
+    }
+    v
+}
+
+/// The attributes of a request path and method; `None` for discovery and other non-resource
+/// paths (open to any authenticated user here).
+pub fn attributes(
+    method: &str,
+    path: &str,
+    query: &BTreeMap<String, String>,
+    content_type: Option<&str>,
+) -> Option<Attributes> {
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let (group, rest) = match segs.as_slice() {
+        ["api", _v, rest @ ..] => ("", rest),
+        ["apis", g, _v, rest @ ..] => (*g, rest),
+        _ => return None,
+    };
+    let (namespace, resource, name, sub) = match rest {
+        ["namespaces", ns, res] => (*ns, *res, "", ""),
+        ["namespaces", ns, res, name] => (*ns, *res, *name, ""),
+        ["namespaces", ns, res, name, sub] => (*ns, *res, *name, *sub),
+        _ => return None,
+    };
+    let watch = query.get("watch").is_some_and(|w| w == "true" || w == "1");
+    let verb = match method {
+        "GET" | "HEAD" if watch => "watch",
+        "GET" | "HEAD" if name.is_empty() => "list",
+        "GET" | "HEAD" => "get",
+        "POST" => "create",
+        "PUT" => "update",
+        "PATCH" => "patch",
+        "DELETE" if name.is_empty() => "deletecollection",
+        "DELETE" => "delete",
+        _ => "unknown",
+    };
+    let _ = content_type;
+    Some(Attributes {
+        verb: verb.to_string(),
+        group: group.to_string(),
+        resource: if sub.is_empty() {
+            resource.to_string()
+        } else {
+            format!("{resource}/{sub}")
+        },
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+    })
+}
