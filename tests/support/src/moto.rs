@@ -39,6 +39,12 @@ impl Moto {
     /// Spawns `moto_server` and waits (up to 20 s) until `GET /moto-api/`
     /// answers. Panics with moto's log if it does not.
     pub async fn start() -> Moto {
+        Moto::start_with_env(&[]).await
+    }
+
+    /// Like [`Moto::start`], with extra environment for `moto_server` (for example
+    /// `INITIAL_NO_AUTH_ACTION_COUNT`, which turns on moto's IAM policy enforcement).
+    pub async fn start_with_env(env: &[(&str, &str)]) -> Moto {
         let program = moto_server_path();
         // The port can be taken between probing and moto binding it; a
         // second or third try with a fresh port settles that race.
@@ -56,6 +62,7 @@ impl Moto {
                 .unwrap_or_else(|e| panic!("cannot share moto log {}: {e}", log.display()));
             let child = Command::new(&program)
                 .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .envs(env.iter().copied())
                 .stdin(Stdio::null())
                 .stdout(log_file)
                 .stderr(stderr)
