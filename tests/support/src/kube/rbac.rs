@@ -190,25 +190,6 @@ impl Rbac {
         self.denied.clone()
     }
 
-    /// The rules of `user` in `namespace` that no request used.
-    pub fn unused(&self, namespace: &str, user: &str) -> Vec<Rule> {
-        let rules = self
-            .rules
-            .get(&(namespace.to_string(), user.to_string()))
-            .cloned()
-            .unwrap_or_default();
-        rules
-            .into_iter()
-            .enumerate()
-            .filter(|(i, _)| {
-                !self
-                    .used
-                    .contains_key(&(namespace.to_string(), user.to_string(), *i))
-            })
-            .map(|(_, r)| r)
-            .collect()
-    }
-
     /// For each rule of `user`, the (verb, resource, name) triples it allowed.
     pub fn used(&self, namespace: &str, user: &str) -> Vec<(Rule, BTreeSet<Attributes>)> {
         let rules = self

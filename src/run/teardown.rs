@@ -1,0 +1,196 @@
+//! `teardown`: remove what this installation owns, in the fewest dependent rounds, and leave
+//! everything else.
+
+use futures::future::try_join_all;
+
+use super::{configured, context, effective, facts_from, reread, skipped, Ctx};
+use crate::arn::{Account, Arn};
+use crate::aws::{eks, iam::Iam, sts};
+use crate::config::Config;
+use crate::core;
+use crate::epinio;
+use crate::plan::{self, Facts, Names};
+use crate::report::{Change, Report};
+use crate::state::RoleState;
+use crate::Result;
+
+/// `teardown`: remove what this installation owns, leave everything else.
+pub async fn teardown(config: &Config) -> Result<Report> {
+    let Some(cluster) = config.cluster_name.as_deref() else {
+        if let Some(report) = skipped("teardown", config.mode) {
+            return Ok(report);
+        }
+        return Err(config.require_cluster().unwrap_err().into());
+    };
+    let ctx = context(config, cluster).await?;
+    let first_names: Vec<String> = ctx.names.roles().map(str::to_string).collect();
+
+    // Round 1, Epinio's objects included: the ServiceAccounts provision managed are the ones
+    // Epinio uses. Teardown never refuses on what it finds: it removes what is ours.
+    let (cluster_info, roles, epinio) = tokio::join!(
+        eks::describe_cluster(&ctx.aws.eks, cluster),
+        try_join_all(first_names.iter().map(|n| ctx.aws.iam.read_role(n, true))),
+        ctx.kube.read_epinio(),
+    );
+    let mut lenient = configured(config);
+    lenient.allow_unsupported = true;
+    let (eff, warning) = match epinio::resolve(&lenient, epinio?.as_ref()) {
+        Ok(resolved) => (effective(config, &resolved)?, None),
+        Err(e) => (
+            config.clone(),
+            Some(format!(
+                "{e} (teardown used the configuration's ServiceAccounts)"
+            )),
+        ),
+    };
+    let ctx = Ctx {
+        names: Names::new(&eff, cluster),
+        config: &eff,
+        ..ctx
+    };
+    let (config, iam) = (ctx.config, &ctx.aws.iam);
+    let role_names: Vec<&str> = ctx.names.roles().collect();
+    let wanted: Vec<String> = role_names.iter().map(|n| n.to_string()).collect();
+    let roles = reread(
+        &wanted,
+        first_names.into_iter().zip(roles?).collect(),
+        |n| async move { Ok(iam.read_role(&n, true).await?) },
+    )
+    .await?;
+    let (account, issuer) = match cluster_info? {
+        Some(info) => {
+            let facts = facts_from(&info.arn, info.issuer_url, cluster)?;
+            (facts.account(), Some(facts))
+        }
+        // The cluster is gone already: the account still has our IAM objects.
+        None => match roles.iter().flatten().find_map(|r| Arn::account_of(&r.arn)) {
+            Some((p, a)) => (Account::new(p, a), None),
+            None => (sts::caller_account(&ctx.aws.sts).await?, None),
+        },
+    };
+    let policy_arn = account.policy(&config.role_path, &ctx.names.policy);
+
+    let (roles_r, provider_r, kube_r) = tokio::join!(
+        remove_roles_and_policy(iam, &role_names, &roles, &policy_arn, &ctx.owner),
+        remove_provider(&ctx, issuer.as_ref()),
+        release_service_accounts(&ctx, &account, &roles),
+    );
+    let (role_changes, policy_change) = roles_r?;
+    let mut report = Report::teardown(
+        role_names.iter().map(|n| n.to_string()).zip(role_changes),
+        (policy_arn, policy_change),
+        provider_r?,
+        kube_r?,
+    );
+    report.warnings.extend(warning);
+    Ok(report)
+}
+
+/// Roles and the policy: detach and read the policy (round 2), then delete the roles and the
+/// policy (round 3; spare versions first, when there are any).
+async fn remove_roles_and_policy(
+    iam: &Iam,
+    role_names: &[&str],
+    roles: &[Option<RoleState>],
+    policy_arn: &str,
+    owner: &str,
+) -> Result<(Vec<Change>, Change)> {
+    let decisions: Vec<Result<&RoleState, Change>> = roles
+        .iter()
+        .map(|r| match r {
+            None => Err(Change::Absent),
+            Some(s) => core::removable(&s.tags, owner).map(|()| s),
+        })
+        .collect();
+    let owned: Vec<(&str, &RoleState)> = role_names
+        .iter()
+        .zip(&decisions)
+        .filter_map(|(n, d)| Some((*n, *d.as_ref().ok()?)))
+        .collect();
+    let (stripped, policy) = tokio::join!(
+        try_join_all(owned.iter().map(|(n, s)| iam.remove_attachments(n, s))),
+        iam.read_policy(policy_arn, true),
+    );
+    stripped?;
+    let policy = policy?;
+    let remove_policy = async {
+        match &policy {
+            None => Ok(Change::Absent),
+            Some(state) => match core::removable(&state.tags, owner) {
+                Ok(()) => iam.remove_policy(policy_arn, state).await,
+                Err(kept) => Ok(kept),
+            },
+        }
+    };
+    let (deleted, policy_change) = tokio::join!(
+        try_join_all(owned.iter().map(|(n, _)| iam.remove_role(n))),
+        remove_policy,
+    );
+    let mut deleted = deleted?.into_iter();
+    let changes = decisions
+        .into_iter()
+        .map(|d| match d {
+            Ok(_) => deleted.next().unwrap_or(Change::Absent),
+            Err(kept) => kept,
+        })
+        .collect();
+    Ok((changes, policy_change?))
+}
+
+async fn remove_provider(ctx: &Ctx<'_>, facts: Option<&Facts>) -> Result<(String, Change)> {
+    if !ctx.config.delete_oidc_provider {
+        return Ok((
+            "(shared)".into(),
+            Change::Kept("EPINIO_IRSA_DELETE_OIDC_PROVIDER=false".into()),
+        ));
+    }
+    let Some(facts) = facts else {
+        return Ok((
+            "(cluster gone: issuer unknown)".into(),
+            Change::Kept("the cluster no longer exists, so its issuer is unknown".into()),
+        ));
+    };
+    let arn = plan::provider_arn(facts);
+    let iam = &ctx.aws.iam;
+    let change = match iam.read_provider(&arn).await? {
+        None => Change::Absent,
+        Some(state) => match core::removable(&state.tags, &ctx.owner) {
+            Ok(()) => iam.remove_provider(&arn).await?,
+            Err(_) => Change::Kept("not created by this installation".into()),
+        },
+    };
+    Ok((arn, change))
+}
+
+async fn release_service_accounts(
+    ctx: &Ctx<'_>,
+    account: &Account,
+    roles: &[Option<RoleState>],
+) -> Result<Vec<(String, Change)>> {
+    let config = ctx.config;
+    let mut pairs = vec![(
+        config.server_service_account.as_str(),
+        ctx.names.server_role.as_str(),
+    )];
+    if let Some(staging) = &ctx.names.staging_role {
+        pairs.push((config.staging_service_account.as_str(), staging));
+    }
+    let changes = try_join_all(
+        pairs
+            .iter()
+            .zip(roles)
+            .map(|((sa, role), state)| async move {
+                let actual = ctx.kube.read_service_account(sa).await?;
+                let arn = account.role(&config.role_path, role);
+                let removal =
+                    core::sa_removal(actual.as_ref(), state.as_ref(), role, &arn, &ctx.owner);
+                ctx.kube.remove_service_account(sa, &removal).await
+            }),
+    )
+    .await?;
+    Ok(pairs
+        .iter()
+        .map(|(sa, _)| format!("{}/{sa}", config.namespace))
+        .zip(changes)
+        .collect())
+}
