@@ -542,6 +542,54 @@ async fn job_sequence(args: &Args, delay: u64, rss: bool) -> Result<Vec<Sample>,
     Ok(out)
 }
 
+/// `verify` under IAM propagation: a fresh provision in a fresh world while STS refuses the
+/// first `denied` AssumeRoleWithWebIdentity calls (as for a role created seconds ago), and one
+/// with verification off. Returns rows: label, denied, wall, time to "Epinio restarted" (end of
+/// the restart's apply), AWS depth.
+async fn propagation(
+    args: &Args,
+    delay: u64,
+) -> Result<Vec<(String, usize, f64, f64, usize)>, String> {
+    use testkit::proxy::{critical_path_depth, Fault, Rule};
+    let mut rows = Vec::new();
+    for (label, denied, verify) in [
+        ("verification off", 0usize, false),
+        ("verify, role assumable at once", 0, true),
+        ("verify, 3 AssumeRole denied", 3, true),
+        ("verify, 6 AssumeRole denied", 6, true),
+    ] {
+        let w = World::new(&args.bin).await;
+        warm_moto(&w).await?;
+        w.aws_proxy.set_delay(Duration::from_millis(delay));
+        if denied > 0 {
+            w.aws_proxy.add_rule(Rule::new(
+                "AssumeRoleWithWebIdentity",
+                Fault::AccessDenied,
+                denied,
+            ));
+        }
+        let mut env = w.env();
+        env.push(("EPINIO_IRSA_VERIFY".into(), verify.to_string()));
+        let sample = run(&w, &args.bin, &["provision"], &env, false).await?;
+        let restarted = sample
+            .kube
+            .iter()
+            .filter(|c| c.op == "apply deployments")
+            .map(|c| c.end.saturating_duration_since(sample.spawned))
+            .max()
+            .ok_or("no restart")?;
+        let aws: Vec<Call> = sample.aws.iter().filter(|c| c.is_aws()).cloned().collect();
+        rows.push((
+            label.to_string(),
+            denied,
+            ms(sample.wall),
+            ms(restarted),
+            critical_path_depth(&aws),
+        ));
+    }
+    Ok(rows)
+}
+
 /// The four operations done by hand (scripts/manual-procedure.sh) in a fresh world.
 async fn manual_sequence(delay: u64) -> Result<Vec<Sample>, String> {
     let w = World::new(Path::new("/bin/false")).await;
@@ -737,6 +785,8 @@ struct Results {
     job: Vec<(u64, Vec<Vec<Sample>>)>,
     manual: Vec<(u64, Vec<Vec<Sample>>)>,
     rss: Option<(u64, Vec<Sample>)>,
+    /// verify under IAM propagation: (delay, rows)
+    propagation: Option<(u64, Vec<(String, usize, f64, f64, usize)>)>,
 }
 
 fn pick(runs: &[Vec<Sample>], op: Op) -> Vec<&Sample> {
@@ -1186,6 +1236,7 @@ fn main() {
             job: Vec::new(),
             manual: Vec::new(),
             rss: None,
+            propagation: None,
         };
         for &delay in &args.delays {
             let mut runs = Vec::new();
@@ -1207,8 +1258,10 @@ fn main() {
                 results.manual.push((delay, runs));
             }
         }
+        let delay = args.delays.iter().copied().max().unwrap_or(0);
+        eprintln!("[bench] verify under IAM propagation, {delay} ms");
+        results.propagation = Some((delay, propagation(&args, delay).await?));
         if Path::new("/usr/bin/time").is_file() {
-            let delay = args.delays.iter().copied().max().unwrap_or(0);
             eprintln!("[bench] job under /usr/bin/time, {delay} ms");
             results.rss = Some((delay, job_sequence(&args, delay, true).await?));
         }
@@ -1221,7 +1274,15 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let (md, js) = report(&args, &results);
+    let (mut md, js) = report(&args, &results);
+    if let Some((delay, rows)) = &results.propagation {
+        md.push_str(&format!("\n### verify under IAM propagation ({delay} ms per AWS call, fresh provision)\n\n| run | AssumeRole denied | wall ms | Epinio restarted at ms | AWS depth |\n|---|---|---|---|---|\n"));
+        for (label, denied, wall, restarted, depth) in rows {
+            md.push_str(&format!(
+                "| {label} | {denied} | {wall:.0} | {restarted:.0} | {depth} |\n"
+            ));
+        }
+    }
     println!("{md}");
     let _ = std::fs::create_dir_all(&args.out);
     let md_path = args.out.join("hook.md");
