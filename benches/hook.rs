@@ -542,6 +542,9 @@ async fn job_sequence(args: &Args, delay: u64, rss: bool) -> Result<Vec<Sample>,
     Ok(out)
 }
 
+/// label, AssumeRole calls denied, wall ms, "Epinio restarted" ms, AWS depth.
+type PropagationRow = (String, usize, f64, f64, usize);
+
 /// `verify` under IAM propagation: a fresh provision in a fresh world while STS refuses the
 /// first `denied` AssumeRoleWithWebIdentity calls (as for a role created seconds ago), and one
 /// with verification off. Returns rows: label, denied, wall, time to "Epinio restarted" (end of
@@ -786,7 +789,7 @@ struct Results {
     manual: Vec<(u64, Vec<Vec<Sample>>)>,
     rss: Option<(u64, Vec<Sample>)>,
     /// verify under IAM propagation: (delay, rows)
-    propagation: Option<(u64, Vec<(String, usize, f64, f64, usize)>)>,
+    propagation: Option<(u64, Vec<PropagationRow>)>,
 }
 
 fn pick(runs: &[Vec<Sample>], op: Op) -> Vec<&Sample> {
