@@ -105,6 +105,16 @@ async fn no_secret_reaches_any_output_channel() {
                 );
             }
             assert_run_clean(&format!("{command} ({format})"), &out);
+            // The ServiceAccount tokens verify requested (and sent to STS) are secrets too.
+            for token in w.kube.tokens() {
+                let payload = token.split('.').nth(1).unwrap_or(&token);
+                for text in [&out.stdout, &out.stderr] {
+                    assert!(
+                        !text.contains(payload),
+                        "{command} ({format}): a ServiceAccount token is printed"
+                    );
+                }
+            }
             runs += 1;
         }
         let out = w.run("plan", &env).await;
