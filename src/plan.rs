@@ -307,22 +307,9 @@ pub fn desired(config: &Config, names: &Names, facts: &Facts) -> Result<Desired,
         })
         .collect::<Result<Vec<_>, _>>()?;
 
-    // One ServiceAccount per role: a shared staging ServiceAccount means one role only.
     let service_accounts = roles
         .iter()
-        .map(|role| {
-            let mut annotations = BTreeMap::new();
-            annotations.insert(ROLE_ARN_ANNOTATION.to_string(), role.arn.clone());
-            if config.sts_regional_endpoints {
-                annotations.insert(STS_REGIONAL_ANNOTATION.to_string(), "true".to_string());
-            }
-            ServiceAccountSpec {
-                create_if_missing: role.kind == RoleKind::Staging,
-                name: role.service_account.clone(),
-                role_arn: role.arn.clone(),
-                annotations,
-            }
-        })
+        .map(|role| service_account(config, role))
         .collect();
 
     Ok(Desired {
@@ -335,6 +322,22 @@ pub fn desired(config: &Config, names: &Names, facts: &Facts) -> Result<Desired,
         roles,
         service_accounts,
     })
+}
+
+/// One ServiceAccount per role (a shared staging ServiceAccount means one role only): the role
+/// annotation, and the regional-STS one when asked.
+fn service_account(config: &Config, role: &RoleSpec) -> ServiceAccountSpec {
+    let mut annotations = BTreeMap::new();
+    annotations.insert(ROLE_ARN_ANNOTATION.to_string(), role.arn.clone());
+    if config.sts_regional_endpoints {
+        annotations.insert(STS_REGIONAL_ANNOTATION.to_string(), "true".to_string());
+    }
+    ServiceAccountSpec {
+        create_if_missing: role.kind == RoleKind::Staging,
+        name: role.service_account.clone(),
+        role_arn: role.arn.clone(),
+        annotations,
+    }
 }
 
 /// Compare two IAM policy documents by meaning: parsed JSON, with a lone string and a

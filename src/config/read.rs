@@ -237,7 +237,9 @@ where
     }
 }
 
-/// Everything but the namespace and region. `None` only when something was invalid.
+/// Everything but the namespace and region. `None` only when something was invalid. Long (about
+/// 110 lines) because it is the environment contract itself, one setting after another;
+/// splitting it would scatter the contract without sharing any logic.
 fn read(
     v: &mut Validator,
     raw: Raw,
