@@ -16,6 +16,7 @@ use std::time::Instant;
 use aws_sdk_s3::config::Credentials;
 use futures::future::try_join_all;
 
+use crate::aws::s3::Readable;
 use crate::aws::AwsError;
 use crate::checklist::{self, Broken, Links};
 use crate::plan::{Desired, Facts, STS_AUDIENCE};
@@ -139,20 +140,48 @@ async fn live_one(ctx: &Ctx<'_>, sa: &str, role_arn: &str, until: Instant) -> Re
     })
     .await
     .map_err(|e| live_failure(sa, role_arn, "sts:AssumeRoleWithWebIdentity", e))?;
-    let s3 = ctx.aws.s3_with(Credentials::new(
+    let credentials = Credentials::new(
         creds.access_key_id,
         creds.secret_access_key,
         Some(creds.session_token),
         None,
         "epinio-irsa-verify",
-    ));
+    );
+    let mut s3 = ctx.aws.s3_with(credentials.clone(), None);
     let bucket = ctx.config.bucket.as_str();
-    let exists = crate::retry::retry(u32::MAX, poll("s3"), || {
-        attempts += 1;
-        crate::aws::s3::bucket_readable(&s3, bucket)
-    })
-    .await
-    .map_err(|e| live_failure(sa, role_arn, "s3:HeadBucket/ListObjectsV2", e))?;
+    let mut readable = None;
+    // At most one redirect: a bucket in another region than the cluster's is asked there.
+    for _ in 0..2 {
+        let found = crate::retry::retry(u32::MAX, poll("s3"), || {
+            attempts += 1;
+            crate::aws::s3::bucket_readable(&s3, bucket)
+        })
+        .await
+        .map_err(|e| live_failure(sa, role_arn, "s3:HeadBucket/ListObjectsV2", e))?;
+        match found {
+            Readable::InRegion(region) => s3 = ctx.aws.s3_with(credentials.clone(), Some(region)),
+            other => {
+                readable = Some(other);
+                break;
+            }
+        }
+    }
+    let exists = match readable {
+        Some(Readable::Yes) => true,
+        Some(Readable::Missing) => false,
+        _ => {
+            return Err(live_failure(
+                sa,
+                role_arn,
+                "s3:HeadBucket/ListObjectsV2",
+                AwsError::malformed(
+                    crate::access::HEAD_BUCKET.name,
+                    bucket,
+                    "stable bucket region (redirected twice)",
+                ),
+            ))
+        }
+    };
     let probe = if exists && ctx.config.verify_write {
         let key = format!("{PROBE_PREFIX}{sa}-{}", probe_id());
         crate::retry::retry(u32::MAX, poll("s3 write"), || {

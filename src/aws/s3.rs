@@ -42,23 +42,40 @@ where
     }
 }
 
-/// `Ok(true)`: HeadBucket and ListObjectsV2 (one key at most) succeed. `Ok(false)`: the
-/// bucket does not exist (yet: Epinio creates it when it starts).
-pub async fn bucket_readable(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<bool, AwsError> {
+/// What HeadBucket and ListObjectsV2 found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readable {
+    /// Both succeeded.
+    Yes,
+    /// The bucket does not exist (yet: Epinio creates it when it starts).
+    Missing,
+    /// The bucket lives in another region (S3 answered 301 with `x-amz-bucket-region`).
+    InRegion(String),
+}
+
+/// HeadBucket and ListObjectsV2 (one key at most), concurrently: one round trip, not two.
+pub async fn bucket_readable(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<Readable, AwsError> {
     tracing::debug!(op = "s3:HeadBucket+ListObjectsV2", bucket, "aws call");
-    // Concurrently: one round trip, not two.
     let (head, list) = tokio::join!(
         s3.head_bucket().bucket(bucket).send(),
         s3.list_objects_v2().bucket(bucket).max_keys(1).send(),
     );
+    if let Err(SdkError::ServiceError(e)) = &head {
+        let raw = e.raw();
+        if raw.status().as_u16() == 301 {
+            if let Some(region) = raw.headers().get("x-amz-bucket-region") {
+                return Ok(Readable::InRegion(region.to_string()));
+            }
+        }
+    }
     let missing = |e: &AwsError| matches!(e.code.as_deref(), Some("NotFound" | "NoSuchBucket"));
     match head.map_err(|e| s3_error(HEAD_BUCKET, bucket, e)) {
-        Err(e) if missing(&e) => return Ok(false),
+        Err(e) if missing(&e) => return Ok(Readable::Missing),
         Err(e) => return Err(e),
         Ok(_) => {}
     }
     list.map_err(|e| s3_error(LIST_OBJECTS, bucket, e))?;
-    Ok(true)
+    Ok(Readable::Yes)
 }
 
 /// Put, get and delete one key. The delete runs whatever the get returned, so no probe object

@@ -54,11 +54,18 @@ impl AwsClients {
 
     /// An S3 client with other credentials (`verify`'s assumed role). Path-style addressing
     /// when an endpoint override is set (S3-compatible test endpoints), virtual-hosted on AWS.
-    pub fn s3_with(&self, credentials: aws_sdk_s3::config::Credentials) -> aws_sdk_s3::Client {
-        let config = aws_sdk_s3::config::Builder::from(&self.sdk)
+    pub fn s3_with(
+        &self,
+        credentials: aws_sdk_s3::config::Credentials,
+        region: Option<String>,
+    ) -> aws_sdk_s3::Client {
+        let mut builder = aws_sdk_s3::config::Builder::from(&self.sdk)
             .credentials_provider(credentials)
-            .force_path_style(self.sdk.endpoint_url().is_some())
-            .build();
+            .force_path_style(self.sdk.endpoint_url().is_some());
+        if let Some(region) = region {
+            builder = builder.region(aws_sdk_s3::config::Region::new(region));
+        }
+        let config = builder.build();
         aws_sdk_s3::Client::from_conf(config)
     }
 }
