@@ -38,7 +38,8 @@ AWS_ENV = {
     "AWS_DEFAULT_REGION": REGION,
 }
 
-# Epinio's objects as its chart makes them, for the Kubernetes stand-in.
+# Epinio's objects as its chart makes them (1.13.9: a server version that can use a role;
+# no staging ConfigMap, so staging follows the configuration), for the Kubernetes stand-in.
 SEED = [
     {
         "apiVersion": "v1",
@@ -48,7 +49,16 @@ SEED = [
     {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": "epinio-server", "namespace": NAMESPACE, "labels": {"app.kubernetes.io/name": "epinio-server"}},
+        "metadata": {
+            "name": "epinio-server",
+            "namespace": NAMESPACE,
+            "labels": {
+                "app.kubernetes.io/name": "epinio-server",
+                "app.kubernetes.io/version": "v1.13.9",
+                "helm.sh/chart": "epinio-1.13.9",
+                "app.kubernetes.io/managed-by": "Helm",
+            },
+        },
         "spec": {
             "replicas": 1,
             "selector": {"matchLabels": {"app.kubernetes.io/name": "epinio-server"}},
@@ -56,7 +66,7 @@ SEED = [
                 "metadata": {"labels": {"app.kubernetes.io/name": "epinio-server"}},
                 "spec": {
                     "serviceAccountName": "epinio-server",
-                    "containers": [{"name": "epinio-server", "image": "ghcr.io/epinio/epinio-server:v1.13.10"}],
+                    "containers": [{"name": "epinio-server", "image": "ghcr.io/epinio/epinio-server:v1.13.9"}],
                 },
             },
         },
