@@ -213,6 +213,59 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn every_link_holds_or_is_named_with_its_fix() {
+        let provider_arn = "arn:aws:iam::1:oidc-provider/oidc.example/id/X";
+        let trust = json!({"Statement": [{"Effect": "Allow", "Principal": {"Federated": provider_arn},
+            "Action": "sts:AssumeRoleWithWebIdentity",
+            "Condition": {"StringEquals": {"oidc.example/id/X:sub": "system:serviceaccount:ns:sa",
+                                           "oidc.example/id/X:aud": "sts.amazonaws.com"}}}]});
+        let role = RoleState {
+            arn: "arn:aws:iam::1:role/r".into(),
+            trust: trust.to_string(),
+            boundary: None,
+            tags: Default::default(),
+            attached: vec!["arn:aws:iam::1:policy/p".into()],
+            inline: vec![],
+        };
+        let mut sa = SaState::default();
+        sa.annotations
+            .insert(ROLE_ARN_ANNOTATION.into(), role.arn.clone());
+        let doc = crate::plan::s3_policy(Partition::Aws, "b").to_string();
+        let mut provider = ProviderState {
+            client_ids: vec!["sts.amazonaws.com".into()],
+            tags: Default::default(),
+        };
+        let links = |provider: &ProviderState| {
+            check(&Links {
+                namespace: "ns",
+                service_account: "sa",
+                sa: Some(&sa),
+                role_name: "r",
+                role_arn: &role.arn,
+                role: Some(&role),
+                provider_arn,
+                issuer: "oidc.example/id/X",
+                provider: Some(provider),
+                policy_arn: "arn:aws:iam::1:policy/p",
+                policy_document: Some(&doc),
+                partition: Partition::Aws,
+                bucket: "b",
+            })
+        };
+        assert_eq!(links(&provider), vec![]);
+        provider.client_ids.clear();
+        let broken = links(&provider);
+        assert_eq!(broken.len(), 1, "{broken:?}");
+        assert_eq!(broken[0].link, "OIDC provider");
+        assert!(broken[0]
+            .detail
+            .contains("does not list the audience sts.amazonaws.com"));
+        assert!(broken[0]
+            .fix
+            .contains("add-client-id-to-open-id-connect-provider"));
+    }
+
+    #[test]
     fn grants_follows_wildcards_and_ignores_conditional_statements() {
         let doc = json!({"Statement": [
             {"Effect": "Allow", "Action": ["s3:List*"], "Resource": "arn:aws:s3:::b"},

@@ -237,6 +237,8 @@ async fn every_broken_link_is_named_with_its_fix() {
     .await;
     w.run("provision", &[STAGING]).await.assert_ok();
 
+    // (The provider without the STS audience is judged by the checklist's unit test: moto
+    // answers RemoveClientIDFromOpenIDConnectProvider with a 500.)
     // The OIDC provider deleted.
     let provider = format!(
         "arn:aws:iam::{}:oidc-provider/{}",

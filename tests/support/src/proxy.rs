@@ -398,6 +398,7 @@ pub fn classify(method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) ->
             });
         let resource = [
             "RoleName",
+            "RoleArn",
             "PolicyArn",
             "OpenIDConnectProviderArn",
             "Url",
