@@ -136,7 +136,7 @@ async fn live_one(ctx: &Ctx<'_>, sa: &str, role_arn: &str, until: Instant) -> Re
     };
     let creds = crate::retry::retry(u32::MAX, poll("assume"), || {
         attempts += 1;
-        crate::aws::sts::assume_with_web_identity(&ctx.aws.sts, role_arn, &token, SESSION)
+        crate::aws::sts::assume_with_web_identity(&ctx.aws.sts_anonymous, role_arn, &token, SESSION)
     })
     .await
     .map_err(|e| live_failure(sa, role_arn, "sts:AssumeRoleWithWebIdentity", e))?;

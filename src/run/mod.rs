@@ -33,6 +33,9 @@ pub struct AwsClients {
     pub iam: Iam,
     pub eks: aws_sdk_eks::Client,
     pub sts: aws_sdk_sts::Client,
+    /// STS without credentials: `AssumeRoleWithWebIdentity` is authorized by the token alone
+    /// and goes out unsigned, as a pod's SDK sends it (the job's identity plays no part).
+    pub sts_anonymous: aws_sdk_sts::Client,
     pub region: Option<String>,
     sdk: aws_config::SdkConfig,
 }
@@ -47,6 +50,11 @@ impl AwsClients {
             },
             eks: aws_sdk_eks::Client::new(&sdk),
             sts: aws_sdk_sts::Client::new(&sdk),
+            sts_anonymous: {
+                let mut builder = aws_sdk_sts::config::Builder::from(&sdk);
+                builder.set_credentials_provider(None);
+                aws_sdk_sts::Client::from_conf(builder.build())
+            },
             region: sdk.region().map(|r| r.to_string()),
             sdk,
         }
