@@ -94,8 +94,9 @@ impl Report {
         for v in verified {
             self.verified
                 .push(crate::verify::describe(v, namespace, bucket));
-            if !v.live.bucket_exists {
-                self.warnings.push(format!("bucket {bucket} does not exist yet: Epinio creates it when it starts (its role grants s3:CreateBucket); verify then proves only the assume step"));
+            let missing = format!("bucket {bucket} does not exist yet: Epinio creates it when it starts (its role grants s3:CreateBucket); verify then proves only the assume step");
+            if !v.live.bucket_exists && !self.warnings.contains(&missing) {
+                self.warnings.push(missing);
             }
         }
     }
