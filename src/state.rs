@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::config::{MANAGED_BY_KEY, MANAGED_BY_VALUE, OWNER_TAG};
+use crate::plan::{DOCUMENT_TAG, VERSION_TAG};
 
 #[derive(Debug, Clone)]
 pub struct ClusterInfo {
@@ -27,6 +28,16 @@ pub struct PolicyState {
     pub tags: BTreeMap<String, String>,
     /// Non-default versions, oldest first (read by teardown only).
     pub old_versions: Vec<String>,
+}
+
+impl PolicyState {
+    /// The document hash the job's tags vouch for, when they name the default version:
+    /// versions are immutable, so then the default document needs no read.
+    pub fn vouched_document_sha(&self) -> Option<&str> {
+        (self.tags.get(VERSION_TAG) == Some(&self.default_version))
+            .then(|| self.tags.get(DOCUMENT_TAG).map(String::as_str))
+            .flatten()
+    }
 }
 
 #[derive(Debug, Clone)]

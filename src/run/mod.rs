@@ -152,6 +152,16 @@ fn facts_from(cluster_arn: &str, issuer_url: String, cluster: &str) -> Result<Fa
     })
 }
 
+/// The facts of the cluster `DescribeCluster` found; a missing cluster is an error naming it
+/// and the region.
+fn cluster_facts(ctx: &Ctx<'_>, info: Option<eks::ClusterInfo>) -> Result<Facts> {
+    let info = info.ok_or_else(|| Error::ClusterNotFound {
+        cluster: ctx.cluster.to_string(),
+        region: ctx.aws.region.clone(),
+    })?;
+    facts_from(&info.arn, info.issuer_url, ctx.cluster)
+}
+
 /// The ServiceAccounts the job manages, server first.
 fn service_account_names(config: &Config) -> Vec<String> {
     let mut names = vec![config.server_service_account.to_string()];
@@ -254,11 +264,7 @@ async fn read_and_decide(ctx: &Ctx<'_>) -> Result<Decided> {
     let resolved = epinio::resolve(&configured(config), epinio?.as_ref())?;
     let config = &effective(config, &resolved)?;
     let names = Names::new(config, ctx.cluster);
-    let cluster_info = cluster_info?.ok_or_else(|| Error::ClusterNotFound {
-        cluster: ctx.cluster.to_string(),
-        region: ctx.aws.region.clone(),
-    })?;
-    let facts = facts_from(&cluster_info.arn, cluster_info.issuer_url, ctx.cluster)?;
+    let facts = cluster_facts(ctx, cluster_info?)?;
     let desired = plan::desired(config, &names, &facts)?;
     let (providers, workloads) = (providers?, workloads?);
     let wanted: Vec<String> = names.roles().map(str::to_string).collect();
@@ -353,11 +359,7 @@ pub async fn verify(config: &Config) -> Result<Report> {
     );
     let resolved = epinio::resolve(&configured(config), epinio?.as_ref())?;
     let eff = effective(config, &resolved)?;
-    let cluster_info = cluster_info?.ok_or_else(|| Error::ClusterNotFound {
-        cluster: cluster.to_string(),
-        region: ctx.aws.region.clone(),
-    })?;
-    let facts = facts_from(&cluster_info.arn, cluster_info.issuer_url, cluster)?;
+    let facts = cluster_facts(&ctx, cluster_info?)?;
     let ctx = Ctx {
         names: Names::new(&eff, cluster),
         config: &eff,

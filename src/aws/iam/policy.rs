@@ -52,9 +52,7 @@ impl Iam {
         let Some(state) = self.read_policy(arn, false).await? else {
             return Ok(None);
         };
-        let vouched = state.tags.get(VERSION_TAG) == Some(&state.default_version)
-            && state.tags.get(DOCUMENT_TAG) == Some(&expected.document_sha256);
-        if vouched {
+        if state.vouched_document_sha() == Some(expected.document_sha256.as_str()) {
             return Ok(Some(expected.document.clone()));
         }
         found(self.default_document(arn, &state.default_version).await)
@@ -98,12 +96,10 @@ impl Iam {
         let Some(state) = actual else {
             return self.create_policy(spec, dry_run).await;
         };
-        // The tags vouch for the default version's document when they name that version:
-        // versions are immutable, so then no read is needed either way.
-        let vouched = state.tags.get(VERSION_TAG) == Some(&state.default_version);
-        let differs = match state.tags.get(DOCUMENT_TAG) {
-            Some(sha) if vouched => sha != &spec.document_sha256,
-            _ => {
+        // Vouched for by the tags: no read needed either way.
+        let differs = match state.vouched_document_sha() {
+            Some(sha) => sha != spec.document_sha256,
+            None => {
                 let actual = self
                     .default_document(&spec.arn, &state.default_version)
                     .await?;

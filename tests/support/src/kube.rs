@@ -432,12 +432,7 @@ async fn handle(
     let denied = lock(&shared.rbac).as_mut().and_then(|rbac| {
         let token = header(hyper::header::AUTHORIZATION);
         let token = token.as_deref().and_then(|t| t.strip_prefix("Bearer "));
-        let attrs = rbac::attributes(
-            &rec.method,
-            &rec.path,
-            &rec.query,
-            rec.content_type.as_deref(),
-        );
+        let attrs = rbac::attributes(&rec.method, &rec.path, &rec.query);
         let create = attrs.clone().filter(|_| creates).map(|mut a| {
             a.verb = "create".into();
             a

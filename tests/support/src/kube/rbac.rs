@@ -229,7 +229,6 @@ pub fn attributes(
     method: &str,
     path: &str,
     query: &BTreeMap<String, String>,
-    content_type: Option<&str>,
 ) -> Option<Attributes> {
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let (group, rest) = match segs.as_slice() {
@@ -255,7 +254,6 @@ pub fn attributes(
         "DELETE" => "delete",
         _ => "unknown",
     };
-    let _ = content_type;
     Some(Attributes {
         verb: verb.to_string(),
         group: group.to_string(),
