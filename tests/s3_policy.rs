@@ -15,22 +15,17 @@
 //!   `sts:AssumeRole` by an IAM user: a different way into the same role, whose S3 calls moto
 //!   then judges against the role's policy as it would web-identity sessions.
 
-use aws_sdk_iam::config::{Credentials, Region};
+use aws_sdk_iam::config::Credentials;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use epinio_irsa::arn::Partition;
-use testkit::moto::{Moto, REGION};
+use testkit::moto::Moto;
 
 const BUCKET: &str = "epinio-sources";
 const OTHER: &str = "someone-elses";
 
 async fn sdk(moto: &Moto, creds: Credentials) -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(Region::new(REGION))
-        .credentials_provider(creds)
-        .endpoint_url(moto.endpoint())
-        .load()
-        .await
+    testkit::moto::sdk_config(moto, creds).await
 }
 
 fn s3(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {

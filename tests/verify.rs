@@ -2,9 +2,8 @@
 //! STS -> S3, as the last step of `provision` before any restart, and alone. Against moto
 //! (STS and S3 through the same proxy) and the stand-in's TokenRequest.
 
-use aws_sdk_iam::config::{Credentials, Region};
+use aws_sdk_iam::config::Credentials;
 use serde_json::{json, Value};
-use testkit::moto::REGION;
 use testkit::proxy::{Fault, Rule};
 use testkit::world::{World, NAMESPACE};
 
@@ -12,12 +11,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_epinio-irsa");
 const STAGING: (&str, &str) = ("EPINIO_IRSA_STAGING_SERVICE_ACCOUNT", "epinio-staging");
 
 async fn s3(w: &World) -> aws_sdk_s3::Client {
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(Region::new(REGION))
-        .credentials_provider(Credentials::for_tests())
-        .endpoint_url(w.moto.endpoint())
-        .load()
-        .await;
+    let sdk = testkit::moto::sdk_config(&w.moto, Credentials::for_tests()).await;
     let config = aws_sdk_s3::config::Builder::from(&sdk)
         .force_path_style(true)
         .build();

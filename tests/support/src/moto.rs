@@ -158,6 +158,20 @@ pub fn moto_server_path() -> PathBuf {
 }
 
 /// A loopback port that was free a moment ago.
+/// The AWS SDK configuration for talking to `moto` directly with `credentials`
+/// (`Credentials::for_tests()` before its access control is on).
+pub async fn sdk_config(
+    moto: &Moto,
+    credentials: aws_sdk_iam::config::Credentials,
+) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_sdk_iam::config::Region::new(REGION))
+        .credentials_provider(credentials)
+        .endpoint_url(moto.endpoint())
+        .load()
+        .await
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .and_then(|l| l.local_addr())

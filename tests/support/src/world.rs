@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use aws_sdk_iam::config::{Credentials, Region};
+use aws_sdk_iam::config::Credentials;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -100,12 +100,7 @@ impl World {
         std::fs::create_dir_all(&dir).expect("temp dir");
         let kubeconfig = dir.join("kubeconfig");
         write_kubeconfig(&kubeconfig, &kube_proxy.url());
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(Region::new(moto::REGION))
-            .credentials_provider(Credentials::for_tests())
-            .endpoint_url(moto.endpoint())
-            .load()
-            .await;
+        let sdk = moto::sdk_config(&moto, Credentials::for_tests()).await;
         World {
             iam: aws_sdk_iam::Client::new(&sdk),
             moto,
