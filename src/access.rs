@@ -6,6 +6,7 @@
 use serde_json::{json, Value};
 
 use crate::arn::Account;
+use crate::config::CredentialMode;
 
 /// What an action's `Resource` is in IAM's authorization of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +19,11 @@ pub enum On {
     Policy,
     /// The cluster's OIDC provider.
     Provider,
+    /// Pod Identity associations: the cluster (create, list) and its associations (describe,
+    /// update, delete, tag).
+    Associations,
+    /// The cluster's `eks-pod-identity-agent` add-on.
+    Addon,
     /// `*`: the action supports no resource-level permission.
     Any,
     /// Needs no IAM permission at all (`sts:GetCallerIdentity`, and
@@ -87,6 +93,25 @@ pub const ATTACH_ROLE_POLICY: Action = a("iam:AttachRolePolicy", On::Roles);
 pub const DETACH_ROLE_POLICY: Action = a("iam:DetachRolePolicy", On::Roles);
 pub const DELETE_ROLE_POLICY: Action = a("iam:DeleteRolePolicy", On::Roles);
 pub const DELETE_ROLE: Action = a("iam:DeleteRole", On::Roles);
+/// Handing a role to EKS Pod Identity (create and update of an association).
+pub const PASS_ROLE: Action = a("iam:PassRole", On::Roles);
+
+pub const DESCRIBE_ADDON: Action = a("eks:DescribeAddon", On::Addon);
+pub const LIST_POD_IDENTITY_ASSOCIATIONS: Action =
+    a("eks:ListPodIdentityAssociations", On::Associations);
+pub const DESCRIBE_POD_IDENTITY_ASSOCIATION: Action =
+    a("eks:DescribePodIdentityAssociation", On::Associations);
+pub const CREATE_POD_IDENTITY_ASSOCIATION: Action =
+    a("eks:CreatePodIdentityAssociation", On::Associations);
+pub const UPDATE_POD_IDENTITY_ASSOCIATION: Action =
+    a("eks:UpdatePodIdentityAssociation", On::Associations);
+pub const DELETE_POD_IDENTITY_ASSOCIATION: Action =
+    a("eks:DeletePodIdentityAssociation", On::Associations);
+/// Implied by a create that carries tags.
+pub const TAG_RESOURCE: Action = a("eks:TagResource", On::Associations);
+
+/// The service principal of EKS Pod Identity.
+pub const POD_IDENTITY_SERVICE: &str = "pods.eks.amazonaws.com";
 
 /// Every action the job can call.
 pub const ALL: &[Action] = &[
@@ -123,16 +148,27 @@ pub const ALL: &[Action] = &[
     DETACH_ROLE_POLICY,
     DELETE_ROLE_POLICY,
     DELETE_ROLE,
+    PASS_ROLE,
+    DESCRIBE_ADDON,
+    LIST_POD_IDENTITY_ASSOCIATIONS,
+    DESCRIBE_POD_IDENTITY_ASSOCIATION,
+    CREATE_POD_IDENTITY_ASSOCIATION,
+    UPDATE_POD_IDENTITY_ASSOCIATION,
+    DELETE_POD_IDENTITY_ASSOCIATION,
+    TAG_RESOURCE,
 ];
 
-/// IAM authorizes a create that carries tags twice: the create, and the resource's tag action
-/// (`iam:CreateRole` with tags also needs `iam:TagRole`).
-pub fn implied_by(action: Action) -> Option<Action> {
+/// Actions IAM also authorizes when `action` is called: a create that carries tags needs the
+/// resource's tag action (`iam:CreateRole` with tags also needs `iam:TagRole`), and handing a
+/// role to EKS Pod Identity needs `iam:PassRole` on it.
+pub fn implied_by(action: Action) -> &'static [Action] {
     match action.name {
-        "iam:CreateRole" => Some(TAG_ROLE),
-        "iam:CreatePolicy" => Some(TAG_POLICY),
-        "iam:CreateOpenIDConnectProvider" => Some(TAG_PROVIDER),
-        _ => None,
+        "iam:CreateRole" => &[TAG_ROLE],
+        "iam:CreatePolicy" => &[TAG_POLICY],
+        "iam:CreateOpenIDConnectProvider" => &[TAG_PROVIDER],
+        "eks:CreatePodIdentityAssociation" => &[PASS_ROLE, TAG_RESOURCE],
+        "eks:UpdatePodIdentityAssociation" => &[PASS_ROLE],
+        _ => &[],
     }
 }
 
@@ -150,6 +186,10 @@ pub struct Scope<'a> {
     pub boundary: Option<&'a str>,
     pub create_provider: bool,
     pub delete_provider: bool,
+    /// The mode setting: IRSA-only configurations never create associations (they list and
+    /// delete their own, to switch back); Pod Identity-only ones never touch the provider
+    /// except to delete it at teardown.
+    pub mode: CredentialMode,
 }
 
 impl Scope<'_> {
@@ -157,9 +197,17 @@ impl Scope<'_> {
     pub fn calls(&self, action: Action) -> bool {
         match action.name {
             "iam:CreateOpenIDConnectProvider" | "iam:TagOpenIDConnectProvider" => {
-                self.create_provider
+                self.create_provider && self.irsa()
+            }
+            "iam:ListOpenIDConnectProviders" | "iam:GetOpenIDConnectProvider" => {
+                self.irsa() || self.delete_provider
             }
             "iam:DeleteOpenIDConnectProvider" => self.delete_provider,
+            // IRSA runs make no Pod Identity call yet.
+            "iam:PassRole" => self.mode != CredentialMode::Irsa,
+            _ if matches!(action.on, On::Associations | On::Addon) => {
+                self.mode != CredentialMode::Irsa
+            }
             // A role gets the configured boundary, or none: one of the two calls repairs drift.
             "iam:PutRolePermissionsBoundary" => self.boundary.is_some(),
             "iam:DeleteRolePermissionsBoundary" => self.boundary.is_none(),
@@ -167,9 +215,24 @@ impl Scope<'_> {
         }
     }
 
+    fn irsa(&self) -> bool {
+        self.mode != CredentialMode::PodIdentity
+    }
+
     fn resources(&self, on: On) -> Value {
         match on {
             On::Cluster => json!(self.account.eks_cluster(self.region, self.cluster)),
+            On::Associations => json!([
+                self.account.eks_cluster(self.region, self.cluster),
+                self.account.eks(
+                    self.region,
+                    &format!("podidentityassociation/{}/*", self.cluster)
+                ),
+            ]),
+            On::Addon => json!(self.account.eks(
+                self.region,
+                &format!("addon/{}/{}/*", self.cluster, crate::aws::eks::AGENT_ADDON)
+            )),
             On::Roles => json!(self.role_arns),
             On::Policy => json!(self.policy_arn),
             On::Provider => {
@@ -189,6 +252,7 @@ impl Scope<'_> {
 pub fn installer_policy(scope: &Scope) -> Value {
     let conditioned = |action: Action| {
         action == ATTACH_ROLE_POLICY
+            || action == PASS_ROLE
             || (scope.boundary.is_some()
                 && (action == CREATE_ROLE || action == PUT_ROLE_PERMISSIONS_BOUNDARY))
     };
@@ -208,8 +272,13 @@ pub fn installer_policy(scope: &Scope) -> Value {
         ("ManageRoles", On::Roles),
         ("ManagePolicy", On::Policy),
         ("ManageOidcProvider", On::Provider),
+        ("ManagePodIdentityAssociations", On::Associations),
+        ("ReadPodIdentityAgentAddon", On::Addon),
     ] {
         let actions = names(on);
+        if actions.is_empty() {
+            continue;
+        }
         let action = match actions.as_slice() {
             [one] => json!(one),
             _ => json!(actions),
@@ -225,6 +294,15 @@ pub fn installer_policy(scope: &Scope) -> Value {
         "Resource": scope.resources(On::Roles),
         "Condition": { "ArnEquals": { "iam:PolicyARN": scope.attachable } }
     }));
+    if scope.calls(PASS_ROLE) {
+        statements.push(json!({
+            "Sid": "PassRolesOnlyToPodIdentity",
+            "Effect": "Allow",
+            "Action": PASS_ROLE.name,
+            "Resource": scope.resources(On::Roles),
+            "Condition": { "StringEquals": { "iam:PassedToService": POD_IDENTITY_SERVICE } }
+        }));
+    }
     if let Some(boundary) = scope.boundary {
         statements.push(json!({
             "Sid": "CreateRolesOnlyWithThisBoundary",
@@ -257,8 +335,8 @@ mod tests {
                 a.name
             );
         }
-        for a in ALL.iter().filter_map(|a| implied_by(*a)) {
-            assert!(ALL.contains(&a), "{} is implied but not catalogued", a.name);
+        for a in ALL.iter().flat_map(|a| implied_by(*a)) {
+            assert!(ALL.contains(a), "{} is implied but not catalogued", a.name);
         }
     }
 }

@@ -198,8 +198,14 @@ impl Account {
 
     /// `region` `None`: any region (`*`).
     pub fn eks_cluster(&self, region: Option<&str>, cluster: &str) -> String {
+        self.eks(region, &format!("cluster/{cluster}"))
+    }
+
+    /// An EKS resource (`cluster/NAME`, `podidentityassociation/CLUSTER/ID`,
+    /// `addon/CLUSTER/NAME/ID`); `None` region matches any.
+    pub fn eks(&self, region: Option<&str>, resource: &str) -> String {
         format!(
-            "arn:{}:eks:{}:{}:cluster/{cluster}",
+            "arn:{}:eks:{}:{}:{resource}",
             self.partition,
             region.unwrap_or("*"),
             self.id

@@ -5,9 +5,11 @@
 
 use serde_json::Value;
 
+use crate::access::POD_IDENTITY_SERVICE;
 use crate::arn::{self, Partition};
+use crate::aws::eks::AGENT_ADDON;
 use crate::plan::{ROLE_ARN_ANNOTATION, STS_AUDIENCE};
-use crate::state::{ProviderState, RoleState, SaState};
+use crate::state::{AssociationState, ProviderState, RoleState, SaState};
 
 pub use crate::error::Broken;
 
@@ -137,6 +139,23 @@ pub fn check(l: &Links) -> Vec<Broken> {
         ),
         _ => {}
     }
+    out.extend(role_links(l, &|trust, _role| {
+        let subject = format!("system:serviceaccount:{ns}:{sa}");
+        (!trust_admits(trust, l.provider_arn, l.issuer, &subject)).then(|| {
+            format!(
+                "the trust policy of role {} does not admit {subject} with audience {STS_AUDIENCE} through {}",
+                l.role_name, l.provider_arn
+            )
+        })
+    }));
+    out
+}
+
+/// The links from the role on, shared by both mechanisms; `trust` judges the trust policy and
+/// says what is wrong with it.
+fn role_links(l: &Links, trust: &dyn Fn(&Value, &RoleState) -> Option<String>) -> Vec<Broken> {
+    let mut out = Vec::new();
+    let mut broken = |link, detail: String, fix: String| out.push(Broken { link, detail, fix });
     let Some(role) = l.role else {
         broken(
             "role",
@@ -145,12 +164,11 @@ pub fn check(l: &Links) -> Vec<Broken> {
         );
         return out;
     };
-    let subject = format!("system:serviceaccount:{ns}:{sa}");
-    let trust: Value = serde_json::from_str(&role.trust).unwrap_or(Value::Null);
-    if !trust_admits(&trust, l.provider_arn, l.issuer, &subject) {
+    let document: Value = serde_json::from_str(&role.trust).unwrap_or(Value::Null);
+    if let Some(detail) = trust(&document, role) {
         broken(
             "trust",
-            format!("the trust policy of role {} does not admit {subject} with audience {STS_AUDIENCE} through {}", l.role_name, l.provider_arn),
+            detail,
             format!("{RERUN}: it restores the trust policy in place"),
         );
     }
@@ -204,6 +222,101 @@ pub fn check(l: &Links) -> Vec<Broken> {
             }
         }
     }
+    out
+}
+
+/// What the Pod Identity checklist looks at for one ServiceAccount, beyond the shared links.
+#[derive(Debug, Clone)]
+pub struct PodLinks<'a> {
+    pub links: Links<'a>,
+    pub cluster: &'a str,
+    pub cluster_arn: &'a str,
+    /// `DescribeAddon` of the agent: its status, `None` when missing.
+    pub agent: Option<&'a str>,
+    pub association: Option<&'a AssociationState>,
+}
+
+/// Does the trust let EKS Pod Identity assume the role and tag the session, for this cluster,
+/// namespace and ServiceAccount only?
+fn pod_trust_admits(trust: &Value, cluster_arn: &str, namespace: &str, sa: &str) -> bool {
+    statements(trust).into_iter().any(|st| {
+        let service = st.get("Principal").and_then(|p| p.get("Service"));
+        let tag = |key: &str, want: &str| {
+            ["StringEquals", "StringLike"].iter().any(|op| {
+                st.get("Condition")
+                    .and_then(|c| c.get(op))
+                    .and_then(|c| c.get(format!("aws:RequestTag/{key}")))
+                    .is_some_and(|v| strings(Some(v)).iter().any(|s| glob(s, want)))
+            })
+        };
+        let actions = strings(st.get("Action"));
+        st.get("Effect").and_then(Value::as_str) == Some("Allow")
+            && strings(service).contains(&POD_IDENTITY_SERVICE)
+            && actions.contains(&"sts:AssumeRole")
+            && actions.contains(&"sts:TagSession")
+            && tag("eks-cluster-arn", cluster_arn)
+            && tag("kubernetes-namespace", namespace)
+            && tag("kubernetes-service-account", sa)
+    })
+}
+
+/// The Pod Identity checklist: the agent add-on ACTIVE, the association of this ServiceAccount
+/// pointing at the role, no role annotation on the ServiceAccount (the web identity it makes
+/// the pod's SDK use comes before the agent in every AWS SDK's chain), then the role, its
+/// trust, its policy. The agent's own credential exchange cannot be made from the hook.
+pub fn check_pod_identity(p: &PodLinks) -> Vec<Broken> {
+    let l = &p.links;
+    let (ns, sa) = (l.namespace, l.service_account);
+    let mut out = Vec::new();
+    let mut broken = |link, detail: String, fix: String| out.push(Broken { link, detail, fix });
+    let install = format!(
+        "aws eks create-addon --cluster-name {} --addon-name {AGENT_ADDON}",
+        p.cluster
+    );
+    match p.agent {
+        None => broken("agent add-on", format!("the add-on {AGENT_ADDON} is not installed on cluster {}", p.cluster), install),
+        Some(status) if status != "ACTIVE" => broken("agent add-on", format!("the add-on {AGENT_ADDON} is {status}, not ACTIVE"), format!("wait for it or repair it (aws eks describe-addon --cluster-name {} --addon-name {AGENT_ADDON})", p.cluster)),
+        _ => {}
+    }
+    match p.association {
+        None => broken(
+            "association",
+            format!(
+                "ServiceAccount {ns}/{sa} has no Pod Identity association on cluster {}",
+                p.cluster
+            ),
+            RERUN.into(),
+        ),
+        Some(a) if a.role_arn != l.role_arn => broken(
+            "association",
+            format!(
+                "the Pod Identity association {} of {ns}/{sa} points at {}, not {}",
+                a.id, a.role_arn, l.role_arn
+            ),
+            RERUN.into(),
+        ),
+        _ => {}
+    }
+    match l.sa {
+        None => broken(
+            "ServiceAccount",
+            format!("ServiceAccount {ns}/{sa} does not exist"),
+            RERUN.into(),
+        ),
+        Some(s) => {
+            if let Some(v) = s.annotations.get(ROLE_ARN_ANNOTATION) {
+                broken("annotation", format!("ServiceAccount {ns}/{sa} is annotated {ROLE_ARN_ANNOTATION}={v}: its pods' SDKs use that web identity before Pod Identity"), format!("kubectl annotate serviceaccount -n {ns} {sa} {ROLE_ARN_ANNOTATION}- (and remove it from the values that set it), then restart Epinio"));
+            }
+        }
+    }
+    out.extend(role_links(l, &|trust, _role| {
+        (!pod_trust_admits(trust, p.cluster_arn, ns, sa)).then(|| {
+            format!(
+                "the trust policy of role {} does not let {POD_IDENTITY_SERVICE} assume it (sts:AssumeRole and sts:TagSession) for cluster {}, namespace {ns}, ServiceAccount {sa}",
+                l.role_name, p.cluster_arn
+            )
+        })
+    }));
     out
 }
 
@@ -275,5 +388,83 @@ mod tests {
         assert!(grants(&doc, "s3:ListBucket", "arn:aws:s3:::b"));
         assert!(!grants(&doc, "s3:ListBucket", "arn:aws:s3:::other"));
         assert!(!grants(&doc, "s3:GetObject", "arn:aws:s3:::b/x"));
+    }
+
+    #[test]
+    fn pod_identity_links_hold_for_the_planned_trust_and_name_what_breaks() {
+        let facts = crate::plan::Facts {
+            partition: Partition::Aws,
+            account_id: "1".into(),
+            issuer_url: "https://oidc.example/id/X".into(),
+            cluster_arn: "arn:aws:eks:eu-west-1:1:cluster/c".into(),
+            mechanism: crate::config::Mechanism::PodIdentity,
+        };
+        let trust = crate::plan::pod_identity_trust_policy(&facts, "ns", "sa").to_string();
+        let role = RoleState {
+            arn: "arn:aws:iam::1:role/r".into(),
+            trust,
+            boundary: None,
+            tags: Default::default(),
+            attached: vec!["arn:aws:iam::1:policy/p".into()],
+            inline: vec![],
+        };
+        let doc = crate::plan::s3_policy(Partition::Aws, "b").to_string();
+        let assoc = AssociationState {
+            id: "a-1".into(),
+            arn: "arn".into(),
+            role_arn: role.arn.clone(),
+            owner_arn: None,
+            tags: Default::default(),
+        };
+        let mut sa = SaState::default();
+        let run = |sa: &SaState,
+                   agent: Option<&str>,
+                   association: Option<&AssociationState>,
+                   sa_name: &str| {
+            check_pod_identity(&PodLinks {
+                links: Links {
+                    namespace: "ns",
+                    service_account: sa_name,
+                    sa: Some(sa),
+                    role_name: "r",
+                    role_arn: &role.arn,
+                    role: Some(&role),
+                    provider_arn: "",
+                    issuer: "",
+                    provider: None,
+                    policy_arn: "arn:aws:iam::1:policy/p",
+                    policy_document: Some(&doc),
+                    partition: Partition::Aws,
+                    bucket: "b",
+                },
+                cluster: "c",
+                cluster_arn: &facts.cluster_arn,
+                agent,
+                association,
+            })
+            .into_iter()
+            .map(|b| b.link)
+            .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            run(&sa, Some("ACTIVE"), Some(&assoc), "sa"),
+            Vec::<&str>::new()
+        );
+        assert_eq!(run(&sa, None, Some(&assoc), "sa"), vec!["agent add-on"]);
+        assert_eq!(
+            run(&sa, Some("DEGRADED"), None, "sa"),
+            vec!["agent add-on", "association"]
+        );
+        // The trust names another ServiceAccount.
+        assert_eq!(
+            run(&sa, Some("ACTIVE"), Some(&assoc), "other"),
+            vec!["trust"]
+        );
+        sa.annotations
+            .insert(ROLE_ARN_ANNOTATION.into(), "arn:aws:iam::1:role/x".into());
+        assert_eq!(
+            run(&sa, Some("ACTIVE"), Some(&assoc), "sa"),
+            vec!["annotation"]
+        );
     }
 }

@@ -6,9 +6,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::config::OWNER_TAG;
 use crate::error::Error;
-use crate::plan::{same_document, ProviderSpec, RoleSpec, ServiceAccountSpec, STS_AUDIENCE};
+use crate::plan::{
+    same_document, AssociationSpec, ProviderSpec, RoleSpec, ServiceAccountSpec, STS_AUDIENCE,
+};
 use crate::report::Change;
-use crate::state::{ProviderState, RoleState, SaState, Workload};
+use crate::state::{AssociationState, ProviderState, RoleState, SaState, Workload};
 
 /// Whose an IAM object is, judged by its tags.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -295,13 +297,81 @@ pub fn restarts<'a>(
     let mut out = Vec::new();
     for (spec, step) in specs.iter().zip(steps) {
         for w in workloads.iter().filter(|w| w.service_account == spec.name) {
-            if step.change.is_write() || w.restarted_for.as_deref() != Some(spec.role_arn.as_str())
+            if step.change.is_write()
+                || w.restarted_for.as_deref() != Some(spec.restart_for.as_str())
             {
-                out.push((w, spec.role_arn.as_str()));
+                out.push((w, spec.restart_for.as_str()));
             }
         }
     }
     out
+}
+
+/// What to do with a managed ServiceAccount's Pod Identity association in Pod Identity mode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AssociationStep {
+    Create,
+    /// Ours, pointing at another role (renamed, or a path change): repoint it.
+    Update {
+        id: String,
+    },
+    Keep,
+}
+
+impl AssociationStep {
+    pub fn change(&self) -> Change {
+        match self {
+            AssociationStep::Create => Change::Create,
+            AssociationStep::Update { .. } => Change::Update(vec!["role".into()]),
+            AssociationStep::Keep => Change::Unchanged,
+        }
+    }
+}
+
+/// Checks before any write: an association an add-on owns is never touched; one this
+/// installation did not tag is refused, whatever role it points at.
+pub fn association_step(
+    cluster: &str,
+    spec: &AssociationSpec,
+    state: Option<&AssociationState>,
+    owner: &str,
+) -> Result<AssociationStep, Error> {
+    let Some(state) = state else {
+        return Ok(AssociationStep::Create);
+    };
+    let subject = format!("{}/{}", spec.namespace, spec.service_account);
+    if let Some(owner_arn) = &state.owner_arn {
+        return Err(Error::AssociationAddonOwned {
+            subject,
+            id: state.id.clone(),
+            owner_arn: owner_arn.clone(),
+        });
+    }
+    match ownership(&state.tags, owner) {
+        Ownership::Ours if state.role_arn == spec.role_arn => Ok(AssociationStep::Keep),
+        Ownership::Ours => Ok(AssociationStep::Update {
+            id: state.id.clone(),
+        }),
+        other => Err(Error::AssociationNotOwned {
+            subject,
+            cluster: cluster.to_string(),
+            id: state.id.clone(),
+            role_arn: state.role_arn.clone(),
+            owner: match other {
+                Ownership::Foreign(o) => format!("it belongs to {o}"),
+                _ => "no epinio-irsa/owner tag".to_string(),
+            },
+        }),
+    }
+}
+
+/// An association to remove (IRSA mode, teardown): only this installation's, never an
+/// add-on's. `Err` is why it stays.
+pub fn association_removable(state: &AssociationState, owner: &str) -> Result<(), Change> {
+    if let Some(owner_arn) = &state.owner_arn {
+        return Err(Change::Kept(format!("owned by the EKS add-on {owner_arn}")));
+    }
+    removable(&state.tags, owner)
 }
 
 /// Teardown of one IAM object: remove it only when this installation owns it.
@@ -408,6 +478,7 @@ mod tests {
                 arn.to_string(),
             )]),
             create_if_missing: false,
+            restart_for: arn.into(),
         }
     }
 
@@ -458,5 +529,54 @@ mod tests {
             sa_step("ns", &spec, Some(&state), "me"),
             Err(Error::AnnotationConflict { .. })
         ));
+    }
+
+    fn association(role: &str, owner: Option<&str>, addon: Option<&str>) -> AssociationState {
+        AssociationState {
+            id: "a-1".into(),
+            arn: "arn:aws:eks:eu-west-1:1:podidentityassociation/c/a-1".into(),
+            role_arn: role.into(),
+            owner_arn: addon.map(str::to_string),
+            tags: tags(owner),
+        }
+    }
+
+    #[test]
+    fn associations_are_created_repointed_or_refused_by_owner() {
+        let spec = AssociationSpec {
+            namespace: "ns".into(),
+            service_account: "sa".into(),
+            role_arn: "arn:r".into(),
+            tags: tags(Some("me")),
+        };
+        let step = |s: Option<&AssociationState>| association_step("c", &spec, s, "me");
+        assert_eq!(step(None).ok(), Some(AssociationStep::Create));
+        assert_eq!(
+            step(Some(&association("arn:r", Some("me"), None))).ok(),
+            Some(AssociationStep::Keep)
+        );
+        assert_eq!(
+            step(Some(&association("arn:old", Some("me"), None))).ok(),
+            Some(AssociationStep::Update { id: "a-1".into() })
+        );
+        let foreign = association("arn:other", Some("them"), None);
+        let err = step(Some(&foreign)).unwrap_err().to_string();
+        assert!(
+            err.contains("a-1") && err.contains("arn:other") && err.contains("them"),
+            "{err}"
+        );
+        // Untagged is refused even when it points at our role: no silent adoption.
+        assert!(matches!(
+            step(Some(&association("arn:r", None, None))),
+            Err(Error::AssociationNotOwned { .. })
+        ));
+        let addon = association("arn:r", Some("me"), Some("arn:aws:eks:::addon/x"));
+        assert!(matches!(
+            step(Some(&addon)),
+            Err(Error::AssociationAddonOwned { .. })
+        ));
+        assert!(association_removable(&addon, "me").is_err());
+        assert!(association_removable(&foreign, "me").is_err());
+        assert!(association_removable(&association("arn:r", Some("me"), None), "me").is_ok());
     }
 }

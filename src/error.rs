@@ -221,6 +221,29 @@ pub enum Error {
         detail: String,
     },
 
+    #[error("EKS Pod Identity needs the add-on {addon} ACTIVE on cluster {cluster}, and it is {state}. Nothing was changed. Install it (aws eks create-addon --cluster-name {cluster} --addon-name {addon}, then wait for ACTIVE), or set EPINIO_IRSA_MODE=irsa (chart value irsa.mode) or auto")]
+    AgentAddon {
+        cluster: String,
+        addon: &'static str,
+        state: String,
+    },
+
+    #[error("ServiceAccount {subject} already has EKS Pod Identity association {id} (role {role_arn}), which this installation did not make ({owner}); epinio-irsa leaves it untouched and nothing was changed. Delete it (aws eks delete-pod-identity-association --cluster-name {cluster} --association-id {id}) or use EPINIO_IRSA_MODE=irsa")]
+    AssociationNotOwned {
+        subject: String,
+        cluster: String,
+        id: String,
+        role_arn: String,
+        owner: String,
+    },
+
+    #[error("ServiceAccount {subject} has EKS Pod Identity association {id}, owned by the EKS add-on {owner_arn}; epinio-irsa never touches add-on associations and nothing was changed. Give Epinio other ServiceAccounts, or use EPINIO_IRSA_MODE=irsa")]
+    AssociationAddonOwned {
+        subject: String,
+        id: String,
+        owner_arn: String,
+    },
+
     #[error("Epinio {version} cannot work with IAM roles: {reason}. Nothing was changed. Choices: {choices}")]
     EpinioUnsupported {
         version: String,

@@ -275,8 +275,10 @@ impl K8s {
                 .find(|c| c.name == EPINIO_SERVER)
                 .or(p.containers.first())
         });
-        let stage_config = config_map
-            .and_then(|cm| cm.data?.remove("staging-values.json"))
+        let mut data = config_map.and_then(|cm| cm.data).unwrap_or_default();
+        let download_image = data.remove("downloadImage");
+        let stage_config = data
+            .remove("staging-values.json")
             .and_then(|json| serde_json::from_str::<Value>(&json).ok())
             .and_then(|v| v.get("serviceAccountName")?.as_str().map(str::to_string));
         Ok(Some(EpinioObjects {
@@ -295,6 +297,7 @@ impl K8s {
                 })
                 .map(|e| e.value.clone().unwrap_or_default()),
             stage_config,
+            download_image,
         }))
     }
 

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 
 use crate::access;
 use crate::arn::{self, Account, Partition};
-use crate::config::{Config, MANAGED_BY_KEY, MANAGED_BY_VALUE, OWNER_TAG};
+use crate::config::{Config, Mechanism, MANAGED_BY_KEY, MANAGED_BY_VALUE, OWNER_TAG};
 pub use crate::error::{DocumentError, PlanError};
 
 /// IAM's default limit on a role's trust policy.
@@ -36,6 +36,9 @@ pub struct Facts {
     pub account_id: String,
     /// The cluster's OIDC issuer URL, `https://oidc.eks.<region>.amazonaws.com/id/<ID>`.
     pub issuer_url: String,
+    pub cluster_arn: String,
+    /// How pods get the role, as the mode setting and the cluster decided it.
+    pub mechanism: Mechanism,
 }
 
 impl Facts {
@@ -167,15 +170,31 @@ pub struct ServiceAccountSpec {
     pub annotations: BTreeMap<String, String>,
     /// The staging ServiceAccount is created when missing; Epinio's chart owns the server's.
     pub create_if_missing: bool,
+    /// What the workloads on it must have been started for (recorded in their pod template):
+    /// the role, and the mechanism when it is Pod Identity, so a switch restarts them once.
+    pub restart_for: String,
+}
+
+/// One Pod Identity association: this ServiceAccount gets this role.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AssociationSpec {
+    pub namespace: String,
+    pub service_account: String,
+    pub role_arn: String,
+    pub tags: BTreeMap<String, String>,
 }
 
 /// Everything `provision` converges to.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Desired {
+    pub mechanism: Mechanism,
+    /// The provider IRSA needs (unused in Pod Identity mode).
     pub provider: ProviderSpec,
     pub policy: PolicySpec,
     pub roles: Vec<RoleSpec>,
     pub service_accounts: Vec<ServiceAccountSpec>,
+    /// Pod Identity mode: one per ServiceAccount; IRSA mode: none (the job's own are removed).
+    pub associations: Vec<AssociationSpec>,
 }
 
 pub fn owner_tags(config: &Config) -> BTreeMap<String, String> {
@@ -203,6 +222,27 @@ pub fn trust_policy(facts: &Facts, namespace: &str, service_account: &str) -> Va
                 "StringEquals": {
                     format!("{issuer}:sub"): format!("system:serviceaccount:{namespace}:{service_account}"),
                     format!("{issuer}:aud"): STS_AUDIENCE,
+                }
+            }
+        }]
+    })
+}
+
+/// The Pod Identity trust policy: EKS Pod Identity may assume the role and tag the session, only
+/// for sessions tagged with this cluster, namespace and ServiceAccount (the agent sets those
+/// tags from the pod).
+pub fn pod_identity_trust_policy(facts: &Facts, namespace: &str, service_account: &str) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": { "Service": access::POD_IDENTITY_SERVICE },
+            "Action": ["sts:AssumeRole", "sts:TagSession"],
+            "Condition": {
+                "StringEquals": {
+                    "aws:RequestTag/eks-cluster-arn": facts.cluster_arn,
+                    "aws:RequestTag/kubernetes-namespace": namespace,
+                    "aws:RequestTag/kubernetes-service-account": service_account,
                 }
             }
         }]
@@ -281,7 +321,11 @@ pub fn desired(config: &Config, names: &Names, facts: &Facts) -> Result<Desired,
     let roles = roles
         .into_iter()
         .map(|(kind, name, sa)| {
-            let trust = trust_policy(facts, &config.namespace, &sa).to_string();
+            let trust = match facts.mechanism {
+                Mechanism::Irsa => trust_policy(facts, &config.namespace, &sa),
+                Mechanism::PodIdentity => pod_identity_trust_policy(facts, &config.namespace, &sa),
+            }
+            .to_string();
             if trust.len() > MAX_TRUST_POLICY_CHARS {
                 return Err(PlanError::TrustPolicyTooLarge {
                     role: name,
@@ -309,10 +353,24 @@ pub fn desired(config: &Config, names: &Names, facts: &Facts) -> Result<Desired,
 
     let service_accounts = roles
         .iter()
-        .map(|role| service_account(config, role))
+        .map(|role| service_account(config, role, facts.mechanism))
         .collect();
+    let associations = match facts.mechanism {
+        Mechanism::Irsa => Vec::new(),
+        Mechanism::PodIdentity => roles
+            .iter()
+            .map(|role| AssociationSpec {
+                namespace: config.namespace.to_string(),
+                service_account: role.service_account.clone(),
+                role_arn: role.arn.clone(),
+                tags: tags.clone(),
+            })
+            .collect(),
+    };
 
     Ok(Desired {
+        mechanism: facts.mechanism,
+        associations,
         provider: ProviderSpec {
             arn: provider_arn(facts),
             url: facts.issuer_url.clone(),
@@ -324,19 +382,32 @@ pub fn desired(config: &Config, names: &Names, facts: &Facts) -> Result<Desired,
     })
 }
 
-/// One ServiceAccount per role (a shared staging ServiceAccount means one role only): the role
-/// annotation, and the regional-STS one when asked.
-fn service_account(config: &Config, role: &RoleSpec) -> ServiceAccountSpec {
+/// One ServiceAccount per role (a shared staging ServiceAccount means one role only). IRSA: the
+/// role annotation, and the regional-STS one when asked. Pod Identity: no annotation of ours
+/// (a leftover role annotation would win over the agent in every AWS SDK).
+fn service_account(config: &Config, role: &RoleSpec, mechanism: Mechanism) -> ServiceAccountSpec {
     let mut annotations = BTreeMap::new();
-    annotations.insert(ROLE_ARN_ANNOTATION.to_string(), role.arn.clone());
-    if config.sts_regional_endpoints {
-        annotations.insert(STS_REGIONAL_ANNOTATION.to_string(), "true".to_string());
+    if mechanism == Mechanism::Irsa {
+        annotations.insert(ROLE_ARN_ANNOTATION.to_string(), role.arn.clone());
+        if config.sts_regional_endpoints {
+            annotations.insert(STS_REGIONAL_ANNOTATION.to_string(), "true".to_string());
+        }
     }
     ServiceAccountSpec {
         create_if_missing: role.kind == RoleKind::Staging,
         name: role.service_account.clone(),
         role_arn: role.arn.clone(),
+        restart_for: restart_for(mechanism, &role.arn),
         annotations,
+    }
+}
+
+/// The pod-template record of what a workload was started for: the role ARN under IRSA (as
+/// earlier versions wrote it), `pod-identity <role ARN>` under Pod Identity.
+pub fn restart_for(mechanism: Mechanism, role_arn: &str) -> String {
+    match mechanism {
+        Mechanism::Irsa => role_arn.to_string(),
+        Mechanism::PodIdentity => format!("pod-identity {role_arn}"),
     }
 }
 
@@ -405,5 +476,6 @@ pub fn installer_policy(
         boundary: config.permissions_boundary.as_deref(),
         create_provider: config.create_oidc_provider,
         delete_provider: config.delete_oidc_provider,
+        mode: config.credential_mode,
     })
 }

@@ -96,4 +96,25 @@ pub struct EpinioObjects {
     /// `serviceAccountName` of `staging-values.json` in ConfigMap `epinio-stage-scripts`
     /// (Epinio 1.13+).
     pub stage_config: Option<String>,
+    /// `downloadImage` of ConfigMap `epinio-stage-scripts`: the aws CLI image staging's
+    /// `download-s3-blob` init container runs (Epinio value `image.awscli.*`).
+    pub download_image: Option<String>,
+}
+
+/// The EKS Pod Identity agent add-on, as `DescribeAddon` found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddonState {
+    pub status: String,
+    pub version: Option<String>,
+}
+
+/// One Pod Identity association of a managed ServiceAccount (list, then describe).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssociationState {
+    pub id: String,
+    pub arn: String,
+    pub role_arn: String,
+    /// Set when an EKS add-on owns the association: never touched.
+    pub owner_arn: Option<String>,
+    pub tags: BTreeMap<String, String>,
 }

@@ -283,6 +283,8 @@ fn a_trust_policy_over_2048_characters_is_refused_before_any_write() {
         partition: epinio_irsa::arn::Partition::Aws,
         account_id: "123456789012".into(),
         issuer_url: issuer,
+        cluster_arn: "arn:aws:eks:ap-southeast-2:123456789012:cluster/demo".into(),
+        mechanism: epinio_irsa::config::Mechanism::Irsa,
     };
     let real = facts(
         "https://oidc.eks.ap-southeast-2.amazonaws.com/id/0123456789ABCDEF0123456789ABCDEF".into(),

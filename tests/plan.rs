@@ -18,6 +18,8 @@ fn facts() -> Facts {
         partition: Partition::Aws,
         account_id: "123456789012".into(),
         issuer_url: "https://oidc.eks.eu-west-1.amazonaws.com/id/ABCDEF0123456789".into(),
+        cluster_arn: "arn:aws:eks:eu-west-1:123456789012:cluster/demo".into(),
+        mechanism: epinio_irsa::config::Mechanism::Irsa,
     }
 }
 

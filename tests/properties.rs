@@ -140,8 +140,10 @@ fn facts() -> impl Strategy<Value = Facts> {
     )
         .prop_map(|(partition, account, region, id)| Facts {
             partition,
-            account_id: account,
+            account_id: account.clone(),
             issuer_url: format!("https://oidc.eks.{region}.amazonaws.com/id/{id}"),
+            cluster_arn: format!("arn:{partition}:eks:{region}:{account}:cluster/demo"),
+            mechanism: epinio_irsa::config::Mechanism::Irsa,
         })
 }
 

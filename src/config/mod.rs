@@ -87,6 +87,43 @@ impl Mode {
     }
 }
 
+/// How pods get the role: the setting (`EPINIO_IRSA_MODE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialMode {
+    /// IAM Roles for Service Accounts: OIDC provider, web-identity trust, role annotation.
+    Irsa,
+    /// EKS Pod Identity: `pods.eks.amazonaws.com` trust and one association per ServiceAccount.
+    PodIdentity,
+    /// Pod Identity where the agent add-on is ACTIVE and Epinio can use it, else IRSA.
+    Auto,
+}
+
+impl CredentialMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CredentialMode::Irsa => "irsa",
+            CredentialMode::PodIdentity => "pod-identity",
+            CredentialMode::Auto => "auto",
+        }
+    }
+}
+
+/// The mechanism a run converges to (what `auto` chose, or the setting itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Mechanism {
+    Irsa,
+    PodIdentity,
+}
+
+impl Mechanism {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mechanism::Irsa => "irsa",
+            Mechanism::PodIdentity => "pod-identity",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
@@ -100,6 +137,8 @@ pub struct Config {
     pub namespace: Namespace,
     pub release_name: ReleaseName,
     pub mode: Mode,
+    /// IRSA, Pod Identity, or chosen from the cluster (`EPINIO_IRSA_MODE`).
+    pub credential_mode: CredentialMode,
     /// Kept only to prove they never leak; the job never sends them anywhere.
     pub s3_access_key_id: Secret,
     pub s3_secret_access_key: Secret,
@@ -200,5 +239,15 @@ mod tests {
         assert_eq!(c.bucket, "epinio");
         assert_eq!(c.server_service_account, "epinio-server");
         assert_eq!(c.role_path, "/");
+    }
+
+    #[test]
+    fn mode_is_irsa_until_pod_identity_is_wired_in() {
+        let read = |m: &str| from_pairs([("EPINIO_IRSA_MODE".to_string(), m.to_string())]);
+        assert_eq!(read("IRSA").unwrap().credential_mode, CredentialMode::Irsa);
+        for m in ["pod-identity", "auto", "oidc"] {
+            let err = read(m).unwrap_err().to_string();
+            assert!(err.contains("EPINIO_IRSA_MODE") && err.contains(m), "{err}");
+        }
     }
 }

@@ -30,6 +30,7 @@ struct Raw {
     extra_policy_arns: Option<String>,
     tags: Option<String>,
     log_format: Option<String>,
+    mode: Option<String>,
     account_id: Option<String>,
     #[serde(flatten)]
     switches: RawSwitches,
@@ -311,6 +312,24 @@ fn read(
             LogFormat::Text
         }
     };
+    let credential_mode = match non_empty(raw.mode).as_deref() {
+        None => CredentialMode::Irsa,
+        Some(m) if m.eq_ignore_ascii_case("irsa") => CredentialMode::Irsa,
+        // EKS Pod Identity (`pod-identity`, `auto`) is being built: its plan, checks and edges
+        // exist, the run does not use them yet, so only IRSA is accepted.
+        Some(m) if m.eq_ignore_ascii_case("pod-identity") || m.eq_ignore_ascii_case("auto") => {
+            v.fail(
+                "EPINIO_IRSA_MODE",
+                m,
+                "must be irsa: EKS Pod Identity (pod-identity, auto) is not available in this version yet",
+            );
+            CredentialMode::Irsa
+        }
+        Some(m) => {
+            v.fail("EPINIO_IRSA_MODE", m, "must be irsa");
+            CredentialMode::Irsa
+        }
+    };
     let policy_name = v.parse("EPINIO_IRSA_POLICY_NAME", raw.policy_name);
     let role_path = v.parse("EPINIO_IRSA_ROLE_PATH", raw.role_path);
     let tags = v.tags(raw.tags);
@@ -322,6 +341,7 @@ fn read(
         namespace: namespace?,
         release_name,
         mode,
+        credential_mode,
         s3_access_key_id: access,
         s3_secret_access_key: secret,
         bucket: bucket.unwrap_or_else(|| Bucket::from_static("epinio")),

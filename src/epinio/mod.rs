@@ -18,6 +18,7 @@ mod table;
 
 pub use table::*;
 
+use crate::config::Mechanism;
 use crate::error::{Error, SaMismatch};
 use crate::state::EpinioObjects;
 
@@ -32,6 +33,8 @@ pub struct Configured<'a> {
     /// `server.stagingServiceAccountName` (1.7 - 1.12); `None`: empty.
     pub legacy_staging: Option<&'a str>,
     pub allow_unsupported: bool,
+    /// The mechanism the run converges to: its column of the table is checked.
+    pub mechanism: Mechanism,
 }
 
 /// What the job will manage, decided from the cluster.
@@ -104,8 +107,31 @@ pub fn resolve(cfg: &Configured, objects: Option<&EpinioObjects>) -> Result<Reso
             )
         }
     };
-    if let Some(row) = row {
-        check_row(row, &version_text, cfg.allow_unsupported, &mut warnings)?;
+    match cfg.mechanism {
+        Mechanism::Irsa => {
+            if let Some(row) = row {
+                check_row(row, &version_text, cfg.allow_unsupported, &mut warnings)?;
+            }
+        }
+        Mechanism::PodIdentity => {
+            if let Err(reason) = pod_identity_support(row, objects) {
+                if row.is_none() {
+                    warnings.push(format!(
+                        "{reason}; Pod Identity for this Epinio is not checked"
+                    ));
+                } else if cfg.allow_unsupported {
+                    warnings.push(format!(
+                        "Epinio {version_text}: {reason}. Provisioning anyway because {OVERRIDE}"
+                    ));
+                } else {
+                    return Err(Error::EpinioUnsupported {
+                        version: version_text,
+                        reason,
+                        choices: format!("use EPINIO_IRSA_MODE=irsa (or auto), or change what the reason names, or set {OVERRIDE} to provision anyway"),
+                    });
+                }
+            }
+        }
     }
     let server = resolve_server(cfg, objects)?;
     let source = match hint {
@@ -121,6 +147,51 @@ pub fn resolve(cfg: &Configured, objects: Option<&EpinioObjects>) -> Result<Reso
         epinio,
         warnings,
     })
+}
+
+/// The first aws CLI release whose credential chain reads EKS Pod Identity's container
+/// credentials (`AWS_CONTAINER_CREDENTIALS_FULL_URI` + `AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE`).
+pub const CLI_POD_IDENTITY: (u64, u64, u64) = (2, 15, 0);
+
+/// Whether EKS Pod Identity works for both the server and staging of this Epinio. `row` is the
+/// server version's row (`None`: unknown version). Staging's S3 client is the aws CLI of
+/// ConfigMap `epinio-stage-scripts` `downloadImage` (chart `templates/stage-scripts.yaml`,
+/// value `image.awscli.*`), so its version decides, not Epinio's.
+pub fn pod_identity_support(row: Option<&Row>, objects: &EpinioObjects) -> Result<(), String> {
+    let mut broken = Vec::new();
+    match row {
+        Some(row) if !row.server_pod_identity.works => broken.push(format!(
+            "the Epinio server cannot use Pod Identity: {}",
+            row.server_pod_identity.why
+        )),
+        Some(_) => {}
+        None => broken.push("the Epinio server's version is unknown".to_string()),
+    }
+    let fix = "set the Epinio chart value image.awscli.tag to 2.15.0 or later (staging's download-s3-blob init container runs that image)";
+    match objects.download_image.as_deref() {
+        None => broken.push(format!("staging's aws CLI image is not known (ConfigMap epinio-stage-scripts has no downloadImage), and Epinio's default amazon/aws-cli 2.13.26 is older than 2.15.0, the first that reads Pod Identity credentials; {fix}")),
+        Some(image) => match table::image_reference(image).and_then(parse_version) {
+            Some(v) if (v.major, v.minor, v.patch) >= CLI_POD_IDENTITY => {}
+            Some(_) => broken.push(format!("staging's aws CLI image {image} (ConfigMap epinio-stage-scripts downloadImage) is older than 2.15.0, the first that reads Pod Identity credentials; {fix}")),
+            None => broken.push(format!("the version of staging's aws CLI image {image} (ConfigMap epinio-stage-scripts downloadImage) is not a release tag; {fix}")),
+        },
+    }
+    if broken.is_empty() {
+        Ok(())
+    } else {
+        Err(broken.join("; "))
+    }
+}
+
+/// `pod_identity_support` from what discovery read (`auto` asks it before choosing).
+pub fn supports_pod_identity(objects: Option<&EpinioObjects>) -> Result<(), String> {
+    let objects =
+        objects.ok_or("no epinio-server Deployment found, so Epinio's version is unknown")?;
+    let row = match server_version(objects) {
+        ServerVersion::Known { version, .. } => Some(row(&version)),
+        ServerVersion::Unknown { .. } => None,
+    };
+    pod_identity_support(row, objects)
 }
 
 fn check_row(
@@ -311,5 +382,30 @@ mod tests {
         assert!(
             matches!(server_version(&o), ServerVersion::Known { ref version, .. } if version.to_string() == "1.13.2")
         );
+    }
+
+    #[test]
+    fn pod_identity_needs_a_new_server_and_a_new_aws_cli_for_staging() {
+        let mut o = objects("ghcr.io/epinio/epinio-server:v1.13.9");
+        let why = supports_pod_identity(Some(&o)).unwrap_err();
+        assert!(why.contains("image.awscli.tag"), "{why}");
+        o.download_image = Some("amazon/aws-cli:2.13.26".into());
+        let why = supports_pod_identity(Some(&o)).unwrap_err();
+        assert!(
+            why.contains("amazon/aws-cli:2.13.26") && why.contains("2.15.0"),
+            "{why}"
+        );
+        o.download_image = Some("registry:5000/amazon/aws-cli:2.15.0".into());
+        assert_eq!(supports_pod_identity(Some(&o)), Ok(()));
+        // minio-go before 7.0.69 has no container credentials; 1.13.10+ sends unsigned requests.
+        for old in ["v1.11.0", "v1.13.10"] {
+            o.image = Some(format!("ghcr.io/epinio/epinio-server:{old}"));
+            let why = supports_pod_identity(Some(&o)).unwrap_err();
+            assert!(
+                why.contains("server cannot use Pod Identity"),
+                "{old}: {why}"
+            );
+        }
+        assert!(supports_pod_identity(None).is_err());
     }
 }

@@ -196,7 +196,7 @@ pub fn parse_version(s: &str) -> Option<Version> {
 }
 
 /// The image's tag or digest, if it names one (`registry:5000/x` has neither).
-fn image_reference(image: &str) -> Option<&str> {
+pub fn image_reference(image: &str) -> Option<&str> {
     if let Some((_, digest)) = image.split_once('@') {
         return Some(digest);
     }

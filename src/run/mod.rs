@@ -17,7 +17,7 @@ use tokio::sync::oneshot;
 
 use crate::arn::{Account, Arn};
 use crate::aws::{self, eks, iam::Iam, sts};
-use crate::config::{Config, Mode, ServiceAccountName};
+use crate::config::{Config, Mechanism, Mode, ServiceAccountName};
 use crate::core::{self, RoleStep, SaStep};
 use crate::epinio::{self, Configured, Resolved};
 use crate::k8s::{self, K8s, SaState, Workload};
@@ -149,6 +149,9 @@ fn facts_from(cluster_arn: &str, issuer_url: String, cluster: &str) -> Result<Fa
         partition,
         account_id,
         issuer_url,
+        cluster_arn: cluster_arn.to_string(),
+        // Pod Identity is not wired into the run yet: the configuration accepts only IRSA.
+        mechanism: Mechanism::Irsa,
     })
 }
 
@@ -190,6 +193,7 @@ fn configured(config: &Config) -> Configured<'_> {
         staging_given: config.staging_service_account_given,
         legacy_staging: config.legacy_staging_service_account.as_deref(),
         allow_unsupported: config.allow_unsupported_epinio,
+        mechanism: Mechanism::Irsa,
     }
 }
 
