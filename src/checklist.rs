@@ -139,7 +139,7 @@ pub fn check(l: &Links) -> Vec<Broken> {
         ),
         _ => {}
     }
-    out.extend(role_links(l, &|trust, _role| {
+    out.extend(role_links(l, &|trust| {
         let subject = format!("system:serviceaccount:{ns}:{sa}");
         (!trust_admits(trust, l.provider_arn, l.issuer, &subject)).then(|| {
             format!(
@@ -153,7 +153,7 @@ pub fn check(l: &Links) -> Vec<Broken> {
 
 /// The links from the role on, shared by both mechanisms; `trust` judges the trust policy and
 /// says what is wrong with it.
-fn role_links(l: &Links, trust: &dyn Fn(&Value, &RoleState) -> Option<String>) -> Vec<Broken> {
+fn role_links(l: &Links, trust: &dyn Fn(&Value) -> Option<String>) -> Vec<Broken> {
     let mut out = Vec::new();
     let mut broken = |link, detail: String, fix: String| out.push(Broken { link, detail, fix });
     let Some(role) = l.role else {
@@ -165,7 +165,7 @@ fn role_links(l: &Links, trust: &dyn Fn(&Value, &RoleState) -> Option<String>) -
         return out;
     };
     let document: Value = serde_json::from_str(&role.trust).unwrap_or(Value::Null);
-    if let Some(detail) = trust(&document, role) {
+    if let Some(detail) = trust(&document) {
         broken(
             "trust",
             detail,
@@ -309,7 +309,7 @@ pub fn check_pod_identity(p: &PodLinks) -> Vec<Broken> {
             }
         }
     }
-    out.extend(role_links(l, &|trust, _role| {
+    out.extend(role_links(l, &|trust| {
         (!pod_trust_admits(trust, p.cluster_arn, ns, sa)).then(|| {
             format!(
                 "the trust policy of role {} does not let {POD_IDENTITY_SERVICE} assume it (sts:AssumeRole and sts:TagSession) for cluster {}, namespace {ns}, ServiceAccount {sa}",
