@@ -187,8 +187,8 @@ pub struct Scope<'a> {
     pub create_provider: bool,
     pub delete_provider: bool,
     /// The mode setting: IRSA-only configurations never create associations (they list and
-    /// delete their own, to switch back); Pod Identity-only ones never touch the provider
-    /// except to delete it at teardown.
+    /// delete their own, to switch back) nor read the agent add-on; Pod Identity-only ones
+    /// never touch the provider except to delete it at teardown.
     pub mode: CredentialMode,
 }
 
@@ -199,11 +199,15 @@ impl Scope<'_> {
             "iam:CreateOpenIDConnectProvider" | "iam:TagOpenIDConnectProvider" => {
                 self.create_provider && self.irsa()
             }
-            "iam:ListOpenIDConnectProviders" | "iam:GetOpenIDConnectProvider" => {
-                self.irsa() || self.delete_provider
-            }
+            "iam:ListOpenIDConnectProviders" => self.irsa(),
+            // Teardown reads the provider it may delete, in every mode.
+            "iam:GetOpenIDConnectProvider" => self.irsa() || self.delete_provider,
             "iam:DeleteOpenIDConnectProvider" => self.delete_provider,
-            // IRSA runs make no Pod Identity call yet.
+            // Every mode finds and removes its own associations (a switch back to IRSA,
+            // teardown); only Pod Identity-capable modes create them and read the agent.
+            "eks:ListPodIdentityAssociations"
+            | "eks:DescribePodIdentityAssociation"
+            | "eks:DeletePodIdentityAssociation" => true,
             "iam:PassRole" => self.mode != CredentialMode::Irsa,
             _ if matches!(action.on, On::Associations | On::Addon) => {
                 self.mode != CredentialMode::Irsa
@@ -231,7 +235,7 @@ impl Scope<'_> {
             ]),
             On::Addon => json!(self.account.eks(
                 self.region,
-                &format!("addon/{}/{}/*", self.cluster, crate::aws::eks::AGENT_ADDON)
+                &format!("addon/{}/{}/*", self.cluster, crate::plan::AGENT_ADDON)
             )),
             On::Roles => json!(self.role_arns),
             On::Policy => json!(self.policy_arn),

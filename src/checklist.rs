@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::access::POD_IDENTITY_SERVICE;
 use crate::arn::{self, Partition};
-use crate::aws::eks::AGENT_ADDON;
+use crate::plan::AGENT_ADDON;
 use crate::plan::{ROLE_ARN_ANNOTATION, STS_AUDIENCE};
 use crate::state::{AssociationState, ProviderState, RoleState, SaState};
 

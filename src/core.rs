@@ -4,13 +4,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::config::OWNER_TAG;
+use crate::config::{CredentialMode, Mechanism, OWNER_TAG};
 use crate::error::Error;
 use crate::plan::{
-    same_document, AssociationSpec, ProviderSpec, RoleSpec, ServiceAccountSpec, STS_AUDIENCE,
+    same_document, AssociationSpec, ProviderSpec, RoleSpec, ServiceAccountSpec, AGENT_ADDON,
+    STS_AUDIENCE,
 };
 use crate::report::Change;
-use crate::state::{AssociationState, ProviderState, RoleState, SaState, Workload};
+use crate::state::{AddonState, AssociationState, ProviderState, RoleState, SaState, Workload};
 
 /// Whose an IAM object is, judged by its tags.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -307,6 +308,68 @@ pub fn restarts<'a>(
     out
 }
 
+/// The mechanism a run converges to, and why (shown by `plan` and every summary). `agent` is
+/// `DescribeAddon` of the Pod Identity agent (read unless the mode is `irsa`); `epinio` is
+/// whether the discovered Epinio can use Pod Identity for every managed ServiceAccount.
+/// `pod-identity` without the agent ACTIVE is refused here, before any write.
+pub fn choose_mechanism(
+    mode: CredentialMode,
+    cluster: &str,
+    agent: Option<&AddonState>,
+    epinio: Result<(), String>,
+) -> Result<(Mechanism, String), Error> {
+    let agent_text = |a: Option<&AddonState>| match a {
+        None => "not installed".to_string(),
+        Some(a) => format!(
+            "{}{}",
+            a.status,
+            a.version
+                .as_deref()
+                .map(|v| format!(" ({v})"))
+                .unwrap_or_default()
+        ),
+    };
+    let active = agent.is_some_and(|a| a.status == "ACTIVE");
+    match mode {
+        CredentialMode::Irsa => Ok((Mechanism::Irsa, "irsa (EPINIO_IRSA_MODE=irsa)".into())),
+        CredentialMode::PodIdentity if !active => Err(Error::AgentAddon {
+            cluster: cluster.to_string(),
+            addon: AGENT_ADDON,
+            state: agent_text(agent),
+        }),
+        CredentialMode::PodIdentity => Ok((
+            Mechanism::PodIdentity,
+            format!(
+                "pod-identity (EPINIO_IRSA_MODE=pod-identity; add-on {AGENT_ADDON} {})",
+                agent_text(agent)
+            ),
+        )),
+        CredentialMode::Auto if !active => Ok((
+            Mechanism::Irsa,
+            format!(
+                "irsa (EPINIO_IRSA_MODE=auto: the add-on {AGENT_ADDON} is {})",
+                agent_text(agent)
+            ),
+        )),
+        CredentialMode::Auto => match epinio {
+            Ok(()) => Ok((
+                Mechanism::PodIdentity,
+                format!(
+                    "pod-identity (EPINIO_IRSA_MODE=auto: add-on {AGENT_ADDON} {}, and Epinio's server and staging can use it)",
+                    agent_text(agent)
+                ),
+            )),
+            Err(why) => Ok((
+                Mechanism::Irsa,
+                format!(
+                    "irsa (EPINIO_IRSA_MODE=auto: add-on {AGENT_ADDON} {}, but {why})",
+                    agent_text(agent)
+                ),
+            )),
+        },
+    }
+}
+
 /// What to do with a managed ServiceAccount's Pod Identity association in Pod Identity mode.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AssociationStep {
@@ -578,5 +641,51 @@ mod tests {
         assert!(association_removable(&addon, "me").is_err());
         assert!(association_removable(&foreign, "me").is_err());
         assert!(association_removable(&association("arn:r", Some("me"), None), "me").is_ok());
+    }
+
+    #[test]
+    fn mechanism_follows_the_mode_the_agent_and_epinio() {
+        let active = AddonState {
+            status: "ACTIVE".into(),
+            version: Some("v1.3.4-eksbuild.1".into()),
+        };
+        let creating = AddonState {
+            status: "CREATING".into(),
+            version: None,
+        };
+        let ok = || Ok(());
+        let old = || Err("staging's aws CLI image amazon/aws-cli:2.13.26 is older".to_string());
+        let pick = |mode, agent, epinio| choose_mechanism(mode, "c", agent, epinio);
+        assert_eq!(
+            pick(CredentialMode::Irsa, Some(&active), ok()).unwrap().0,
+            Mechanism::Irsa
+        );
+        assert_eq!(
+            pick(CredentialMode::PodIdentity, Some(&active), old())
+                .unwrap()
+                .0,
+            Mechanism::PodIdentity,
+            "pod-identity mode leaves the Epinio check to discovery, which refuses with the reason"
+        );
+        for agent in [None, Some(&creating)] {
+            let err = pick(CredentialMode::PodIdentity, agent, ok())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(AGENT_ADDON)
+                    && err.contains("create-addon")
+                    && err.contains("Nothing was changed"),
+                "{err}"
+            );
+            let (m, why) = pick(CredentialMode::Auto, agent, ok()).unwrap();
+            assert_eq!(m, Mechanism::Irsa);
+            assert!(why.contains(AGENT_ADDON), "{why}");
+        }
+        let (m, why) = pick(CredentialMode::Auto, Some(&active), ok()).unwrap();
+        assert_eq!(m, Mechanism::PodIdentity);
+        assert!(why.contains("ACTIVE") && why.contains("v1.3.4"), "{why}");
+        let (m, why) = pick(CredentialMode::Auto, Some(&active), old()).unwrap();
+        assert_eq!(m, Mechanism::Irsa);
+        assert!(why.contains("2.13.26"), "{why}");
     }
 }

@@ -68,6 +68,8 @@ pub struct Report {
     pub documents: Vec<(String, String)>,
     /// What discovery found of Epinio: version, its source, the compatibility row.
     pub epinio: Option<String>,
+    /// The mechanism the run converged to (IRSA or EKS Pod Identity) and why.
+    pub mode: Option<String>,
     /// What the user must know although the run succeeded.
     pub warnings: Vec<String>,
     /// One line per ServiceAccount `verify` proved.
@@ -95,7 +97,9 @@ impl Report {
             self.verified
                 .push(crate::verify::describe(v, namespace, bucket));
             let missing = format!("bucket {bucket} does not exist yet: Epinio creates it when it starts (its role grants s3:CreateBucket); verify then proves only the assume step");
-            if !v.live.bucket_exists && !self.warnings.contains(&missing) {
+            if v.live.as_ref().is_some_and(|l| !l.bucket_exists)
+                && !self.warnings.contains(&missing)
+            {
                 self.warnings.push(missing);
             }
         }
@@ -205,6 +209,9 @@ impl fmt::Display for Report {
         writeln!(f, "epinio-irsa {header}:")?;
         if let Some(epinio) = &self.epinio {
             writeln!(f, "  {epinio}")?;
+        }
+        if let Some(mode) = &self.mode {
+            writeln!(f, "  mode: {mode}")?;
         }
         let width = self.items.iter().map(|i| i.kind.len()).max().unwrap_or(0);
         for item in &self.items {

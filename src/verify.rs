@@ -19,6 +19,7 @@ use futures::future::try_join_all;
 use crate::aws::s3::Readable;
 use crate::aws::AwsError;
 use crate::checklist::{self, Broken, Links};
+use crate::config::Mechanism;
 use crate::plan::{Desired, Facts, STS_AUDIENCE};
 use crate::run::Ctx;
 use crate::{Error, Result};
@@ -37,7 +38,10 @@ pub struct Live {
 pub struct Verified {
     pub service_account: String,
     pub role_arn: String,
-    pub live: Live,
+    /// `None` under EKS Pod Identity: the chain's live part runs in the agent, not here.
+    pub live: Option<Live>,
+    /// The Pod Identity association checked, under EKS Pod Identity.
+    pub association: Option<String>,
 }
 
 const TOKEN_SECONDS: i64 = 600;
@@ -48,6 +52,9 @@ pub const PROBE_PREFIX: &str = "epinio-irsa-verify/";
 /// Verify every managed ServiceAccount of `desired`. Fails with every broken link and its fix,
 /// or with the live step that never passed within the timeout.
 pub async fn verify(ctx: &Ctx<'_>, desired: &Desired, facts: &Facts) -> Result<Vec<Verified>> {
+    if desired.mechanism == Mechanism::PodIdentity {
+        return verify_pod_identity(ctx, desired, facts).await;
+    }
     let (broken, live) = tokio::join!(checklist_all(ctx, desired, facts), live_all(ctx, desired));
     let broken = broken?;
     if !broken.is_empty() {
@@ -96,6 +103,87 @@ async fn checklist_all(ctx: &Ctx<'_>, desired: &Desired, facts: &Facts) -> Resul
     Ok(out)
 }
 
+/// EKS Pod Identity: what the hook can check, in one round of reads: the agent add-on ACTIVE,
+/// each ServiceAccount's association pointing at its role, no role annotation left, the role's
+/// trust, its policy and the policy's document. What it cannot: the agent's exchange of the
+/// pod's token for credentials (`eks-auth:AssumeRoleForPodIdentity` takes a token only the
+/// agent's projected volume holds), so the chain to S3 is not proven live.
+async fn verify_pod_identity(
+    ctx: &Ctx<'_>,
+    desired: &Desired,
+    facts: &Facts,
+) -> Result<Vec<Verified>> {
+    let iam = &ctx.aws.iam;
+    let edge = crate::aws::eks::Associations {
+        client: &ctx.aws.eks,
+        cluster: ctx.cluster,
+        attempts: ctx.config.max_attempts,
+    };
+    let ns = ctx.config.namespace.as_str();
+    let (agent, roles, sas, assocs, policy) = tokio::join!(
+        crate::aws::eks::describe_agent(&ctx.aws.eks, ctx.cluster),
+        try_join_all(desired.roles.iter().map(|r| iam.read_role(&r.name, false))),
+        try_join_all(
+            desired
+                .service_accounts
+                .iter()
+                .map(|s| ctx.kube.read_service_account(&s.name))
+        ),
+        try_join_all(
+            desired
+                .service_accounts
+                .iter()
+                .map(|s| edge.read(ns, &s.name))
+        ),
+        iam.read_policy_document(&desired.policy.arn, &desired.policy),
+    );
+    let (agent, roles, sas, assocs, policy) = (agent?, roles?, sas?, assocs?, policy?);
+    let mut broken = Vec::new();
+    for (((role, role_state), (spec, sa)), assoc) in desired
+        .roles
+        .iter()
+        .zip(&roles)
+        .zip(desired.service_accounts.iter().zip(&sas))
+        .zip(&assocs)
+    {
+        broken.extend(checklist::check_pod_identity(&checklist::PodLinks {
+            links: Links {
+                namespace: ns,
+                service_account: &spec.name,
+                sa: sa.as_ref(),
+                role_name: &role.name,
+                role_arn: &role.arn,
+                role: role_state.as_ref(),
+                provider_arn: &desired.provider.arn,
+                issuer: facts.issuer_host_path(),
+                provider: None,
+                policy_arn: &desired.policy.arn,
+                policy_document: policy.as_deref(),
+                partition: facts.partition,
+                bucket: &ctx.config.bucket,
+            },
+            cluster: ctx.cluster,
+            cluster_arn: &facts.cluster_arn,
+            agent: agent.as_ref().map(|a| a.status.as_str()),
+            association: assoc.as_ref(),
+        }));
+    }
+    if !broken.is_empty() {
+        return Err(Error::VerifyBroken(broken));
+    }
+    Ok(desired
+        .service_accounts
+        .iter()
+        .zip(assocs)
+        .map(|(spec, assoc)| Verified {
+            service_account: spec.name.clone(),
+            role_arn: spec.role_arn.clone(),
+            live: None,
+            association: assoc.map(|a| a.id),
+        })
+        .collect())
+}
+
 async fn live_all(ctx: &Ctx<'_>, desired: &Desired) -> Result<Vec<Verified>> {
     let until = Instant::now() + ctx.config.verify_timeout;
     try_join_all(desired.service_accounts.iter().map(|spec| async move {
@@ -103,7 +191,8 @@ async fn live_all(ctx: &Ctx<'_>, desired: &Desired) -> Result<Vec<Verified>> {
         Ok::<_, Error>(Verified {
             service_account: spec.name.clone(),
             role_arn: spec.role_arn.clone(),
-            live,
+            live: Some(live),
+            association: None,
         })
     }))
     .await
@@ -218,22 +307,30 @@ fn live_failure(sa: &str, role_arn: &str, step: &'static str, e: AwsError) -> Er
 
 /// The summary line of one ServiceAccount.
 pub fn describe(v: &Verified, namespace: &str, bucket: &str) -> String {
+    let Some(live) = &v.live else {
+        return format!(
+            "ServiceAccount {namespace}/{} -> Pod Identity association {} -> {} -> s3://{bucket}: agent add-on ACTIVE, association, trust, policy and its document hold; the agent's credential exchange cannot be made from the hook, so S3 access is not proven live",
+            v.service_account,
+            v.association.as_deref().unwrap_or("?"),
+            v.role_arn
+        );
+    };
     let mut s = format!(
         "ServiceAccount {namespace}/{} -> token -> {} -> s3://{bucket}: ",
         v.service_account, v.role_arn
     );
-    if v.live.bucket_exists {
+    if live.bucket_exists {
         s.push_str("AssumeRoleWithWebIdentity, HeadBucket and ListObjectsV2 succeeded");
     } else {
         s.push_str("AssumeRoleWithWebIdentity succeeded; the bucket does not exist yet (Epinio creates it at start)");
     }
-    if let Some(key) = &v.live.probe {
+    if let Some(key) = &live.probe {
         s.push_str(&format!("; write probe put/get/delete {key} succeeded"));
     }
-    if v.live.attempts > 2 {
+    if live.attempts > 2 {
         s.push_str(&format!(
             " ({} attempts while IAM propagated)",
-            v.live.attempts
+            live.attempts
         ));
     }
     s

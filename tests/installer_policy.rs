@@ -22,11 +22,47 @@ fn requests(w: &World, call: &Call) -> Vec<Request> {
     let account = w.account();
     let op = call.op.as_str();
     if call.service == "eks" {
-        assert_eq!(
-            op, "DescribeCluster",
-            "an EKS call the test does not know: {call:?}"
-        );
-        return vec![Request::new("eks:DescribeCluster", w.cluster_arn.clone())];
+        let eks = |resource: &str| format!("arn:aws:eks:{REGION}:{account}:{resource}");
+        let association = |id: &str| eks(&format!("podidentityassociation/{CLUSTER}/{id}"));
+        let pass = |role: &str| {
+            Request::new("iam:PassRole", role.to_string())
+                .with("iam:PassedToService", "pods.eks.amazonaws.com")
+        };
+        let id = call.param("associationId").unwrap_or_default();
+        return match op {
+            "DescribeCluster" | "ListPodIdentityAssociations" => {
+                vec![Request::new(format!("eks:{op}"), w.cluster_arn.clone())]
+            }
+            "CreatePodIdentityAssociation" => {
+                let mut out = vec![
+                    Request::new("eks:CreatePodIdentityAssociation", w.cluster_arn.clone()),
+                    pass(call.param("roleArn").expect("roleArn")),
+                ];
+                if call.param("tagged") == Some("true") {
+                    // Tagging on create is authorized on the association being made.
+                    out.push(Request::new(
+                        "eks:TagResource",
+                        association("a-0000000000000new"),
+                    ));
+                }
+                out
+            }
+            "UpdatePodIdentityAssociation" => {
+                let mut out = vec![Request::new(format!("eks:{op}"), association(id))];
+                out.extend(call.param("roleArn").map(pass));
+                out
+            }
+            "DescribePodIdentityAssociation" | "DeletePodIdentityAssociation" => {
+                vec![Request::new(format!("eks:{op}"), association(id))]
+            }
+            "DescribeAddon" => vec![Request::new(
+                "eks:DescribeAddon",
+                eks(&format!(
+                    "addon/{CLUSTER}/eks-pod-identity-agent/c2c4a1b0-1111-2222-3333-444455556666"
+                )),
+            )],
+            _ => panic!("an EKS call the test does not know: {call:?}"),
+        };
     }
     if op == "GetCallerIdentity" {
         // Needs no permission: STS answers it for any valid credentials.
@@ -119,8 +155,53 @@ async fn scenarios(w: &World, env: &[(&str, &str)], boundary: Option<&str>) -> V
         v.extend_from_slice(extra);
         v
     };
+    let pod_identity = env.contains(&("EPINIO_IRSA_MODE", "pod-identity"));
+    if pod_identity {
+        // Left from an earlier IRSA run: teardown removes the job's OIDC provider.
+        w.iam
+            .create_open_id_connect_provider()
+            .url(&w.issuer)
+            .client_id_list("sts.amazonaws.com")
+            .tags(
+                aws_sdk_iam::types::Tag::builder()
+                    .key("epinio-irsa/owner")
+                    .value(format!("{CLUSTER}/epinio/epinio"))
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+    } else {
+        // Left from an earlier pod-identity run: IRSA removes its own association.
+        let role = format!("arn:aws:iam::{}:role{PATH}old", w.account());
+        w.pod_identity().seed(
+            &w.cluster_arn,
+            "epinio",
+            "epinio-server",
+            &role,
+            [(
+                "epinio-irsa/owner".to_string(),
+                format!("{CLUSTER}/epinio/epinio"),
+            )]
+            .into(),
+            None,
+        );
+    }
     run(w.run("provision", env).await);
     run(w.run("provision", env).await);
+    if pod_identity {
+        // Someone repoints the job's association: the job points it back.
+        let a = w.pod_identity().associations();
+        let ours = a
+            .iter()
+            .find(|a| a.service_account == "epinio-server")
+            .unwrap();
+        w.pod_identity().set_role(
+            &ours.id,
+            &format!("arn:aws:iam::{}:role/elsewhere", w.account()),
+        );
+    }
 
     // Drift: a stray policy, a hand-edited trust, a lost tag, the boundary changed, and the
     // policy's bookkeeping tag removed (so the job must read the document itself).
@@ -216,7 +297,17 @@ async fn scenarios(w: &World, env: &[(&str, &str)], boundary: Option<&str>) -> V
 }
 
 async fn check(env: Vec<(&str, &str)>, boundary: Option<&str>) {
-    let w = World::new(BIN).await;
+    let pod_identity = env.contains(&("EPINIO_IRSA_MODE", "pod-identity"));
+    let w = if pod_identity {
+        let chart = testkit::epinio::Chart::new("1.13.9")
+            .aws_cli("amazon/aws-cli:2.17.0")
+            .staging_workloads("epinio-staging");
+        let w = World::with_objects(BIN, chart.objects()).await;
+        w.install_agent("ACTIVE");
+        w
+    } else {
+        World::new(BIN).await
+    };
     let mut env = env;
     let boundary_arn;
     if boundary.is_some() {
@@ -259,15 +350,26 @@ async fn check(env: Vec<(&str, &str)>, boundary: Option<&str>) {
         .collect();
     assert!(unused.is_empty(), "granted but never called: {unused:?}");
     // The test must have seen the calls it is about.
-    for op in [
-        "DetachRolePolicy",
-        "ListOpenIDConnectProviders",
-        "DeletePolicyVersion",
-    ] {
-        assert!(
-            used.contains(&format!("iam:{op}")),
-            "no {op} in the scenarios"
-        );
+    let mut expected = vec![
+        "iam:DetachRolePolicy",
+        "iam:DeletePolicyVersion",
+        "eks:ListPodIdentityAssociations",
+        "eks:DescribePodIdentityAssociation",
+        "eks:DeletePodIdentityAssociation",
+    ];
+    expected.extend(if pod_identity {
+        &[
+            "eks:DescribeAddon",
+            "eks:CreatePodIdentityAssociation",
+            "eks:UpdatePodIdentityAssociation",
+            "eks:TagResource",
+            "iam:PassRole",
+        ][..]
+    } else {
+        &["iam:ListOpenIDConnectProviders"][..]
+    });
+    for action in expected {
+        assert!(used.contains(action), "no {action} in the scenarios");
     }
     let _ = (CLUSTER, REGION);
 }
@@ -290,6 +392,19 @@ async fn printed_policy_allows_every_call_and_grants_nothing_unused_without_a_bo
         vec![
             ("EPINIO_IRSA_STAGING_SERVICE_ACCOUNT", "epinio-staging"),
             ("EPINIO_IRSA_ROLE_PATH", PATH),
+        ],
+        None,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn printed_policy_allows_every_call_and_grants_nothing_unused_in_pod_identity_mode() {
+    check(
+        vec![
+            ("EPINIO_IRSA_STAGING_SERVICE_ACCOUNT", "epinio-staging"),
+            ("EPINIO_IRSA_ROLE_PATH", PATH),
+            ("EPINIO_IRSA_MODE", "pod-identity"),
         ],
         None,
     )

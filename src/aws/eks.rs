@@ -39,8 +39,7 @@ pub async fn describe_cluster(
     }))
 }
 
-/// The EKS Pod Identity agent add-on's name.
-pub const AGENT_ADDON: &str = "eks-pod-identity-agent";
+pub use crate::plan::AGENT_ADDON;
 
 /// `DescribeAddon` of the agent: `None` when the cluster does not have it.
 pub async fn describe_agent(
@@ -100,18 +99,24 @@ impl Associations<'_> {
         let mut summaries = Vec::new();
         let mut next: Option<String> = None;
         loop {
-            let out = call(
-                LIST_POD_IDENTITY_ASSOCIATIONS,
-                &who,
-                self.client
-                    .list_pod_identity_associations()
-                    .cluster_name(self.cluster)
-                    .namespace(namespace)
-                    .service_account(service_account)
-                    .set_next_token(next.take())
-                    .send(),
-            )
-            .await?;
+            // A cluster that is gone has no associations left.
+            let Some(out) = found(
+                call(
+                    LIST_POD_IDENTITY_ASSOCIATIONS,
+                    &who,
+                    self.client
+                        .list_pod_identity_associations()
+                        .cluster_name(self.cluster)
+                        .namespace(namespace)
+                        .service_account(service_account)
+                        .set_next_token(next.take())
+                        .send(),
+                )
+                .await,
+            )?
+            else {
+                return Ok(None);
+            };
             summaries.extend(out.associations().iter().filter_map(|s| {
                 (s.namespace() == Some(namespace) && s.service_account() == Some(service_account))
                     .then(|| s.association_id().map(str::to_string))

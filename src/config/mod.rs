@@ -242,12 +242,26 @@ mod tests {
     }
 
     #[test]
-    fn mode_is_irsa_until_pod_identity_is_wired_in() {
+    fn mode_is_one_of_three() {
         let read = |m: &str| from_pairs([("EPINIO_IRSA_MODE".to_string(), m.to_string())]);
         assert_eq!(read("IRSA").unwrap().credential_mode, CredentialMode::Irsa);
-        for m in ["pod-identity", "auto", "oidc"] {
+        assert_eq!(
+            read("pod-identity").unwrap().credential_mode,
+            CredentialMode::PodIdentity
+        );
+        assert_eq!(read("auto").unwrap().credential_mode, CredentialMode::Auto);
+        assert_eq!(
+            from_pairs(Vec::<(String, String)>::new())
+                .unwrap()
+                .credential_mode,
+            CredentialMode::Irsa
+        );
+        for m in ["podidentity", "oidc"] {
             let err = read(m).unwrap_err().to_string();
-            assert!(err.contains("EPINIO_IRSA_MODE") && err.contains(m), "{err}");
+            assert!(
+                err.contains("EPINIO_IRSA_MODE") && err.contains(m) && err.contains("pod-identity"),
+                "{err}"
+            );
         }
     }
 }

@@ -315,18 +315,10 @@ fn read(
     let credential_mode = match non_empty(raw.mode).as_deref() {
         None => CredentialMode::Irsa,
         Some(m) if m.eq_ignore_ascii_case("irsa") => CredentialMode::Irsa,
-        // EKS Pod Identity (`pod-identity`, `auto`) is being built: its plan, checks and edges
-        // exist, the run does not use them yet, so only IRSA is accepted.
-        Some(m) if m.eq_ignore_ascii_case("pod-identity") || m.eq_ignore_ascii_case("auto") => {
-            v.fail(
-                "EPINIO_IRSA_MODE",
-                m,
-                "must be irsa: EKS Pod Identity (pod-identity, auto) is not available in this version yet",
-            );
-            CredentialMode::Irsa
-        }
+        Some(m) if m.eq_ignore_ascii_case("pod-identity") => CredentialMode::PodIdentity,
+        Some(m) if m.eq_ignore_ascii_case("auto") => CredentialMode::Auto,
         Some(m) => {
-            v.fail("EPINIO_IRSA_MODE", m, "must be irsa");
+            v.fail("EPINIO_IRSA_MODE", m, "must be irsa, pod-identity or auto");
             CredentialMode::Irsa
         }
     };

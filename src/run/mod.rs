@@ -3,10 +3,15 @@
 //! write that depends on it.
 //!
 //! Fresh `provision`, in dependent AWS round trips:
-//! 1. `DescribeCluster` | `ListOpenIDConnectProviders` | `GetRole` + `ListAttachedRolePolicies` per role
-//! 2. `CreateOpenIDConnectProvider` (or `GetOpenIDConnectProvider`) | `GetPolicy`
+//! 1. `DescribeCluster` | `ListOpenIDConnectProviders` (not in `pod-identity` mode) | `GetRole`
+//!    and `ListAttachedRolePolicies` per role | `ListPodIdentityAssociations` per
+//!    ServiceAccount, and `DescribePodIdentityAssociation` when one exists | `DescribeAddon`
+//!    (not in `irsa` mode); then the mechanism is chosen and everything is checked
+//! 2. `CreateOpenIDConnectProvider` (or `GetOpenIDConnectProvider`; neither under Pod
+//!    Identity) | `GetPolicy`
 //! 3. `CreateRole` per role | `CreatePolicy`
-//! 4. `AttachRolePolicy` per role and policy
+//! 4. `AttachRolePolicy` per role and policy | `CreatePodIdentityAssociation` per ServiceAccount
+//!    (Pod Identity) or `DeletePodIdentityAssociation` of ours (IRSA)
 //!
 //! A re-run with nothing to change stops after round 2 with reads only.
 
@@ -17,12 +22,13 @@ use tokio::sync::oneshot;
 
 use crate::arn::{Account, Arn};
 use crate::aws::{self, eks, iam::Iam, sts};
-use crate::config::{Config, Mechanism, Mode, ServiceAccountName};
-use crate::core::{self, RoleStep, SaStep};
+use crate::config::{Config, CredentialMode, Mechanism, Mode, ServiceAccountName};
+use crate::core::{self, AssociationStep, RoleStep, SaStep};
 use crate::epinio::{self, Configured, Resolved};
 use crate::k8s::{self, K8s, SaState, Workload};
 use crate::plan::{self, Desired, Facts, Names};
 use crate::report::{Change, Report};
+use crate::state::AssociationState;
 use crate::{Error, Result};
 
 mod teardown;
@@ -138,7 +144,12 @@ pub async fn provision(config: &Config, dry_run: bool) -> Result<Report> {
     }
 }
 
-fn facts_from(cluster_arn: &str, issuer_url: String, cluster: &str) -> Result<Facts> {
+fn facts_from(
+    cluster_arn: &str,
+    issuer_url: String,
+    cluster: &str,
+    mechanism: Mechanism,
+) -> Result<Facts> {
     let (partition, account_id) = Arn::account_of(cluster_arn).ok_or_else(|| aws::AwsError {
         op: crate::access::DESCRIBE_CLUSTER.name,
         resource: cluster.to_string(),
@@ -150,19 +161,22 @@ fn facts_from(cluster_arn: &str, issuer_url: String, cluster: &str) -> Result<Fa
         account_id,
         issuer_url,
         cluster_arn: cluster_arn.to_string(),
-        // Pod Identity is not wired into the run yet: the configuration accepts only IRSA.
-        mechanism: Mechanism::Irsa,
+        mechanism,
     })
 }
 
 /// The facts of the cluster `DescribeCluster` found; a missing cluster is an error naming it
 /// and the region.
-fn cluster_facts(ctx: &Ctx<'_>, info: Option<eks::ClusterInfo>) -> Result<Facts> {
+fn cluster_facts(
+    ctx: &Ctx<'_>,
+    info: Option<eks::ClusterInfo>,
+    mechanism: Mechanism,
+) -> Result<Facts> {
     let info = info.ok_or_else(|| Error::ClusterNotFound {
         cluster: ctx.cluster.to_string(),
         region: ctx.aws.region.clone(),
     })?;
-    facts_from(&info.arn, info.issuer_url, ctx.cluster)
+    facts_from(&info.arn, info.issuer_url, ctx.cluster, mechanism)
 }
 
 /// The ServiceAccounts the job manages, server first.
@@ -183,9 +197,68 @@ struct Decided {
     sa_steps: Vec<SaStep>,
     workloads: Vec<Workload>,
     epinio: Resolved,
+    /// The mechanism chosen and why.
+    mode: String,
+    associations: Vec<AssociationPlan>,
+    warnings: Vec<String>,
 }
 
-fn configured(config: &Config) -> Configured<'_> {
+/// What the run does with one managed ServiceAccount's Pod Identity association.
+#[derive(Debug, Clone)]
+enum AssociationPlan {
+    /// Pod Identity mode: create, repoint or keep ours.
+    Ensure {
+        spec: plan::AssociationSpec,
+        step: AssociationStep,
+    },
+    /// IRSA mode: ours, left from Pod Identity mode.
+    Remove { subject: String, id: String },
+    /// IRSA mode: not ours (or an add-on's); left alone, with the reason.
+    Leave { subject: String, why: Change },
+}
+
+impl AssociationPlan {
+    fn subject(&self) -> String {
+        match self {
+            AssociationPlan::Ensure { spec, .. } => {
+                format!("{}/{}", spec.namespace, spec.service_account)
+            }
+            AssociationPlan::Remove { subject, .. } | AssociationPlan::Leave { subject, .. } => {
+                subject.clone()
+            }
+        }
+    }
+}
+
+fn associations<'a>(ctx: &'a Ctx<'_>) -> eks::Associations<'a> {
+    eks::Associations {
+        client: &ctx.aws.eks,
+        cluster: ctx.cluster,
+        attempts: ctx.config.max_attempts,
+    }
+}
+
+/// The association of one ServiceAccount. Where no Pod Identity call is needed to converge
+/// (IRSA mode, teardown), a policy from before Pod Identity that denies the read is a warning,
+/// not a failure: the run goes on without it and says what it could not check.
+async fn read_association(
+    ctx: &Ctx<'_>,
+    service_account: &str,
+    tolerate_denied: bool,
+) -> Result<(Option<AssociationState>, Option<String>)> {
+    match associations(ctx)
+        .read(&ctx.config.namespace, service_account)
+        .await
+    {
+        Ok(found) => Ok((found, None)),
+        Err(e) if tolerate_denied && (e.is("AccessDeniedException") || e.is("AccessDenied")) => {
+            Ok((None, Some(format!("could not list the EKS Pod Identity associations of ServiceAccount {}/{service_account} ({e}); an association left from pod-identity mode would stay: grant the eks:*PodIdentityAssociation* statement of `epinio-irsa installer-policy`", ctx.config.namespace))))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn configured(config: &Config, mechanism: Mechanism) -> Configured<'_> {
     Configured {
         server: &config.server_service_account,
         server_given: config.server_service_account_given,
@@ -193,7 +266,7 @@ fn configured(config: &Config) -> Configured<'_> {
         staging_given: config.staging_service_account_given,
         legacy_staging: config.legacy_staging_service_account.as_deref(),
         allow_unsupported: config.allow_unsupported_epinio,
-        mechanism: Mechanism::Irsa,
+        mechanism,
     }
 }
 
@@ -244,18 +317,35 @@ where
     .await
 }
 
-/// Round 1 (everything that needs no discovered fact, Epinio's objects included), then the
-/// checks that need no further call: Epinio versions and ServiceAccounts that cannot work,
-/// roles we may not touch, ServiceAccounts missing or annotated by someone else.
+/// Round 1 (everything that needs no discovered fact, Epinio's objects and the Pod Identity
+/// agent included), then the checks that need no further call: the mechanism, Epinio versions
+/// and ServiceAccounts that cannot work, roles and associations we may not touch,
+/// ServiceAccounts missing or annotated by someone else.
 async fn read_and_decide(ctx: &Ctx<'_>) -> Result<Decided> {
     let (config, iam) = (ctx.config, &ctx.aws.iam);
+    let mode = config.credential_mode;
     let sa_names = service_account_names(config);
     let role_names: Vec<String> = ctx.names.roles().map(str::to_string).collect();
-    let (cluster_info, providers, roles, sas, workloads, epinio) = tokio::join!(
+    let tolerate = mode == CredentialMode::Irsa;
+    let (cluster_info, providers, roles, sas, assocs, agent, workloads, epinio) = tokio::join!(
         eks::describe_cluster(&ctx.aws.eks, ctx.cluster),
-        iam.list_providers(),
+        async {
+            if mode == CredentialMode::PodIdentity {
+                Ok(Vec::new())
+            } else {
+                iam.list_providers().await
+            }
+        },
         try_join_all(role_names.iter().map(|n| iam.read_role(n, false))),
         try_join_all(sa_names.iter().map(|n| ctx.kube.read_service_account(n))),
+        try_join_all(sa_names.iter().map(|n| read_association(ctx, n, tolerate))),
+        async {
+            if mode == CredentialMode::Irsa {
+                Ok(None)
+            } else {
+                eks::describe_agent(&ctx.aws.eks, ctx.cluster).await
+            }
+        },
         async {
             if config.restart_workloads {
                 ctx.kube.list_workloads().await
@@ -265,10 +355,18 @@ async fn read_and_decide(ctx: &Ctx<'_>) -> Result<Decided> {
         },
         ctx.kube.read_epinio(),
     );
-    let resolved = epinio::resolve(&configured(config), epinio?.as_ref())?;
+    let epinio = epinio?;
+    let cluster_info = cluster_info?;
+    let (mechanism, mode_reason) = core::choose_mechanism(
+        mode,
+        ctx.cluster,
+        agent?.as_ref(),
+        epinio::supports_pod_identity(epinio.as_ref()),
+    )?;
+    let resolved = epinio::resolve(&configured(config, mechanism), epinio.as_ref())?;
     let config = &effective(config, &resolved)?;
     let names = Names::new(config, ctx.cluster);
-    let facts = cluster_facts(ctx, cluster_info?)?;
+    let facts = cluster_facts(ctx, cluster_info, mechanism)?;
     let desired = plan::desired(config, &names, &facts)?;
     let (providers, workloads) = (providers?, workloads?);
     let wanted: Vec<String> = names.roles().map(str::to_string).collect();
@@ -279,13 +377,26 @@ async fn read_and_decide(ctx: &Ctx<'_>) -> Result<Decided> {
     )
     .await?;
     let wanted = service_account_names(config);
-    let sas = reread(
-        &wanted,
-        sa_names.into_iter().zip(sas?).collect(),
-        |n| async move { ctx.kube.read_service_account(&n).await },
-    )
-    .await?;
+    let (sas, assocs) = tokio::join!(
+        reread(
+            &wanted,
+            sa_names.iter().cloned().zip(sas?).collect(),
+            |n| async move { ctx.kube.read_service_account(&n).await },
+        ),
+        reread(
+            &wanted,
+            sa_names.into_iter().zip(assocs?).collect(),
+            |n| async move { read_association(ctx, &n, tolerate).await },
+        ),
+    );
+    let (sas, assocs) = (sas?, assocs?);
+    let mut warnings: Vec<String> = assocs.iter().filter_map(|(_, w)| w.clone()).collect();
     let sas: BTreeMap<&str, Option<SaState>> = wanted.iter().map(String::as_str).zip(sas).collect();
+    let assocs: BTreeMap<&str, Option<AssociationState>> = wanted
+        .iter()
+        .map(String::as_str)
+        .zip(assocs.into_iter().map(|(a, _)| a))
+        .collect();
     let steps = core::role_steps(&desired.roles, &roles, &ctx.owner, config.adopt_existing)?;
     let sa_steps = desired
         .service_accounts
@@ -295,6 +406,39 @@ async fn read_and_decide(ctx: &Ctx<'_>) -> Result<Decided> {
             core::sa_step(&config.namespace, spec, state, &ctx.owner)
         })
         .collect::<Result<Vec<_>>>()?;
+    let associations = match mechanism {
+        Mechanism::PodIdentity => desired
+            .associations
+            .iter()
+            .map(|spec| {
+                let state = assocs
+                    .get(spec.service_account.as_str())
+                    .and_then(Option::as_ref);
+                let step = core::association_step(ctx.cluster, spec, state, &ctx.owner)?;
+                Ok(AssociationPlan::Ensure {
+                    spec: spec.clone(),
+                    step,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?,
+        Mechanism::Irsa => assocs
+            .iter()
+            .filter_map(|(sa, state)| {
+                let state = state.as_ref()?;
+                let subject = format!("{}/{sa}", config.namespace);
+                Some(match core::association_removable(state, &ctx.owner) {
+                    Ok(()) => AssociationPlan::Remove {
+                        subject,
+                        id: state.id.clone(),
+                    },
+                    Err(why) => {
+                        warnings.push(format!("ServiceAccount {subject} also has EKS Pod Identity association {} (role {}), not made by this installation; left alone. Epinio's AWS SDKs use the role annotation (IRSA) before Pod Identity, so it does not take effect for Epinio; delete it if nothing else needs it", state.id, state.role_arn));
+                        AssociationPlan::Leave { subject, why }
+                    }
+                })
+            })
+            .collect(),
+    };
     Ok(Decided {
         desired,
         facts,
@@ -303,12 +447,16 @@ async fn read_and_decide(ctx: &Ctx<'_>) -> Result<Decided> {
         sa_steps,
         workloads,
         epinio: resolved,
+        mode: mode_reason,
+        associations,
+        warnings,
     })
 }
 
 async fn converge(ctx: &Ctx<'_>, dry_run: bool) -> Result<Report> {
     let d = read_and_decide(ctx).await?;
-    let (provider_change, policy_change, role_changes) = apply_iam(ctx, &d, dry_run).await?;
+    let (provider_change, policy_change, role_changes, association_changes) =
+        apply_iam(ctx, &d, dry_run).await?;
     let kube = &ctx.kube;
     let sa_changes = try_join_all(
         d.desired
@@ -343,8 +491,13 @@ async fn converge(ctx: &Ctx<'_>, dry_run: bool) -> Result<Report> {
         sa_changes,
         &restarts,
     );
+    for (plan, change) in d.associations.iter().zip(association_changes) {
+        report.push("pod-identity-association", plan.subject(), change);
+    }
     report.epinio = Some(d.epinio.epinio.clone());
+    report.mode = Some(d.mode.clone());
     report.warnings = d.epinio.warnings.clone();
+    report.warnings.extend(d.warnings.iter().cloned());
     report.add_verified(&verified, &ctx.config.namespace, &ctx.config.bucket);
     Ok(report)
 }
@@ -357,13 +510,28 @@ pub async fn verify(config: &Config) -> Result<Report> {
     }
     let cluster = config.require_cluster()?;
     let ctx = context(config, cluster).await?;
-    let (cluster_info, epinio) = tokio::join!(
+    let mode = config.credential_mode;
+    let (cluster_info, epinio, agent) = tokio::join!(
         eks::describe_cluster(&ctx.aws.eks, cluster),
         ctx.kube.read_epinio(),
+        async {
+            if mode == CredentialMode::Irsa {
+                Ok(None)
+            } else {
+                eks::describe_agent(&ctx.aws.eks, cluster).await
+            }
+        },
     );
-    let resolved = epinio::resolve(&configured(config), epinio?.as_ref())?;
+    let epinio = epinio?;
+    let (mechanism, mode_reason) = core::choose_mechanism(
+        mode,
+        cluster,
+        agent?.as_ref(),
+        epinio::supports_pod_identity(epinio.as_ref()),
+    )?;
+    let resolved = epinio::resolve(&configured(config, mechanism), epinio.as_ref())?;
     let eff = effective(config, &resolved)?;
-    let facts = cluster_facts(&ctx, cluster_info?)?;
+    let facts = cluster_facts(&ctx, cluster_info?, mechanism)?;
     let ctx = Ctx {
         names: Names::new(&eff, cluster),
         config: &eff,
@@ -373,6 +541,7 @@ pub async fn verify(config: &Config) -> Result<Report> {
     let verified = crate::verify::verify(&ctx, &desired, &facts).await?;
     let mut report = Report {
         command: "verify",
+        mode: Some(mode_reason),
         epinio: Some(resolved.epinio),
         warnings: resolved.warnings,
         ..Report::default()
@@ -388,11 +557,26 @@ async fn apply_iam(
     ctx: &Ctx<'_>,
     d: &Decided,
     dry_run: bool,
-) -> Result<(Change, Change, Vec<Change>)> {
+) -> Result<(Change, Change, Vec<Change>, Vec<Change>)> {
     let (config, iam, desired) = (ctx.config, &ctx.aws.iam, &d.desired);
     let (provider_checked, provider_checked_rx) = oneshot::channel::<()>();
     let (policy_checked, policy_checked_rx) = oneshot::channel::<()>();
     let provider_branch = async {
+        if desired.mechanism == Mechanism::PodIdentity {
+            // Pod Identity needs no OIDC provider: leave whatever is there (teardown removes
+            // ours), and create the roles once the policy is checked.
+            let _ = provider_checked.send(());
+            policy_checked_rx.await.map_err(|_| Error::Stopped)?;
+            let roles = try_join_all(
+                desired
+                    .roles
+                    .iter()
+                    .zip(&d.steps)
+                    .map(|(spec, step)| iam.ensure_role(spec, step, false, dry_run)),
+            )
+            .await?;
+            return Ok((Change::Kept("not used by EKS Pod Identity".into()), roles));
+        }
         let known = if d.providers.contains(&desired.provider.arn) {
             iam.read_provider(&desired.provider.arn).await?
         } else {
@@ -437,15 +621,65 @@ async fn apply_iam(
             (Ok(a), Ok(b)) => (a, b),
             (Err(Error::Stopped), Err(e)) | (Err(e), _) | (_, Err(e)) => return Err(e),
         };
-    // Round 4: attachments, once both the roles and the policy exist.
-    if !dry_run {
-        try_join_all(desired.roles.iter().zip(&d.steps).map(|(spec, step)| {
-            let (attach, detach) = step.attachments(spec);
-            iam.ensure_attachments(&spec.name, attach, detach)
-        }))
-        .await?;
+    // Round 4: attachments, once both the roles and the policy exist; associations, once the
+    // roles exist (EKS checks the role it is handed).
+    let attachments = async {
+        if !dry_run {
+            try_join_all(desired.roles.iter().zip(&d.steps).map(|(spec, step)| {
+                let (attach, detach) = step.attachments(spec);
+                iam.ensure_attachments(&spec.name, attach, detach)
+            }))
+            .await?;
+        }
+        Ok::<_, Error>(())
+    };
+    let (attached, association_changes) = tokio::join!(
+        attachments,
+        try_join_all(
+            d.associations
+                .iter()
+                .map(|plan| apply_association(ctx, plan, dry_run))
+        ),
+    );
+    attached?;
+    Ok((
+        provider_change,
+        policy_change,
+        role_changes,
+        association_changes?,
+    ))
+}
+
+/// One association's write. A create that finds one made concurrently (409, read back) checks
+/// what it found as round 1 would have, and repoints it only when it is ours.
+async fn apply_association(ctx: &Ctx<'_>, plan: &AssociationPlan, dry_run: bool) -> Result<Change> {
+    let edge = associations(ctx);
+    match plan {
+        AssociationPlan::Leave { why, .. } => Ok(why.clone()),
+        AssociationPlan::Remove { .. } if dry_run => Ok(Change::Remove),
+        AssociationPlan::Remove { id, .. } => Ok(edge.delete(id).await?),
+        AssociationPlan::Ensure { step, .. } if dry_run => Ok(step.change()),
+        AssociationPlan::Ensure { spec, step } => match step {
+            AssociationStep::Keep => Ok(Change::Unchanged),
+            AssociationStep::Update { id } => {
+                edge.update(id, &spec.role_arn).await?;
+                Ok(step.change())
+            }
+            AssociationStep::Create => {
+                let (change, found) = edge.create(spec).await?;
+                if change == Change::Create {
+                    return Ok(change);
+                }
+                match core::association_step(ctx.cluster, spec, Some(&found), &ctx.owner)? {
+                    AssociationStep::Update { id } => {
+                        edge.update(&id, &spec.role_arn).await?;
+                        Ok(Change::Update(vec!["role".into()]))
+                    }
+                    _ => Ok(Change::Unchanged),
+                }
+            }
+        },
     }
-    Ok((provider_change, policy_change, role_changes))
 }
 
 /// `installer-policy`: the least-privilege IAM policy the job itself needs.

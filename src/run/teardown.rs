@@ -3,15 +3,15 @@
 
 use futures::future::try_join_all;
 
-use super::{configured, context, effective, facts_from, reread, skipped, Ctx};
+use super::{configured, context, effective, facts_from, read_association, reread, skipped, Ctx};
 use crate::arn::{Account, Arn};
 use crate::aws::{eks, iam::Iam, sts};
-use crate::config::Config;
+use crate::config::{Config, Mechanism};
 use crate::core;
 use crate::epinio;
 use crate::plan::{self, Facts, Names};
 use crate::report::{Change, Report};
-use crate::state::RoleState;
+use crate::state::{AssociationState, RoleState};
 use crate::Result;
 
 /// `teardown`: remove what this installation owns, leave everything else.
@@ -27,12 +27,15 @@ pub async fn teardown(config: &Config) -> Result<Report> {
 
     // Round 1, Epinio's objects included: the ServiceAccounts provision managed are the ones
     // Epinio uses. Teardown never refuses on what it finds: it removes what is ours.
-    let (cluster_info, roles, epinio) = tokio::join!(
+    let first_sas = super::service_account_names(config);
+    let (cluster_info, roles, epinio, assocs) = tokio::join!(
         eks::describe_cluster(&ctx.aws.eks, cluster),
         try_join_all(first_names.iter().map(|n| ctx.aws.iam.read_role(n, true))),
         ctx.kube.read_epinio(),
+        try_join_all(first_sas.iter().map(|n| read_association(&ctx, n, true))),
     );
-    let mut lenient = configured(config);
+    // Either mechanism's ServiceAccounts are the same ones; only the Epinio check differs.
+    let mut lenient = configured(config, Mechanism::Irsa);
     lenient.allow_unsupported = true;
     let (eff, warning) = match epinio::resolve(&lenient, epinio?.as_ref()) {
         Ok(resolved) => (effective(config, &resolved)?, None),
@@ -57,9 +60,17 @@ pub async fn teardown(config: &Config) -> Result<Report> {
         |n| async move { Ok(iam.read_role(&n, true).await?) },
     )
     .await?;
+    let wanted_sas = super::service_account_names(config);
+    let ctx_ref = &ctx;
+    let assocs = reread(
+        &wanted_sas,
+        first_sas.into_iter().zip(assocs?).collect(),
+        |n| async move { read_association(ctx_ref, &n, true).await },
+    )
+    .await?;
     let (account, issuer) = match cluster_info? {
         Some(info) => {
-            let facts = facts_from(&info.arn, info.issuer_url, cluster)?;
+            let facts = facts_from(&info.arn, info.issuer_url, cluster, Mechanism::Irsa)?;
             (facts.account(), Some(facts))
         }
         // The cluster is gone already: the account still has our IAM objects.
@@ -70,10 +81,11 @@ pub async fn teardown(config: &Config) -> Result<Report> {
     };
     let policy_arn = account.policy(&config.role_path, &ctx.names.policy);
 
-    let (roles_r, provider_r, kube_r) = tokio::join!(
+    let (roles_r, provider_r, kube_r, assoc_r) = tokio::join!(
         remove_roles_and_policy(iam, &role_names, &roles, &policy_arn, &ctx.owner),
         remove_provider(&ctx, issuer.as_ref()),
         release_service_accounts(&ctx, &account, &roles),
+        remove_associations(&ctx, &wanted_sas, &assocs),
     );
     let (role_changes, policy_change) = roles_r?;
     let mut report = Report::teardown(
@@ -82,8 +94,41 @@ pub async fn teardown(config: &Config) -> Result<Report> {
         provider_r?,
         kube_r?,
     );
+    for (subject, change) in assoc_r? {
+        report.push("pod-identity-association", subject, change);
+    }
     report.warnings.extend(warning);
+    report
+        .warnings
+        .extend(assocs.into_iter().filter_map(|(_, w)| w));
     Ok(report)
+}
+
+/// The Pod Identity associations of the managed ServiceAccounts: delete ours, keep the rest.
+async fn remove_associations(
+    ctx: &Ctx<'_>,
+    service_accounts: &[String],
+    found: &[(Option<AssociationState>, Option<String>)],
+) -> Result<Vec<(String, Change)>> {
+    let edge = super::associations(ctx);
+    try_join_all(
+        service_accounts
+            .iter()
+            .zip(found)
+            .filter_map(|(sa, (state, _))| Some((sa, state.as_ref()?)))
+            .map(|(sa, state)| {
+                let edge = &edge;
+                async move {
+                    let subject = format!("{}/{sa}", ctx.config.namespace);
+                    let change = match core::association_removable(state, &ctx.owner) {
+                        Ok(()) => edge.delete(&state.id).await?,
+                        Err(kept) => kept,
+                    };
+                    Ok::<_, crate::Error>((subject, change))
+                }
+            }),
+    )
+    .await
 }
 
 /// Roles and the policy: detach and read the policy (round 2), then delete the roles and the

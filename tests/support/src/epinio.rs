@@ -26,6 +26,9 @@ pub struct Chart {
     pub legacy_staging: String,
     /// `server.stagingWorkloads.serviceAccountName` (chart 1.13+; default `epinio-server`).
     pub staging_workloads: String,
+    /// `image.awscli.repository:tag` as `downloadImage` of the stage-scripts ConfigMaps
+    /// (chart 1.13+; default `amazon/aws-cli:2.13.26`).
+    pub download_image: String,
 }
 
 impl Chart {
@@ -36,7 +39,14 @@ impl Chart {
             server_service_account: "epinio-server".into(),
             legacy_staging: String::new(),
             staging_workloads: "epinio-server".into(),
+            download_image: "amazon/aws-cli:2.13.26".into(),
         }
+    }
+
+    /// The aws CLI image staging downloads with (Epinio values `image.awscli.*`).
+    pub fn aws_cli(mut self, image: &str) -> Chart {
+        self.download_image = image.into();
+        self
     }
 
     pub fn image_tag(mut self, tag: &str) -> Chart {
@@ -181,7 +191,7 @@ impl Chart {
                     "data": {
                         "staging-values.json": staging_values,
                         "builder": "*",
-                        "downloadImage": "amazon/aws-cli:2.13.26",
+                        "downloadImage": self.download_image,
                     }
                 }));
             }

@@ -8,5 +8,6 @@ pub mod epinio;
 pub mod iam_eval;
 pub mod kube;
 pub mod moto;
+pub mod pod_identity;
 pub mod proxy;
 pub mod world;

@@ -425,6 +425,10 @@ pub fn classify(method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) ->
             .or_else(|| host_service(headers))
             .unwrap_or_else(|| "aws".to_string());
         let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        let decoded: Vec<String> = segs.iter().map(|s| percent_decode(s)).collect();
+        if let Some(route) = crate::pod_identity::Route::of(method.as_str(), &decoded) {
+            return classify_pod_identity(&route, uri, body, service);
+        }
         let (op, resource) = match (method, segs.as_slice()) {
             (&Method::GET, ["clusters", name]) => {
                 ("DescribeCluster".to_string(), Some(percent_decode(name)))
@@ -454,6 +458,54 @@ pub fn classify(method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) ->
     }
 
     classify_kube(method, uri, headers, body)
+}
+
+/// The Pod Identity stand-in's operations: resource = the association id (or the cluster for
+/// create and list, the add-on for `DescribeAddon`); params = the path's cluster and id, the
+/// query and the body's scalar fields (`roleArn`, `namespace`, `serviceAccount`), and
+/// `tagged=true` when the body carries tags.
+fn classify_pod_identity(
+    route: &crate::pod_identity::Route,
+    uri: &Uri,
+    body: &[u8],
+    service: String,
+) -> Classification {
+    use crate::pod_identity::Route;
+    let mut params = vec![("clusterName".to_string(), route.cluster().to_string())];
+    let resource = match route {
+        Route::Create { cluster } | Route::List { cluster } => cluster.clone(),
+        Route::Describe { id, .. } | Route::Update { id, .. } | Route::Delete { id, .. } => {
+            params.push(("associationId".into(), id.clone()));
+            id.clone()
+        }
+        Route::DescribeAddon { addon, .. } => {
+            params.push(("addonName".into(), addon.clone()));
+            addon.clone()
+        }
+    };
+    if let Some(q) = uri.query() {
+        params.extend(parse_form(q.as_bytes()));
+    }
+    if let Ok(serde_json::Value::Object(map)) = serde_json::from_slice(body) {
+        for (k, v) in &map {
+            match v {
+                serde_json::Value::String(s) => params.push((k.clone(), s.clone())),
+                serde_json::Value::Object(o) if k == "tags" && !o.is_empty() => {
+                    params.push(("tagged".into(), "true".into()))
+                }
+                _ => {}
+            }
+        }
+    }
+    let op = route.operation();
+    Classification {
+        protocol: Protocol::AwsRestJson,
+        service,
+        op: op.to_string(),
+        resource: Some(resource),
+        is_write: !is_read_op(op),
+        params,
+    }
 }
 
 /// S3 REST (path-style): the operations `verify` and the tests make, by method and path.
@@ -782,6 +834,16 @@ fn fault_response(c: &Classification, fault: &Fault) -> Response<Full<Bytes>> {
                     "ResourceInUseException",
                     "The resource is in use by another operation.".to_string(),
                 ),
+                Fault::AccessDenied => (
+                    403,
+                    "AccessDeniedException",
+                    format!("User is not authorized to perform: eks:{}", c.op),
+                ),
+                Fault::InvalidPrincipal => (
+                    400,
+                    "InvalidParameterException",
+                    "Role provided does not exist or is not accessible yet".to_string(),
+                ),
                 _ => (
                     500,
                     "InternalFailure",
@@ -888,6 +950,7 @@ struct State {
     log: Mutex<Option<File>>,
     crash: Mutex<CrashState>,
     crash_notify: Notify,
+    pod_identity: Arc<crate::pod_identity::PodIdentity>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -1224,6 +1287,116 @@ async fn forward(
     out
 }
 
+/// Answer a Pod Identity call from the stand-in, after asking moto what it needs: the cluster
+/// (`DescribeCluster`) and, when the body names a role, whether it exists (`GetRole`). Both go
+/// with the caller's own headers, so they pass wherever the call itself would.
+async fn serve_pod_identity(
+    state: &State,
+    parts: &hyper::http::request::Parts,
+    body: &Bytes,
+    route: &crate::pod_identity::Route,
+) -> Response<Full<Bytes>> {
+    let ask = |method: Method, path: String, body: Option<String>| {
+        let mut req = Request::new(Full::new(Bytes::from(body.clone().unwrap_or_default())));
+        *req.method_mut() = method;
+        let uri: Uri = match path.parse() {
+            Ok(u) => u,
+            Err(_) => Uri::from_static("/"),
+        };
+        let target = state.upstream.target(&uri);
+        copy_end_to_end(
+            &parts.headers,
+            req.headers_mut(),
+            &[header::EXPECT, header::CONTENT_LENGTH, header::CONTENT_TYPE],
+        );
+        if body.is_some() {
+            req.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("application/x-www-form-urlencoded"),
+            );
+            // moto routes Query calls by the credential scope's service: IAM's.
+            if let Some(auth) = parts
+                .headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+            {
+                let iam = auth.replace("/eks/aws4_request", "/iam/aws4_request");
+                if let Ok(v) = header::HeaderValue::from_str(&iam) {
+                    req.headers_mut().insert(header::AUTHORIZATION, v);
+                }
+            }
+        }
+        async move {
+            *req.uri_mut() = target.ok()?;
+            let resp = state.client.request(req).await.ok()?;
+            let status = resp.status().as_u16();
+            let bytes = resp.into_body().collect().await.ok()?.to_bytes();
+            Some((status, bytes))
+        }
+    };
+    let cluster = route.cluster().to_string();
+    let cluster_path = format!(
+        "/clusters/{}",
+        percent_encoding::utf8_percent_encode(&cluster, percent_encoding::NON_ALPHANUMERIC)
+    );
+    let failure = |what: &str| {
+        let body = serde_json::json!({ "message": format!("stand-in: could not ask moto {what}") });
+        Response::builder()
+            .status(500)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("x-amzn-ErrorType", "ServerException")
+            .body(Full::new(Bytes::from(body.to_string())))
+            .expect("valid response")
+    };
+    let cluster_arn = match ask(Method::GET, cluster_path, None).await {
+        Some((200, bytes)) => serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v["cluster"]["arn"].as_str().map(str::to_string)),
+        Some((404, _)) => None,
+        _ => return failure("for the cluster"),
+    };
+    let role = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v["roleArn"].as_str().map(str::to_string));
+    let role_exists = match role.as_deref().and_then(crate::pod_identity::role_name) {
+        None => None,
+        Some(name) => {
+            let form = format!(
+                "Action=GetRole&Version=2010-05-08&RoleName={}",
+                percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC)
+            );
+            match ask(Method::POST, "/".into(), Some(form)).await {
+                Some((200, _)) => Some(true),
+                Some((404, _)) => Some(false),
+                _ => return failure("for the role"),
+            }
+        }
+    };
+    let query: Vec<(String, String)> = parts
+        .uri
+        .query()
+        .map(|q| parse_form(q.as_bytes()))
+        .unwrap_or_default();
+    let answer = state.pod_identity.serve(
+        route,
+        &query,
+        body,
+        &crate::pod_identity::World {
+            cluster_arn,
+            role_exists,
+        },
+    );
+    let mut b = Response::builder()
+        .status(answer.status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("x-amzn-RequestId", request_id());
+    if let Some(t) = answer.error_type {
+        b = b.header("x-amzn-ErrorType", t);
+    }
+    b.body(Full::new(Bytes::from(answer.body.to_string())))
+        .expect("valid response")
+}
+
 async fn handle(
     state: Arc<State>,
     reset: Arc<AtomicBool>,
@@ -1287,7 +1460,20 @@ async fn handle(
         }
     }
 
-    let resp = forward(&state, &parts, body).await;
+    let segments: Vec<String> = parts
+        .uri
+        .path()
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(percent_decode)
+        .collect();
+    let route = (class.protocol == Protocol::AwsRestJson)
+        .then(|| crate::pod_identity::Route::of(parts.method.as_str(), &segments))
+        .flatten();
+    let resp = match route {
+        Some(route) => serve_pod_identity(&state, &parts, &body, &route).await,
+        None => forward(&state, &parts, body).await,
+    };
     if let Some(mut s) = slot {
         s.success = resp.status().is_success();
     }
@@ -1375,6 +1561,7 @@ impl Proxy {
             log: Mutex::new(None),
             crash: Mutex::new(CrashState::default()),
             crash_notify: Notify::new(),
+            pod_identity: Arc::default(),
         });
         let (shutdown, rx) = watch::channel(false);
         let accept = tokio::spawn(accept_loop(listener, state.clone(), rx));
@@ -1410,6 +1597,11 @@ impl Proxy {
 
     pub fn clear_rules(&self) {
         lock(&self.state.rules).clear();
+    }
+
+    /// The EKS Pod Identity stand-in this proxy serves (see [`crate::pod_identity`]).
+    pub fn pod_identity(&self) -> &crate::pod_identity::PodIdentity {
+        &self.state.pod_identity
     }
 
     /// Latency added to every call before it is answered or forwarded.

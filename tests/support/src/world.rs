@@ -337,7 +337,37 @@ impl World {
                 }),
             );
         }
-        json!({ "roles": roles, "policies": policies, "providers": providers })
+        let mut associations: Vec<Value> = self
+            .pod_identity()
+            .associations()
+            .into_iter()
+            .map(|a| {
+                json!({
+                    "subject": format!("{}/{}", a.namespace, a.service_account),
+                    "role": a.role_arn,
+                    "tags": a.tags,
+                    "owner": a.owner_arn,
+                })
+            })
+            .collect();
+        associations.sort_by_key(|a| a["subject"].as_str().unwrap_or_default().to_string());
+        json!({
+            "roles": roles,
+            "policies": policies,
+            "providers": providers,
+            "pod_identity_associations": associations,
+        })
+    }
+
+    /// The EKS Pod Identity stand-in behind the AWS proxy.
+    pub fn pod_identity(&self) -> &crate::pod_identity::PodIdentity {
+        self.aws_proxy.pod_identity()
+    }
+
+    /// Install the `eks-pod-identity-agent` add-on on the cluster with this status.
+    pub fn install_agent(&self, status: &str) {
+        self.pod_identity()
+            .install_agent(&self.cluster_arn, status, "v1.3.4-eksbuild.1");
     }
 }
 
