@@ -228,7 +228,7 @@ pub enum Error {
         state: String,
     },
 
-    #[error("ServiceAccount {subject} already has EKS Pod Identity association {id} (role {role_arn}), which this installation did not make ({owner}); epinio-irsa leaves it untouched and nothing was changed. Delete it (aws eks delete-pod-identity-association --cluster-name {cluster} --association-id {id}) or use EPINIO_IRSA_MODE=irsa")]
+    #[error("ServiceAccount {subject} already has EKS Pod Identity association {id} (role {role_arn}), which this installation did not make ({owner}); epinio-irsa leaves it untouched. Nothing was changed. Delete it (aws eks delete-pod-identity-association --cluster-name {cluster} --association-id {id}) or use EPINIO_IRSA_MODE=irsa")]
     AssociationNotOwned {
         subject: String,
         cluster: String,
@@ -237,7 +237,7 @@ pub enum Error {
         owner: String,
     },
 
-    #[error("ServiceAccount {subject} has EKS Pod Identity association {id}, owned by the EKS add-on {owner_arn}; epinio-irsa never touches add-on associations and nothing was changed. Give Epinio other ServiceAccounts, or use EPINIO_IRSA_MODE=irsa")]
+    #[error("ServiceAccount {subject} has EKS Pod Identity association {id}, owned by the EKS add-on {owner_arn}; epinio-irsa never touches add-on associations. Nothing was changed. Give Epinio other ServiceAccounts, or use EPINIO_IRSA_MODE=irsa")]
     AssociationAddonOwned {
         subject: String,
         id: String,

@@ -149,7 +149,12 @@ impl K8s {
         if dry_run || !step.change.is_write() {
             return Ok(step.change.clone());
         }
-        let mut metadata = json!({ "name": name, "annotations": step.annotations });
+        // No annotation to hold (Pod Identity on a ServiceAccount Epinio's chart owns): apply
+        // without the map, which gives up the ones held before, as teardown's release does.
+        let mut metadata = json!({ "name": name });
+        if !step.annotations.is_empty() {
+            metadata["annotations"] = json!(step.annotations);
+        }
         if step.label {
             metadata["labels"] = json!({ MANAGED_BY_KEY: MANAGED_BY_VALUE });
         }

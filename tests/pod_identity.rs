@@ -1,0 +1,617 @@
+//! EKS Pod Identity, as a platform engineer meets it: `EPINIO_IRSA_MODE=pod-identity` and
+//! `auto` against moto (IAM, EKS clusters) and the Pod Identity stand-in the AWS proxy serves
+//! (`testkit::pod_identity`), the real binary driving the real `aws-sdk-eks`.
+
+mod reliability;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use reliability::{assert_same, state};
+use serde_json::{json, Value};
+use testkit::epinio::Chart;
+use testkit::proxy::{Fault, Rule};
+use testkit::world::{RunOutput, World, CLUSTER, NAMESPACE};
+
+const BIN: &str = env!("CARGO_BIN_EXE_epinio-irsa");
+const STAGING: (&str, &str) = ("EPINIO_IRSA_STAGING_SERVICE_ACCOUNT", "epinio-staging");
+const ADDON_ARN: &str =
+    "arn:aws:eks:eu-west-1:123456789012:addon/demo/aws-ebs-csi-driver/0c1b2a39-aaaa";
+
+/// Epinio 1.13.9 (its server can use Pod Identity) with an aws CLI image new enough for
+/// staging, and a staging ServiceAccount of its own.
+fn chart() -> Chart {
+    Chart::new("1.13.9")
+        .aws_cli("amazon/aws-cli:2.17.0")
+        .staging_workloads("epinio-staging")
+}
+
+async fn world(agent: Option<&str>) -> World {
+    world_of(chart(), agent).await
+}
+
+async fn world_of(chart: Chart, agent: Option<&str>) -> World {
+    let w = World::with_objects(BIN, chart.objects()).await;
+    if let Some(status) = agent {
+        w.install_agent(status);
+    }
+    w
+}
+
+fn env(mode: &'static str) -> Vec<(&'static str, &'static str)> {
+    vec![STAGING, ("EPINIO_IRSA_MODE", mode)]
+}
+
+fn owner() -> String {
+    format!("{CLUSTER}/{NAMESPACE}/epinio")
+}
+
+fn role_arn(iam: &Value, suffix: &str) -> String {
+    iam["roles"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .find(|(n, _)| n.ends_with(suffix))
+        .map(|(_, r)| r["arn"].as_str().unwrap().to_string())
+        .unwrap_or_else(|| panic!("no role *{suffix}: {iam}"))
+}
+
+fn generation(w: &World) -> i64 {
+    w.workload("Deployment", "epinio-server")["metadata"]["generation"]
+        .as_i64()
+        .unwrap()
+}
+
+fn restarted_for(w: &World) -> String {
+    w.workload("Deployment", "epinio-server")["spec"]["template"]["metadata"]["annotations"]
+        ["epinio-irsa/role-arn"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[track_caller]
+fn assert_no_writes(out: &RunOutput) {
+    assert!(
+        out.aws_writes().is_empty(),
+        "AWS writes: {:?}",
+        out.aws_writes()
+    );
+    assert!(
+        out.kube_writes().is_empty(),
+        "Kubernetes writes: {:?}",
+        out.kube_writes()
+    );
+}
+
+fn ours() -> BTreeMap<String, String> {
+    [("epinio-irsa/owner".to_string(), owner())].into()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fresh_pod_identity_provision_associates_both_service_accounts_without_an_oidc_provider() {
+    let w = world(Some("ACTIVE")).await;
+    let out = w.run("provision", &env("pod-identity")).await;
+    out.assert_ok();
+    let iam = w.iam_state().await;
+
+    assert_eq!(
+        iam["providers"],
+        json!({}),
+        "Pod Identity needs no OIDC provider"
+    );
+    for (suffix, sa) in [("-server", "epinio-server"), ("-staging", "epinio-staging")] {
+        let arn = role_arn(&iam, suffix);
+        let name = arn.rsplit('/').next().unwrap();
+        assert_eq!(
+            iam["roles"][name]["trust"],
+            json!({
+                "Version": "2012-10-17",
+                "Statement": [{
+                    "Effect": "Allow",
+                    "Principal": {"Service": "pods.eks.amazonaws.com"},
+                    "Action": ["sts:AssumeRole", "sts:TagSession"],
+                    "Condition": {"StringEquals": {
+                        "aws:RequestTag/eks-cluster-arn": w.cluster_arn,
+                        "aws:RequestTag/kubernetes-namespace": NAMESPACE,
+                        "aws:RequestTag/kubernetes-service-account": sa,
+                    }}
+                }]
+            })
+        );
+        assert_eq!(w.annotation(sa, "eks.amazonaws.com/role-arn"), None);
+    }
+    let associations = &iam["pod_identity_associations"];
+    assert_eq!(associations.as_array().unwrap().len(), 2, "{associations}");
+    for (a, suffix) in associations
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(["-server", "-staging"])
+    {
+        assert_eq!(a["role"], json!(role_arn(&iam, suffix)));
+        assert_eq!(a["tags"]["epinio-irsa/owner"], json!(owner()));
+        assert_eq!(
+            a["tags"]["app.kubernetes.io/managed-by"],
+            json!("epinio-irsa")
+        );
+        assert_eq!(a["owner"], Value::Null);
+    }
+    assert_eq!(
+        associations[0]["subject"],
+        json!(format!("{NAMESPACE}/epinio-server"))
+    );
+    // The server restarted once, recorded as started under Pod Identity.
+    assert_eq!(generation(&w), 2);
+    assert_eq!(
+        restarted_for(&w),
+        format!("pod-identity {}", role_arn(&iam, "-server"))
+    );
+    // The summary says which mode and why, and what verify could and could not check.
+    assert!(
+        out.stdout
+            .contains("mode: pod-identity (EPINIO_IRSA_MODE=pod-identity"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("pod-identity-association"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("the agent's credential exchange cannot be made from the hook"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.aws_calls
+            .iter()
+            .all(|c| !c.op.contains("OpenIDConnectProvider")),
+        "no OIDC provider call in pod-identity mode"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pod_identity_rerun_makes_no_write() {
+    let w = world(Some("ACTIVE")).await;
+    w.run("provision", &env("pod-identity")).await.assert_ok();
+    let before = state(&w).await;
+    let again = w.run("provision", &env("pod-identity")).await;
+    again.assert_ok();
+    assert_no_writes(&again);
+    assert_same(&state(&w).await, &before, "re-run");
+    assert!(!again.stdout.contains("created"), "{}", again.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn switching_irsa_to_pod_identity_and_back_restarts_once_each_and_leaves_nothing_of_the_other(
+) {
+    let w = world(Some("ACTIVE")).await;
+    w.run("provision", &env("irsa")).await.assert_ok();
+    let irsa = state(&w).await;
+    let server_role = role_arn(&irsa.iam, "-server");
+    assert_eq!(
+        w.annotation("epinio-server", "eks.amazonaws.com/role-arn"),
+        Some(server_role.clone())
+    );
+    assert_eq!(generation(&w), 2);
+    let server_annotations =
+        w.service_account("epinio-server").unwrap()["metadata"]["annotations"].clone();
+
+    // IRSA -> Pod Identity: our annotation and IRSA trust go, associations come, one restart.
+    let out = w.run("provision", &env("pod-identity")).await;
+    out.assert_ok();
+    let pi = w.iam_state().await;
+    for sa in ["epinio-server", "epinio-staging"] {
+        assert_eq!(w.annotation(sa, "eks.amazonaws.com/role-arn"), None, "{sa}");
+    }
+    // Helm's own metadata on the server's ServiceAccount stays.
+    assert_eq!(
+        w.annotation("epinio-server", "meta.helm.sh/release-name"),
+        Some("epinio".into())
+    );
+    assert_eq!(pi["pod_identity_associations"].as_array().unwrap().len(), 2);
+    assert!(!pi.to_string().contains("sts:AssumeRoleWithWebIdentity"));
+    assert_eq!(generation(&w), 3, "one restart for the switch");
+    assert_eq!(restarted_for(&w), format!("pod-identity {server_role}"));
+
+    // And back: associations removed, annotation and IRSA trust back, one restart.
+    let out = w.run("provision", &env("irsa")).await;
+    out.assert_ok();
+    let back = state(&w).await;
+    assert_eq!(back.iam["pod_identity_associations"], json!([]));
+    assert_eq!(back.iam, irsa.iam, "IAM is as the first IRSA run left it");
+    assert_eq!(
+        w.service_account("epinio-server").unwrap()["metadata"]["annotations"],
+        server_annotations
+    );
+    assert_eq!(generation(&w), 4, "one restart for the switch back");
+    assert_eq!(restarted_for(&w), server_role);
+    assert!(
+        out.stdout.contains("pod-identity-association") && out.stdout.contains("deleted"),
+        "{}",
+        out.stdout
+    );
+    // Nothing more to do either way.
+    assert_no_writes(&w.run("provision", &env("irsa")).await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_foreign_association_is_refused_untouched_with_zero_writes() {
+    let w = world(Some("ACTIVE")).await;
+    let elsewhere = format!("arn:aws:iam::{}:role/someone-elses", w.account());
+    let id = w.pod_identity().seed(
+        &w.cluster_arn,
+        NAMESPACE,
+        "epinio-server",
+        &elsewhere,
+        BTreeMap::new(),
+        None,
+    );
+    let before = state(&w).await;
+    let out = w.run("provision", &env("pod-identity")).await;
+    assert!(!out.success(), "{}", out.stdout);
+    for part in [
+        id.as_str(),
+        elsewhere.as_str(),
+        "epinio/epinio-server",
+        "Nothing was changed",
+    ] {
+        assert!(out.stderr.contains(part), "{part}: {}", out.stderr);
+    }
+    assert_no_writes(&out);
+    assert_same(&state(&w).await, &before, "refused run");
+
+    // Another installation's association (tagged with its owner) is refused the same way.
+    let w = world(Some("ACTIVE")).await;
+    let theirs: BTreeMap<String, String> = [(
+        "epinio-irsa/owner".to_string(),
+        "other/epinio/epinio".to_string(),
+    )]
+    .into();
+    w.pod_identity().seed(
+        &w.cluster_arn,
+        NAMESPACE,
+        "epinio-staging",
+        &elsewhere,
+        theirs,
+        None,
+    );
+    let out = w.run("provision", &env("pod-identity")).await;
+    assert!(out.stderr.contains("other/epinio/epinio"), "{}", out.stderr);
+    assert_no_writes(&out);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_add_on_owned_association_is_never_touched() {
+    let w = world(Some("ACTIVE")).await;
+    let role = format!("arn:aws:iam::{}:role/addon-role", w.account());
+    let id = w.pod_identity().seed(
+        &w.cluster_arn,
+        NAMESPACE,
+        "epinio-staging",
+        &role,
+        ours(),
+        Some(ADDON_ARN),
+    );
+    // Pod Identity mode refuses: the ServiceAccount is the add-on's.
+    let out = w.run("provision", &env("pod-identity")).await;
+    assert!(!out.success());
+    assert!(
+        out.stderr.contains(ADDON_ARN) && out.stderr.contains(&id),
+        "{}",
+        out.stderr
+    );
+    assert_no_writes(&out);
+
+    // IRSA mode and teardown leave it, though it even carries our owner tag.
+    let out = w.run("provision", &env("irsa")).await;
+    out.assert_ok();
+    assert!(
+        out.stdout.contains("owned by the EKS add-on"),
+        "{}",
+        out.stdout
+    );
+    w.run("teardown", &env("irsa")).await.assert_ok();
+    let left = w.pod_identity().associations();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].id, id);
+    assert_eq!(left[0].role_arn, role);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_or_inactive_agent_add_on_is_refused_before_any_write() {
+    for agent in [None, Some("CREATING"), Some("DEGRADED")] {
+        let w = world(agent).await;
+        let before = state(&w).await;
+        let out = w.run("provision", &env("pod-identity")).await;
+        assert!(!out.success(), "{agent:?}");
+        for part in [
+            "eks-pod-identity-agent",
+            "aws eks create-addon --cluster-name demo",
+            "Nothing was changed",
+        ] {
+            assert!(
+                out.stderr.contains(part),
+                "{agent:?} {part}: {}",
+                out.stderr
+            );
+        }
+        if let Some(status) = agent {
+            assert!(out.stderr.contains(status), "{}", out.stderr);
+        }
+        assert_no_writes(&out);
+        assert_same(&state(&w).await, &before, "refused run");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn auto_picks_pod_identity_only_where_the_agent_and_epinio_both_can() {
+    // Agent ACTIVE, Epinio able: Pod Identity.
+    let w = world(Some("ACTIVE")).await;
+    let plan = w.run("plan", &env("auto")).await;
+    plan.assert_ok();
+    assert_no_writes(&plan);
+    assert!(
+        plan.stdout.contains(
+            "mode: pod-identity (EPINIO_IRSA_MODE=auto: add-on eks-pod-identity-agent ACTIVE"
+        ),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout.contains("pods.eks.amazonaws.com"),
+        "the plan shows the trust"
+    );
+    w.run("provision", &env("auto")).await.assert_ok();
+    assert_eq!(w.pod_identity().associations().len(), 2);
+
+    // No agent: IRSA, saying why.
+    let w = world(None).await;
+    let out = w.run("provision", &env("auto")).await;
+    out.assert_ok();
+    assert!(
+        out.stdout.contains("mode: irsa (EPINIO_IRSA_MODE=auto: the add-on eks-pod-identity-agent is not installed)"),
+        "{}",
+        out.stdout
+    );
+    assert!(w
+        .annotation("epinio-server", "eks.amazonaws.com/role-arn")
+        .is_some());
+    assert!(w.pod_identity().associations().is_empty());
+
+    // Agent ACTIVE but staging's aws CLI too old for Pod Identity: IRSA, naming the image.
+    let old = Chart::new("1.13.9").staging_workloads("epinio-staging");
+    let w = world_of(old, Some("ACTIVE")).await;
+    let out = w.run("provision", &env("auto")).await;
+    out.assert_ok();
+    assert!(
+        out.stdout.contains("mode: irsa") && out.stdout.contains("amazon/aws-cli:2.13.26"),
+        "{}",
+        out.stdout
+    );
+    assert!(w.pod_identity().associations().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pod_identity_mode_refuses_an_epinio_that_cannot_use_it_naming_the_value_to_change() {
+    let old = Chart::new("1.13.9").staging_workloads("epinio-staging");
+    let w = world_of(old, Some("ACTIVE")).await;
+    let out = w.run("provision", &env("pod-identity")).await;
+    assert!(!out.success());
+    for part in [
+        "amazon/aws-cli:2.13.26",
+        "image.awscli.tag",
+        "2.15.0",
+        "Nothing was changed",
+    ] {
+        assert!(out.stderr.contains(part), "{part}: {}", out.stderr);
+    }
+    assert_no_writes(&out);
+    // The server itself: Epinio 1.13.10 signs no Pod Identity requests.
+    let w = world_of(chart().image_tag("v1.13.10"), Some("ACTIVE")).await;
+    let out = w.run("provision", &env("pod-identity")).await;
+    assert!(!out.success());
+    assert!(
+        out.stderr.contains("server cannot use Pod Identity"),
+        "{}",
+        out.stderr
+    );
+    assert_no_writes(&out);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn teardown_in_pod_identity_mode_removes_our_associations_and_leaves_others() {
+    let w = world(Some("ACTIVE")).await;
+    let start = state(&w).await;
+    w.run("provision", &env("pod-identity")).await.assert_ok();
+    // Someone else's association on another ServiceAccount of the namespace.
+    let other = format!("arn:aws:iam::{}:role/other", w.account());
+    let id = w.pod_identity().seed(
+        &w.cluster_arn,
+        NAMESPACE,
+        "someone",
+        &other,
+        BTreeMap::new(),
+        None,
+    );
+    let out = w.run("teardown", &env("pod-identity")).await;
+    out.assert_ok();
+    let left = w.pod_identity().associations();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0].id, id);
+    let mut end = state(&w).await;
+    end.iam["pod_identity_associations"] = json!([]);
+    let mut expected = start.clone();
+    // The staging ServiceAccount the job created is gone again; the rest as before.
+    expected.kube = end.kube.clone();
+    assert_same(&end, &expected, "after teardown");
+    assert!(
+        out.stdout.contains("pod-identity-association"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        w.service_account("epinio-staging").is_none(),
+        "the job created it, the job deletes it"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_create_right_after_a_delete_is_retried_until_the_delete_settles() {
+    let w = world(Some("ACTIVE")).await;
+    w.pod_identity()
+        .set_delete_settle(Duration::from_millis(1000));
+    w.run("provision", &env("pod-identity")).await.assert_ok();
+    w.run("provision", &env("irsa")).await.assert_ok();
+    let out = w.run("provision", &env("pod-identity")).await;
+    out.assert_ok();
+    let creates: Vec<u16> = out
+        .aws_calls
+        .iter()
+        .filter(|c| c.op == "CreatePodIdentityAssociation")
+        .map(|c| c.status)
+        .collect();
+    assert!(creates.contains(&409), "{creates:?}");
+    assert_eq!(
+        creates.iter().filter(|s| **s == 200).count(),
+        2,
+        "{creates:?}"
+    );
+    assert_eq!(w.pod_identity().associations().len(), 2);
+}
+
+/// Every Pod Identity call, failing transiently once, still ends in the clean state; failing
+/// persistently, the run fails naming the call and leaves what a re-run finishes.
+#[tokio::test(flavor = "multi_thread")]
+async fn pod_identity_calls_survive_transient_faults_and_name_persistent_ones() {
+    let w = world(Some("ACTIVE")).await;
+    let start = state(&w).await;
+    let clean = w.run("provision", &env("pod-identity")).await;
+    clean.assert_ok();
+    let provisioned = state(&w).await;
+    w.run("teardown", &env("pod-identity")).await.assert_ok();
+    let torn_down = state(&w).await;
+    let fast = [("EPINIO_IRSA_CALL_TIMEOUT_SECONDS", "1")];
+    let with_fast = || {
+        let mut e = env("pod-identity");
+        e.extend_from_slice(&fast);
+        e
+    };
+    let ops = [
+        "DescribeAddon",
+        "ListPodIdentityAssociations",
+        "CreatePodIdentityAssociation",
+    ];
+    for op in ops {
+        for fault in [
+            Fault::Throttling,
+            Fault::ServiceUnavailable,
+            Fault::ResetConnection,
+        ] {
+            w.aws_proxy.add_rule(Rule::once(op, fault.clone()));
+            let out = w.run("provision", &with_fast()).await;
+            w.aws_proxy.clear_rules();
+            out.assert_ok();
+            assert!(
+                out.aws_calls.iter().any(|c| c.injected.is_some()),
+                "{op} {fault:?} was never injected"
+            );
+            assert_same(&state(&w).await, &provisioned, &format!("{op} {fault:?}"));
+            w.run("teardown", &env("pod-identity")).await.assert_ok();
+        }
+        w.aws_proxy.add_rule(Rule::always(op, Fault::Throttling));
+        let out = w.run("provision", &with_fast()).await;
+        w.aws_proxy.clear_rules();
+        assert!(!out.success(), "{op}: persistent throttling must fail");
+        assert!(
+            out.stderr.contains(&format!("eks:{op}")),
+            "{op}: {}",
+            out.stderr
+        );
+        w.run("provision", &env("pod-identity")).await.assert_ok();
+        assert_same(
+            &state(&w).await,
+            &provisioned,
+            &format!("{op} persistent, re-run"),
+        );
+        w.run("teardown", &env("pod-identity")).await.assert_ok();
+    }
+    // Teardown's delete, both ways.
+    w.run("provision", &env("pod-identity")).await.assert_ok();
+    w.aws_proxy.add_rule(Rule::once(
+        "DeletePodIdentityAssociation",
+        Fault::Throttling,
+    ));
+    w.run("teardown", &with_fast()).await.assert_ok();
+    w.aws_proxy.clear_rules();
+    assert_same(
+        &state(&w).await,
+        &torn_down,
+        "teardown after a throttled delete",
+    );
+    let _ = start;
+}
+
+/// Crash after every write of a Pod Identity provision (and of a switch back to IRSA): the
+/// next run ends in exactly a clean run's state.
+#[tokio::test(flavor = "multi_thread")]
+async fn pod_identity_provision_stopped_after_any_write_converges_on_the_next_run() {
+    let w = world(Some("ACTIVE")).await;
+    // The second cycle is the one every crash point repeats (the first also restarts Epinio,
+    // whose pods then stay started for the role through teardown).
+    w.run("provision", &env("pod-identity")).await.assert_ok();
+    w.run("teardown", &env("pod-identity")).await.assert_ok();
+    let clean = w.run("provision", &env("pod-identity")).await;
+    clean.assert_ok();
+    let provisioned = state(&w).await;
+    w.run("teardown", &env("pod-identity")).await.assert_ok();
+    let aws_writes = clean.aws_writes().len();
+    let kube_writes = clean.kube_writes().len();
+    assert!(aws_writes >= 7, "{aws_writes}");
+    let one = ("EPINIO_IRSA_MAX_ATTEMPTS", "1");
+    for k in 0..aws_writes + kube_writes {
+        let (aws, kube) = if k <= aws_writes {
+            (k, 0)
+        } else {
+            (aws_writes, k - aws_writes)
+        };
+        w.aws_proxy.crash_after_writes(Some(aws));
+        w.kube_proxy.crash_after_writes(Some(kube));
+        let mut e = env("pod-identity");
+        e.push(one);
+        let crashed = w.run("provision", &e).await;
+        w.aws_proxy.crash_after_writes(None);
+        w.kube_proxy.crash_after_writes(None);
+        assert!(!crashed.success(), "crash point {k} did not crash");
+        w.run("provision", &env("pod-identity")).await.assert_ok();
+        assert_same(&state(&w).await, &provisioned, &format!("crash point {k}"));
+        w.run("teardown", &env("pod-identity")).await.assert_ok();
+    }
+    // The switch back to IRSA, crashed at each of its AWS writes.
+    w.run("provision", &env("pod-identity")).await.assert_ok();
+    let switch = w.run("provision", &env("irsa")).await;
+    switch.assert_ok();
+    let irsa = state(&w).await;
+    let switch_writes = switch.aws_writes().len();
+    let mut teardown_all = env("irsa");
+    teardown_all.push(("EPINIO_IRSA_DELETE_OIDC_PROVIDER", "true"));
+    for k in 0..switch_writes {
+        w.run("teardown", &teardown_all).await.assert_ok();
+        w.run("provision", &env("pod-identity")).await.assert_ok();
+        w.aws_proxy.crash_after_writes(Some(k));
+        let mut e = env("irsa");
+        e.push(one);
+        let crashed = w.run("provision", &e).await;
+        w.aws_proxy.crash_after_writes(None);
+        assert!(!crashed.success(), "switch crash point {k} did not crash");
+        w.run("provision", &env("irsa")).await.assert_ok();
+        let now = state(&w).await;
+        assert_eq!(
+            now.iam, irsa.iam,
+            "switch crash point {k}: IAM and associations"
+        );
+    }
+}
