@@ -61,6 +61,10 @@ the job derives itself are omitted when empty, so its defaults apply.
 - name: EPINIO_IRSA_POLICY_NAME
   value: {{ . | quote }}
 {{- end }}
+{{- if ne $v.mode "irsa" }}
+- name: EPINIO_IRSA_MODE
+  value: {{ $v.mode | quote }}
+{{- end }}
 - name: EPINIO_IRSA_ROLE_PATH
   value: {{ $v.rolePath | quote }}
 {{- with $v.permissionsBoundary }}

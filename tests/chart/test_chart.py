@@ -63,6 +63,7 @@ CONTRACT_ENV = {
     "EPINIO_IRSA_RESTART_WORKLOADS",
     "EPINIO_IRSA_ADOPT_EXISTING",
     "EPINIO_IRSA_LOG_FORMAT",
+    "EPINIO_IRSA_MODE",
     # tuning knobs the job also reads (src/config.rs)
     "EPINIO_IRSA_CALL_TIMEOUT_SECONDS",
     "EPINIO_IRSA_MAX_ATTEMPTS",
@@ -141,6 +142,7 @@ CASES: dict[str, dict] = {
             "server": {"stagingWorkloads": {"serviceAccountName": "acme-epinio-staging"}},
             "irsa": {
                 "region": "",
+                "mode": "auto",
                 "epinioReleaseName": "acme-epinio",
                 "serverRoleName": "acme-epinio-server",
                 "stagingRoleName": "acme-epinio-staging",
@@ -398,6 +400,7 @@ def test_env_values_custom_names(helm, tmp_path):
         "EPINIO_IRSA_SERVER_ROLE_NAME": "acme-epinio-server",
         "EPINIO_IRSA_STAGING_ROLE_NAME": "acme-epinio-staging",
         "EPINIO_IRSA_POLICY_NAME": "acme-epinio-s3",
+        "EPINIO_IRSA_MODE": "auto",
         "EPINIO_IRSA_ROLE_PATH": "/epinio/",
         "EPINIO_IRSA_PERMISSIONS_BOUNDARY": "arn:aws:iam::123456789012:policy/boundary",
         "EPINIO_IRSA_EXTRA_POLICY_ARNS": "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly,arn:aws:iam::123456789012:policy/team/extra",
@@ -668,6 +671,7 @@ BAD_VALUES = {
     "cluster name with a space": ({"irsa": {"clusterName": "my cluster"}}, "clusterName"),
     "S3 key as number": ({"s3": {"accessKeyID": 12345}}, "accessKeyID"),
     "log format": ({"irsa": {"logFormat": "xml"}}, "logFormat"),
+    "mode typo": ({"irsa": {"mode": "podidentity"}}, "mode"),
     "role path without slashes": ({"irsa": {"rolePath": "epinio"}}, "rolePath"),
     "role name too long": ({"irsa": {"serverRoleName": "r" * 65}}, "serverRoleName"),
     "role name bad characters": ({"irsa": {"stagingRoleName": "epinio/staging"}}, "stagingRoleName"),

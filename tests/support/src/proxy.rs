@@ -460,8 +460,8 @@ pub fn classify(method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) ->
     classify_kube(method, uri, headers, body)
 }
 
-/// The Pod Identity stand-in's operations: resource = the association id (or the cluster for
-/// create and list, the add-on for `DescribeAddon`); params = the path's cluster and id, the
+/// The Pod Identity stand-in's operations: resource = the association id (for create and list
+/// `namespace/serviceAccount`, else the cluster; the add-on for `DescribeAddon`); params = the path's cluster and id, the
 /// query and the body's scalar fields (`roleArn`, `namespace`, `serviceAccount`), and
 /// `tagged=true` when the body carries tags.
 fn classify_pod_identity(
@@ -497,6 +497,15 @@ fn classify_pod_identity(
             }
         }
     }
+    // Create and list name a ServiceAccount when they carry one, as the job's errors do.
+    let subject = match (param(&params, "namespace"), param(&params, "serviceAccount")) {
+        (Some(ns), Some(sa)) => Some(format!("{ns}/{sa}")),
+        _ => None,
+    };
+    let resource = match route {
+        Route::Create { .. } | Route::List { .. } => subject.unwrap_or(resource),
+        _ => resource,
+    };
     let op = route.operation();
     Classification {
         protocol: Protocol::AwsRestJson,
