@@ -615,3 +615,62 @@ async fn pod_identity_provision_stopped_after_any_write_converges_on_the_next_ru
         );
     }
 }
+
+/// The stand-in, checked from outside with boto3 against botocore's service model (request and
+/// response shapes, error codes and statuses, pagination, add-on ownership):
+/// `tests/standin/check_pod_identity_shapes.py`.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_stand_in_answers_in_the_shapes_of_the_service_model() {
+    let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run `bash scripts/setup.sh` first",
+        python.display()
+    );
+    let w = world(Some("ACTIVE")).await;
+    let mut roles = Vec::new();
+    for name in ["shapes-a", "shapes-b"] {
+        let out = w
+            .iam
+            .create_role()
+            .role_name(name)
+            .assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[]}"#)
+            .send()
+            .await
+            .unwrap();
+        roles.push(out.role().unwrap().arn().to_string());
+    }
+    let owned = w.pod_identity().seed(
+        &w.cluster_arn,
+        "kube-system",
+        "ebs-csi-controller-sa",
+        &roles[0],
+        BTreeMap::new(),
+        Some(ADDON_ARN),
+    );
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/standin/check_pod_identity_shapes.py");
+    let out = tokio::process::Command::new(&python)
+        .arg(&script)
+        .args([
+            &w.aws_proxy.url(),
+            testkit::moto::REGION,
+            CLUSTER,
+            &roles[0],
+            &roles[1],
+            &owned,
+        ])
+        .env_remove("AWS_PROFILE")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .output()
+        .await
+        .expect("run the shape check");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "shape check failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("all shapes match"), "{stdout}");
+}

@@ -498,7 +498,10 @@ fn classify_pod_identity(
         }
     }
     // Create and list name a ServiceAccount when they carry one, as the job's errors do.
-    let subject = match (param(&params, "namespace"), param(&params, "serviceAccount")) {
+    let subject = match (
+        param(&params, "namespace"),
+        param(&params, "serviceAccount"),
+    ) {
         (Some(ns), Some(sa)) => Some(format!("{ns}/{sa}")),
         _ => None,
     };
