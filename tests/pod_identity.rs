@@ -596,6 +596,10 @@ async fn pod_identity_provision_stopped_after_any_write_converges_on_the_next_ru
     switch.assert_ok();
     let irsa = state(&w).await;
     let switch_writes = switch.aws_writes().len();
+    eprintln!(
+        "crash points: provision {} AWS + {} Kubernetes writes, switch to IRSA {} AWS writes",
+        aws_writes, kube_writes, switch_writes
+    );
     let mut teardown_all = env("irsa");
     teardown_all.push(("EPINIO_IRSA_DELETE_OIDC_PROVIDER", "true"));
     for k in 0..switch_writes {
