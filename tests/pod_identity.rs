@@ -11,7 +11,7 @@ use reliability::{assert_same, state};
 use serde_json::{json, Value};
 use testkit::epinio::Chart;
 use testkit::proxy::{Fault, Rule};
-use testkit::world::{RunOutput, World, CLUSTER, NAMESPACE};
+use testkit::world::{ConcurrentRun, RunOutput, World, CLUSTER, NAMESPACE};
 
 const BIN: &str = env!("CARGO_BIN_EXE_epinio-irsa");
 const STAGING: (&str, &str) = ("EPINIO_IRSA_STAGING_SERVICE_ACCOUNT", "epinio-staging");
@@ -677,4 +677,117 @@ async fn the_stand_in_answers_in_the_shapes_of_the_service_model() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("all shapes match"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_checks_what_the_hook_can_and_names_a_broken_association() {
+    let w = world(Some("ACTIVE")).await;
+    w.run("provision", &env("pod-identity")).await.assert_ok();
+    let ok = w.run("verify", &env("pod-identity")).await;
+    ok.assert_ok();
+    assert_no_writes(&ok);
+    assert!(ok.stdout.contains("mode: pod-identity"), "{}", ok.stdout);
+    assert_eq!(
+        ok.stdout.matches("verified: ServiceAccount").count(),
+        2,
+        "{}",
+        ok.stdout
+    );
+    assert!(
+        ok.stdout.contains("S3 access is not proven live"),
+        "{}",
+        ok.stdout
+    );
+
+    // Someone repoints the server's association and deletes staging's.
+    let a = w.pod_identity().associations();
+    let of = |sa: &str| {
+        a.iter()
+            .find(|x| x.service_account == sa)
+            .unwrap()
+            .id
+            .clone()
+    };
+    let other = format!("arn:aws:iam::{}:role/elsewhere", w.account());
+    w.pod_identity().set_role(&of("epinio-server"), &other);
+    w.pod_identity().remove(&of("epinio-staging"));
+    let broken = w.run("verify", &env("pod-identity")).await;
+    assert!(!broken.success());
+    assert_no_writes(&broken);
+    for part in [
+        "[association]",
+        &other,
+        "epinio/epinio-staging has no Pod Identity association",
+    ] {
+        assert!(broken.stderr.contains(part), "{part}: {}", broken.stderr);
+    }
+    // provision repairs both, and verify passes again.
+    let repaired = w.run("provision", &env("pod-identity")).await;
+    repaired.assert_ok();
+    let ops: Vec<&str> = repaired
+        .aws_writes()
+        .iter()
+        .map(|c| c.op.as_str())
+        .collect();
+    assert_eq!(
+        ops.iter()
+            .filter(|o| **o == "UpdatePodIdentityAssociation")
+            .count(),
+        1,
+        "{ops:?}"
+    );
+    assert_eq!(
+        ops.iter()
+            .filter(|o| **o == "CreatePodIdentityAssociation")
+            .count(),
+        1,
+        "{ops:?}"
+    );
+    w.run("verify", &env("pod-identity")).await.assert_ok();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_pod_identity_provisions_started_together_both_finish_with_one_association_each() {
+    let w = world(Some("ACTIVE")).await;
+    w.run("provision", &env("pod-identity")).await.assert_ok();
+    let clean = state(&w).await;
+    w.run("teardown", &env("pod-identity")).await.assert_ok();
+    let extra: Vec<(String, String)> = env("pod-identity")
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let mut collided = 0;
+    for delay_ms in [0, 20, 60] {
+        w.aws_proxy.set_delay(Duration::from_millis(25));
+        let outs = w
+            .run_concurrently(&[
+                ConcurrentRun {
+                    command: "provision".into(),
+                    extra: extra.clone(),
+                    start_after: Duration::ZERO,
+                },
+                ConcurrentRun {
+                    command: "provision".into(),
+                    extra: extra.clone(),
+                    start_after: Duration::from_millis(delay_ms),
+                },
+            ])
+            .await;
+        w.aws_proxy.set_delay(Duration::ZERO);
+        for out in &outs {
+            out.assert_ok();
+        }
+        collided += outs[0]
+            .aws_calls
+            .iter()
+            .filter(|c| c.op == "CreatePodIdentityAssociation" && c.status == 409)
+            .count();
+        let now = state(&w).await;
+        assert_eq!(
+            now.iam["pod_identity_associations"], clean.iam["pod_identity_associations"],
+            "offset {delay_ms} ms"
+        );
+        w.run("teardown", &env("pod-identity")).await.assert_ok();
+    }
+    eprintln!("concurrent Pod Identity creates answered 409: {collided}");
 }

@@ -343,6 +343,11 @@ impl PodIdentity {
         }
     }
 
+    /// Delete an association behind the job's back (no settle time).
+    pub fn remove(&self, id: &str) {
+        lock(&self.inner).associations.retain(|a| a.id != id);
+    }
+
     /// Every association, in creation order.
     pub fn associations(&self) -> Vec<Association> {
         lock(&self.inner).associations.clone()
