@@ -22,6 +22,7 @@ use crate::checklist::{self, Broken, Links};
 use crate::config::Mechanism;
 use crate::plan::{Desired, Facts, STS_AUDIENCE};
 use crate::run::Ctx;
+use crate::state::{ProviderState, RoleState, SaState};
 use crate::{Error, Result};
 
 /// What the live chain found for one ServiceAccount.
@@ -63,9 +64,17 @@ pub async fn verify(ctx: &Ctx<'_>, desired: &Desired, facts: &Facts) -> Result<V
     live
 }
 
-async fn checklist_all(ctx: &Ctx<'_>, desired: &Desired, facts: &Facts) -> Result<Vec<Broken>> {
+/// What both checklists read, in one round: each managed ServiceAccount's role and
+/// ServiceAccount, and the policy's default document.
+struct Found {
+    roles: Vec<Option<RoleState>>,
+    sas: Vec<Option<SaState>>,
+    policy: Option<String>,
+}
+
+async fn read_found(ctx: &Ctx<'_>, desired: &Desired) -> Result<Found> {
     let iam = &ctx.aws.iam;
-    let (roles, sas, provider, policy) = tokio::join!(
+    let (roles, sas, policy) = tokio::join!(
         try_join_all(desired.roles.iter().map(|r| iam.read_role(&r.name, false))),
         try_join_all(
             desired
@@ -73,34 +82,51 @@ async fn checklist_all(ctx: &Ctx<'_>, desired: &Desired, facts: &Facts) -> Resul
                 .iter()
                 .map(|s| ctx.kube.read_service_account(&s.name))
         ),
-        iam.read_provider(&desired.provider.arn),
         iam.read_policy_document(&desired.policy.arn, &desired.policy),
     );
-    let (roles, sas, provider, policy) = (roles?, sas?, provider?, policy?);
-    let mut out = Vec::new();
-    for ((role, role_state), (spec, sa)) in desired
-        .roles
-        .iter()
-        .zip(&roles)
-        .zip(desired.service_accounts.iter().zip(&sas))
-    {
-        out.extend(checklist::check(&Links {
-            namespace: &ctx.config.namespace,
-            service_account: &spec.name,
-            sa: sa.as_ref(),
-            role_name: &role.name,
-            role_arn: &role.arn,
-            role: role_state.as_ref(),
-            provider_arn: &desired.provider.arn,
-            issuer: facts.issuer_host_path(),
-            provider: provider.as_ref(),
-            policy_arn: &desired.policy.arn,
-            policy_document: policy.as_deref(),
-            partition: facts.partition,
-            bucket: &ctx.config.bucket,
-        }));
+    Ok(Found {
+        roles: roles?,
+        sas: sas?,
+        policy: policy?,
+    })
+}
+
+/// The links of the `i`-th managed ServiceAccount (roles and ServiceAccounts pair up by index).
+fn links<'a>(
+    ctx: &'a Ctx<'_>,
+    desired: &'a Desired,
+    facts: &'a Facts,
+    found: &'a Found,
+    i: usize,
+    provider: Option<&'a ProviderState>,
+) -> Links<'a> {
+    let (role, spec) = (&desired.roles[i], &desired.service_accounts[i]);
+    Links {
+        namespace: &ctx.config.namespace,
+        service_account: &spec.name,
+        sa: found.sas[i].as_ref(),
+        role_name: &role.name,
+        role_arn: &role.arn,
+        role: found.roles[i].as_ref(),
+        provider_arn: &desired.provider.arn,
+        issuer: facts.issuer_host_path(),
+        provider,
+        policy_arn: &desired.policy.arn,
+        policy_document: found.policy.as_deref(),
+        partition: facts.partition,
+        bucket: &ctx.config.bucket,
     }
-    Ok(out)
+}
+
+async fn checklist_all(ctx: &Ctx<'_>, desired: &Desired, facts: &Facts) -> Result<Vec<Broken>> {
+    let (found, provider) = tokio::join!(
+        read_found(ctx, desired),
+        ctx.aws.iam.read_provider(&desired.provider.arn),
+    );
+    let (found, provider) = (found?, provider?);
+    Ok((0..desired.roles.len())
+        .flat_map(|i| checklist::check(&links(ctx, desired, facts, &found, i, provider.as_ref())))
+        .collect())
 }
 
 /// EKS Pod Identity: what the hook can check, in one round of reads: the agent add-on ACTIVE,
@@ -113,61 +139,34 @@ async fn verify_pod_identity(
     desired: &Desired,
     facts: &Facts,
 ) -> Result<Vec<Verified>> {
-    let iam = &ctx.aws.iam;
     let edge = crate::aws::eks::Associations {
         client: &ctx.aws.eks,
         cluster: ctx.cluster,
         attempts: ctx.config.max_attempts,
     };
     let ns = ctx.config.namespace.as_str();
-    let (agent, roles, sas, assocs, policy) = tokio::join!(
+    let (found, agent, assocs) = tokio::join!(
+        read_found(ctx, desired),
         crate::aws::eks::describe_agent(&ctx.aws.eks, ctx.cluster),
-        try_join_all(desired.roles.iter().map(|r| iam.read_role(&r.name, false))),
-        try_join_all(
-            desired
-                .service_accounts
-                .iter()
-                .map(|s| ctx.kube.read_service_account(&s.name))
-        ),
         try_join_all(
             desired
                 .service_accounts
                 .iter()
                 .map(|s| edge.read(ns, &s.name))
         ),
-        iam.read_policy_document(&desired.policy.arn, &desired.policy),
     );
-    let (agent, roles, sas, assocs, policy) = (agent?, roles?, sas?, assocs?, policy?);
-    let mut broken = Vec::new();
-    for (((role, role_state), (spec, sa)), assoc) in desired
-        .roles
-        .iter()
-        .zip(&roles)
-        .zip(desired.service_accounts.iter().zip(&sas))
-        .zip(&assocs)
-    {
-        broken.extend(checklist::check_pod_identity(&checklist::PodLinks {
-            links: Links {
-                namespace: ns,
-                service_account: &spec.name,
-                sa: sa.as_ref(),
-                role_name: &role.name,
-                role_arn: &role.arn,
-                role: role_state.as_ref(),
-                provider_arn: &desired.provider.arn,
-                issuer: facts.issuer_host_path(),
-                provider: None,
-                policy_arn: &desired.policy.arn,
-                policy_document: policy.as_deref(),
-                partition: facts.partition,
-                bucket: &ctx.config.bucket,
-            },
-            cluster: ctx.cluster,
-            cluster_arn: &facts.cluster_arn,
-            agent: agent.as_ref().map(|a| a.status.as_str()),
-            association: assoc.as_ref(),
-        }));
-    }
+    let (found, agent, assocs) = (found?, agent?, assocs?);
+    let broken: Vec<Broken> = (0..desired.roles.len())
+        .flat_map(|i| {
+            checklist::check_pod_identity(&checklist::PodLinks {
+                links: links(ctx, desired, facts, &found, i, None),
+                cluster: ctx.cluster,
+                cluster_arn: &facts.cluster_arn,
+                agent: agent.as_ref().map(|a| a.status.as_str()),
+                association: assocs[i].as_ref(),
+            })
+        })
+        .collect();
     if !broken.is_empty() {
         return Err(Error::VerifyBroken(broken));
     }

@@ -39,16 +39,7 @@ fn assert_refused(out: &RunOutput, log: &str, needles: &[&str]) {
         out.stdout,
         out.stderr
     );
-    assert!(
-        out.aws_writes().is_empty(),
-        "AWS writes: {:?}",
-        out.aws_writes()
-    );
-    assert!(
-        out.kube_writes().is_empty(),
-        "Kubernetes writes: {:?}",
-        out.kube_writes()
-    );
+    out.assert_no_writes();
     for n in needles {
         assert!(log.contains(n), "termination log lacks {n:?}: {log}");
         assert!(out.stderr.contains(n), "stderr lacks {n:?}: {}", out.stderr);

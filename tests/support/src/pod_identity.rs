@@ -343,6 +343,25 @@ impl PodIdentity {
         }
     }
 
+    /// Mark the association of `namespace/service_account` on `cluster` as still being
+    /// deleted for `d` from now: creates of it get `ResourceInUseException` until then.
+    pub fn still_deleting(
+        &self,
+        cluster: &str,
+        namespace: &str,
+        service_account: &str,
+        d: Duration,
+    ) {
+        lock(&self.inner).settling.push((
+            (
+                cluster.to_string(),
+                namespace.to_string(),
+                service_account.to_string(),
+            ),
+            Instant::now() + d,
+        ));
+    }
+
     /// Delete an association behind the job's back (no settle time).
     pub fn remove(&self, id: &str) {
         lock(&self.inner).associations.retain(|a| a.id != id);
@@ -416,6 +435,20 @@ impl PodIdentity {
                 format!("No Pod Identity Association found with id {id} in cluster {cluster}"),
                 cluster,
             )
+        };
+        // Update and delete: a well-formed id of an association no add-on manages.
+        let direct = |inner: &Inner, id: &str, verb: &str| -> Result<usize, Answer> {
+            id_check(id)?;
+            let i = find(inner, id).ok_or_else(|| not_found(id))?;
+            match &inner.associations[i].owner_arn {
+                Some(owner) => Err(error(
+                    400,
+                    "InvalidRequestException",
+                    format!("Association {id} is managed by {owner} and cannot be {verb} directly"),
+                    cluster,
+                )),
+                None => Ok(i),
+            }
         };
         let result = match route {
             Route::Create { .. } => (|| {
@@ -506,54 +539,32 @@ impl PodIdentity {
                 let i = find(&inner, id).ok_or_else(|| not_found(id))?;
                 Ok(ok(json!({ "association": inner.associations[i].full() })))
             })(),
-            Route::Update { id, .. } => {
-                (|| {
-                    id_check(id)?;
-                    let i = find(&inner, id).ok_or_else(|| not_found(id))?;
-                    if let Some(owner) = &inner.associations[i].owner_arn {
-                        return Err(error(
-                        400,
-                        "InvalidRequestException",
-                        format!("Association {id} is managed by {owner} and cannot be updated directly"),
-                        cluster,
+            Route::Update { id, .. } => (|| {
+                let i = direct(&inner, id, "updated")?;
+                let role = role_check(&body, false)?;
+                let a = &mut inner.associations[i];
+                if let Some(role) = role {
+                    a.role_arn = role;
+                }
+                a.modified_at = now();
+                Ok(ok(json!({ "association": a.full() })))
+            })(),
+            Route::Delete { id, .. } => (|| {
+                let i = direct(&inner, id, "deleted")?;
+                let a = inner.associations.remove(i);
+                let until = Instant::now() + inner.settle;
+                if !inner.settle.is_zero() {
+                    inner.settling.push((
+                        (
+                            a.cluster.clone(),
+                            a.namespace.clone(),
+                            a.service_account.clone(),
+                        ),
+                        until,
                     ));
-                    }
-                    let role = role_check(&body, false)?;
-                    let a = &mut inner.associations[i];
-                    if let Some(role) = role {
-                        a.role_arn = role;
-                    }
-                    a.modified_at = now();
-                    Ok(ok(json!({ "association": a.full() })))
-                })()
-            }
-            Route::Delete { id, .. } => {
-                (|| {
-                    id_check(id)?;
-                    let i = find(&inner, id).ok_or_else(|| not_found(id))?;
-                    if let Some(owner) = &inner.associations[i].owner_arn {
-                        return Err(error(
-                        400,
-                        "InvalidRequestException",
-                        format!("Association {id} is managed by {owner} and cannot be deleted directly"),
-                        cluster,
-                    ));
-                    }
-                    let a = inner.associations.remove(i);
-                    let until = Instant::now() + inner.settle;
-                    if !inner.settle.is_zero() {
-                        inner.settling.push((
-                            (
-                                a.cluster.clone(),
-                                a.namespace.clone(),
-                                a.service_account.clone(),
-                            ),
-                            until,
-                        ));
-                    }
-                    Ok(ok(json!({ "association": a.full() })))
-                })()
-            }
+                }
+                Ok(ok(json!({ "association": a.full() })))
+            })(),
             Route::DescribeAddon { addon, .. } => (|| {
                 let found = inner
                     .addons

@@ -48,6 +48,22 @@ impl RunOutput {
     pub fn kube_writes(&self) -> Vec<&Call> {
         self.kube_calls.iter().filter(|c| c.is_write).collect()
     }
+    /// Panics naming the writes unless the run made none, in AWS or Kubernetes.
+    #[track_caller]
+    pub fn assert_no_writes(&self) -> &Self {
+        assert!(
+            self.aws_writes().is_empty(),
+            "AWS writes: {:?}",
+            self.aws_writes()
+        );
+        assert!(
+            self.kube_writes().is_empty(),
+            "Kubernetes writes: {:?}",
+            self.kube_writes()
+        );
+        self
+    }
+
     /// Panics with everything the run printed unless it succeeded.
     #[track_caller]
     pub fn assert_ok(&self) -> &Self {
