@@ -657,6 +657,10 @@ def test_notes_explain_mode_and_logs(helm, tmp_path):
     assert "Mode: IAM" in iam and 'EKS cluster "demo"' in iam
     assert "kubectl -n epinio logs job/epinio-irsa-provision" in iam
     assert "system:serviceaccount:epinio:epinio-server" in iam
+    pi = notes(merge(CASES["iam"], {"irsa": {"mode": "pod-identity"}}))
+    assert "Credentials: EKS Pod Identity" in pi and "eks-pod-identity-agent" in pi
+    assert "eks.amazonaws.com/role-arn" not in pi and "list-pod-identity-associations" in pi
+    assert "irsa.mode=auto" in notes(merge(CASES["iam"], {"irsa": {"mode": "auto"}}))
     assert "Mode: static keys" in notes(CASES["static-keys"])
     assert "Mode: bundled store" in notes(CASES["bundled-seaweedfs"])
 
