@@ -162,8 +162,39 @@ async fn fresh_pod_identity_provision_associates_both_service_accounts_without_a
 #[tokio::test(flavor = "multi_thread")]
 async fn pod_identity_rerun_makes_no_write() {
     let w = world(Some("ACTIVE")).await;
-    w.run("provision", &env("pod-identity")).await.assert_ok();
+    let mut quick = env("pod-identity");
+    quick.push(("EPINIO_IRSA_VERIFY", "false"));
+    // Calls that take time, so only dependent ones chain (as in BENCHMARKS.md).
+    w.aws_proxy.set_delay(Duration::from_millis(60));
+    let fresh = w.run("provision", &quick).await;
+    fresh.assert_ok();
+    // Dependent AWS round trips at the floor: reads | policy read | roles, policy | attach,
+    // associate; and for the re-run: list | describe beside GetPolicy.
+    let aws = |out: &testkit::world::RunOutput| -> Vec<_> {
+        out.aws_calls
+            .iter()
+            .filter(|c| c.is_aws())
+            .cloned()
+            .collect()
+    };
+    assert_eq!(testkit::proxy::critical_path_depth(&aws(&fresh)), 4);
     let before = state(&w).await;
+    let quiet = w.run("provision", &quick).await;
+    quiet.assert_ok().assert_no_writes();
+    assert_eq!(
+        testkit::proxy::critical_path_depth(&aws(&quiet)),
+        2,
+        "{:?}",
+        aws(&quiet)
+            .iter()
+            .map(|c| (
+                &c.op,
+                c.start.duration_since(w.aws_proxy.origin()).as_millis(),
+                c.end.duration_since(w.aws_proxy.origin()).as_millis()
+            ))
+            .collect::<Vec<_>>()
+    );
+    w.aws_proxy.set_delay(Duration::ZERO);
     let again = w.run("provision", &env("pod-identity")).await;
     again.assert_ok();
     again.assert_no_writes();

@@ -86,15 +86,30 @@ fn subject(namespace: &str, service_account: &str) -> String {
 }
 
 impl Associations<'_> {
-    /// The association of `namespace/service_account`, if any: `ListPodIdentityAssociations`
-    /// filtered to it (every page), then `DescribePodIdentityAssociation` for its role and
-    /// tags. EKS allows one per ServiceAccount; should a list ever hold more, the first wins
-    /// and the others are named in the log.
+    /// The association of `namespace/service_account`, if any: [`Self::find`], then
+    /// [`Self::describe`] for its role and tags. EKS allows one per ServiceAccount; should a
+    /// list ever hold more, the first wins and the others are named in the log.
     pub async fn read(
         &self,
         namespace: &str,
         service_account: &str,
     ) -> Result<Option<AssociationState>, AwsError> {
+        match self.find(namespace, service_account).await? {
+            Some(id) => {
+                self.describe(&id, &subject(namespace, service_account))
+                    .await
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The id of the association of `namespace/service_account`, if any:
+    /// `ListPodIdentityAssociations` filtered to it, every page.
+    pub async fn find(
+        &self,
+        namespace: &str,
+        service_account: &str,
+    ) -> Result<Option<String>, AwsError> {
         let who = subject(namespace, service_account);
         let mut summaries = Vec::new();
         let mut next: Option<String> = None;
@@ -130,13 +145,16 @@ impl Associations<'_> {
         if summaries.len() > 1 {
             tracing::warn!(service_account = %who, ids = ?summaries, "more than one Pod Identity association; using the first");
         }
-        let Some(id) = summaries.into_iter().next() else {
-            return Ok(None);
-        };
-        self.describe(&id, &who).await
+        Ok(summaries.into_iter().next())
     }
 
-    async fn describe(&self, id: &str, who: &str) -> Result<Option<AssociationState>, AwsError> {
+    /// `DescribePodIdentityAssociation`: its role, tags and owner; `None` when it was deleted
+    /// since it was listed. `who` names the ServiceAccount in errors.
+    pub async fn describe(
+        &self,
+        id: &str,
+        who: &str,
+    ) -> Result<Option<AssociationState>, AwsError> {
         let Some(out) = found(
             call(
                 DESCRIBE_POD_IDENTITY_ASSOCIATION,

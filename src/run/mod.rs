@@ -5,10 +5,9 @@
 //! Fresh `provision`, in dependent AWS round trips:
 //! 1. `DescribeCluster` | `ListOpenIDConnectProviders` (not in `pod-identity` mode) | `GetRole`
 //!    and `ListAttachedRolePolicies` per role | `ListPodIdentityAssociations` per
-//!    ServiceAccount, and `DescribePodIdentityAssociation` when one exists | `DescribeAddon`
-//!    (not in `irsa` mode); then the mechanism is chosen and everything is checked
-//! 2. `CreateOpenIDConnectProvider` (or `GetOpenIDConnectProvider`; neither under Pod
-//!    Identity) | `GetPolicy`
+//!    ServiceAccount | `DescribeAddon` (not in `irsa` mode); then the mechanism is chosen
+//! 2. `CreateOpenIDConnectProvider` (or `GetOpenIDConnectProvider`; IRSA only) | `GetPolicy` |
+//!    `DescribePodIdentityAssociation` of each association round 1 listed
 //! 3. `CreateRole` per role | `CreatePolicy`
 //! 4. `AttachRolePolicy` per role and policy | `CreatePodIdentityAssociation` per ServiceAccount
 //!    (Pod Identity) or `DeletePodIdentityAssociation` of ours (IRSA)
@@ -199,7 +198,9 @@ struct Decided {
     epinio: Resolved,
     /// The mechanism chosen and why.
     mode: String,
-    associations: Vec<AssociationPlan>,
+    /// Each managed ServiceAccount with the id of its association, as round 1 listed it
+    /// (described in round 2, beside the policy).
+    found: Vec<(String, Option<String>)>,
     warnings: Vec<String>,
 }
 
@@ -238,24 +239,62 @@ fn associations<'a>(ctx: &'a Ctx<'_>) -> eks::Associations<'a> {
     }
 }
 
-/// The association of one ServiceAccount. Where no Pod Identity call is needed to converge
-/// (IRSA mode, teardown), a policy from before Pod Identity that denies the read is a warning,
-/// not a failure: the run goes on without it and says what it could not check.
+/// Where no Pod Identity call is needed to converge (IRSA mode, teardown), a policy from before
+/// Pod Identity that denies the association reads is a warning, not a failure: the run goes on
+/// without them and says what it could not check.
+fn tolerated<T: Default>(
+    ctx: &Ctx<'_>,
+    service_account: &str,
+    tolerate_denied: bool,
+    result: std::result::Result<T, aws::AwsError>,
+) -> Result<(T, Option<String>)> {
+    match result {
+        Ok(found) => Ok((found, None)),
+        Err(e) if tolerate_denied && (e.is("AccessDeniedException") || e.is("AccessDenied")) => {
+            Ok((T::default(), Some(format!("could not read the EKS Pod Identity associations of ServiceAccount {}/{service_account} ({e}); an association left from pod-identity mode would stay: grant the eks:*PodIdentityAssociation* statement of `epinio-irsa installer-policy`", ctx.config.namespace))))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The id of one ServiceAccount's association (round 1), and the warning when it could not
+/// be read.
+async fn find_association(
+    ctx: &Ctx<'_>,
+    service_account: &str,
+    tolerate_denied: bool,
+) -> Result<(Option<String>, Option<String>)> {
+    let found = associations(ctx)
+        .find(&ctx.config.namespace, service_account)
+        .await;
+    tolerated(ctx, service_account, tolerate_denied, found)
+}
+
+/// The association `find_association` found, described (round 2).
+async fn describe_association(
+    ctx: &Ctx<'_>,
+    service_account: &str,
+    id: Option<&str>,
+    tolerate_denied: bool,
+) -> Result<(Option<AssociationState>, Option<String>)> {
+    let Some(id) = id else {
+        return Ok((None, None));
+    };
+    let who = format!("{}/{service_account}", ctx.config.namespace);
+    let found = associations(ctx).describe(id, &who).await;
+    tolerated(ctx, service_account, tolerate_denied, found)
+}
+
+/// Both, for teardown.
 async fn read_association(
     ctx: &Ctx<'_>,
     service_account: &str,
     tolerate_denied: bool,
 ) -> Result<(Option<AssociationState>, Option<String>)> {
-    match associations(ctx)
-        .read(&ctx.config.namespace, service_account)
-        .await
-    {
-        Ok(found) => Ok((found, None)),
-        Err(e) if tolerate_denied && (e.is("AccessDeniedException") || e.is("AccessDenied")) => {
-            Ok((None, Some(format!("could not list the EKS Pod Identity associations of ServiceAccount {}/{service_account} ({e}); an association left from pod-identity mode would stay: grant the eks:*PodIdentityAssociation* statement of `epinio-irsa installer-policy`", ctx.config.namespace))))
-        }
-        Err(e) => Err(e.into()),
-    }
+    let (id, warning) = find_association(ctx, service_account, tolerate_denied).await?;
+    let (state, later) =
+        describe_association(ctx, service_account, id.as_deref(), tolerate_denied).await?;
+    Ok((state, warning.or(later)))
 }
 
 fn configured(config: &Config, mechanism: Mechanism) -> Configured<'_> {
@@ -338,7 +377,7 @@ async fn read_and_decide(ctx: &Ctx<'_>) -> Result<Decided> {
         },
         try_join_all(role_names.iter().map(|n| iam.read_role(n, false))),
         try_join_all(sa_names.iter().map(|n| ctx.kube.read_service_account(n))),
-        try_join_all(sa_names.iter().map(|n| read_association(ctx, n, tolerate))),
+        try_join_all(sa_names.iter().map(|n| find_association(ctx, n, tolerate))),
         async {
             if mode == CredentialMode::Irsa {
                 Ok(None)
@@ -369,15 +408,15 @@ async fn read_and_decide(ctx: &Ctx<'_>) -> Result<Decided> {
     let facts = cluster_facts(ctx, cluster_info, mechanism)?;
     let desired = plan::desired(config, &names, &facts)?;
     let (providers, workloads) = (providers?, workloads?);
-    let wanted: Vec<String> = names.roles().map(str::to_string).collect();
-    let roles = reread(
-        &wanted,
-        role_names.into_iter().zip(roles?).collect(),
-        |n| async move { Ok(iam.read_role(&n, false).await?) },
-    )
-    .await?;
+    let wanted_roles: Vec<String> = names.roles().map(str::to_string).collect();
     let wanted = service_account_names(config);
-    let (sas, assocs) = tokio::join!(
+    // Only what discovery named that the configuration did not: nothing, usually.
+    let (roles, sas, found) = tokio::join!(
+        reread(
+            &wanted_roles,
+            role_names.into_iter().zip(roles?).collect(),
+            |n| async move { Ok(iam.read_role(&n, false).await?) },
+        ),
         reread(
             &wanted,
             sa_names.iter().cloned().zip(sas?).collect(),
@@ -386,17 +425,17 @@ async fn read_and_decide(ctx: &Ctx<'_>) -> Result<Decided> {
         reread(
             &wanted,
             sa_names.into_iter().zip(assocs?).collect(),
-            |n| async move { read_association(ctx, &n, tolerate).await },
+            |n| async move { find_association(ctx, &n, tolerate).await },
         ),
     );
-    let (sas, assocs) = (sas?, assocs?);
-    let mut warnings: Vec<String> = assocs.iter().filter_map(|(_, w)| w.clone()).collect();
-    let sas: BTreeMap<&str, Option<SaState>> = wanted.iter().map(String::as_str).zip(sas).collect();
-    let assocs: BTreeMap<&str, Option<AssociationState>> = wanted
+    let (roles, sas, found) = (roles?, sas?, found?);
+    let warnings: Vec<String> = found.iter().filter_map(|(_, w)| w.clone()).collect();
+    let found = wanted
         .iter()
-        .map(String::as_str)
-        .zip(assocs.into_iter().map(|(a, _)| a))
+        .cloned()
+        .zip(found.into_iter().map(|(id, _)| id))
         .collect();
+    let sas: BTreeMap<&str, Option<SaState>> = wanted.iter().map(String::as_str).zip(sas).collect();
     let steps = core::role_steps(&desired.roles, &roles, &ctx.owner, config.adopt_existing)?;
     let sa_steps = desired
         .service_accounts
@@ -406,14 +445,48 @@ async fn read_and_decide(ctx: &Ctx<'_>) -> Result<Decided> {
             core::sa_step(&config.namespace, spec, state, &ctx.owner)
         })
         .collect::<Result<Vec<_>>>()?;
-    let associations = match mechanism {
-        Mechanism::PodIdentity => desired
+    Ok(Decided {
+        desired,
+        facts,
+        providers,
+        steps,
+        sa_steps,
+        workloads,
+        epinio: resolved,
+        mode: mode_reason,
+        found,
+        warnings,
+    })
+}
+
+/// Round 2 for associations: describe what round 1 listed, then decide. Under Pod Identity a
+/// refusal here comes before any write (no OIDC provider is made in that mode); under IRSA
+/// nothing here refuses (ours are removed, others left with a warning).
+async fn decide_associations(
+    ctx: &Ctx<'_>,
+    d: &Decided,
+) -> Result<(Vec<AssociationPlan>, Vec<String>)> {
+    let tolerate = ctx.config.credential_mode == CredentialMode::Irsa;
+    let described = try_join_all(
+        d.found
+            .iter()
+            .map(|(sa, id)| describe_association(ctx, sa, id.as_deref(), tolerate)),
+    )
+    .await?;
+    let mut warnings: Vec<String> = described.iter().filter_map(|(_, w)| w.clone()).collect();
+    let states: BTreeMap<&str, Option<&AssociationState>> = d
+        .found
+        .iter()
+        .map(|(sa, _)| sa.as_str())
+        .zip(described.iter().map(|(a, _)| a.as_ref()))
+        .collect();
+    let plans = match d.desired.mechanism {
+        Mechanism::PodIdentity => d
+            .desired
             .associations
             .iter()
             .map(|spec| {
-                let state = assocs
-                    .get(spec.service_account.as_str())
-                    .and_then(Option::as_ref);
+                let state = states.get(spec.service_account.as_str()).copied().flatten();
                 let step = core::association_step(ctx.cluster, spec, state, &ctx.owner)?;
                 Ok(AssociationPlan::Ensure {
                     spec: spec.clone(),
@@ -421,11 +494,11 @@ async fn read_and_decide(ctx: &Ctx<'_>) -> Result<Decided> {
                 })
             })
             .collect::<Result<Vec<_>>>()?,
-        Mechanism::Irsa => assocs
+        Mechanism::Irsa => states
             .iter()
             .filter_map(|(sa, state)| {
-                let state = state.as_ref()?;
-                let subject = format!("{}/{sa}", config.namespace);
+                let state = (*state)?;
+                let subject = format!("{}/{sa}", ctx.config.namespace);
                 Some(match core::association_removable(state, &ctx.owner) {
                     Ok(()) => AssociationPlan::Remove {
                         subject,
@@ -439,23 +512,12 @@ async fn read_and_decide(ctx: &Ctx<'_>) -> Result<Decided> {
             })
             .collect(),
     };
-    Ok(Decided {
-        desired,
-        facts,
-        providers,
-        steps,
-        sa_steps,
-        workloads,
-        epinio: resolved,
-        mode: mode_reason,
-        associations,
-        warnings,
-    })
+    Ok((plans, warnings))
 }
 
 async fn converge(ctx: &Ctx<'_>, dry_run: bool) -> Result<Report> {
     let d = read_and_decide(ctx).await?;
-    let (provider_change, policy_change, role_changes, association_changes) =
+    let (provider_change, policy_change, role_changes, associations, association_warnings) =
         apply_iam(ctx, &d, dry_run).await?;
     let kube = &ctx.kube;
     let sa_changes = try_join_all(
@@ -491,13 +553,14 @@ async fn converge(ctx: &Ctx<'_>, dry_run: bool) -> Result<Report> {
         sa_changes,
         &restarts,
     );
-    for (plan, change) in d.associations.iter().zip(association_changes) {
+    for (plan, change) in associations {
         report.push("pod-identity-association", plan.subject(), change);
     }
     report.epinio = Some(d.epinio.epinio.clone());
     report.mode = Some(d.mode.clone());
     report.warnings = d.epinio.warnings.clone();
     report.warnings.extend(d.warnings.iter().cloned());
+    report.warnings.extend(association_warnings);
     report.add_verified(&verified, &ctx.config.namespace, &ctx.config.bucket);
     Ok(report)
 }
@@ -550,14 +613,22 @@ pub async fn verify(config: &Config) -> Result<Report> {
     Ok(report)
 }
 
-/// Rounds 2-4 of IAM, in two branches that wait for each other's checks before writing. The
+/// Rounds 2-4 of IAM, in two branches that wait for each other's checks before writing: the
+/// provider's, and the policy's with the associations' (described beside `GetPolicy`). The
 /// OIDC provider is the exception: shared, tagged and needed whatever else happens, it is
-/// created as soon as it is known to be missing, so roles can trust it in round 3.
-async fn apply_iam(
-    ctx: &Ctx<'_>,
-    d: &Decided,
-    dry_run: bool,
-) -> Result<(Change, Change, Vec<Change>, Vec<Change>)> {
+/// created as soon as it is known to be missing, so roles can trust it in round 3 (IRSA only,
+/// where nothing about associations can refuse).
+/// What `apply_iam` did: the provider, the policy, each role, each association (with its plan)
+/// and the warnings about associations left alone.
+type IamChanges = (
+    Change,
+    Change,
+    Vec<Change>,
+    Vec<(AssociationPlan, Change)>,
+    Vec<String>,
+);
+
+async fn apply_iam(ctx: &Ctx<'_>, d: &Decided, dry_run: bool) -> Result<IamChanges> {
     let (config, iam, desired) = (ctx.config, &ctx.aws.iam, &d.desired);
     let (provider_checked, provider_checked_rx) = oneshot::channel::<()>();
     let (policy_checked, policy_checked_rx) = oneshot::channel::<()>();
@@ -600,7 +671,11 @@ async fn apply_iam(
         Ok::<_, Error>((change, roles))
     };
     let policy_branch = async {
-        let known = iam.read_policy(&desired.policy.arn, false).await?;
+        let (known, associations) = tokio::join!(
+            iam.read_policy(&desired.policy.arn, false),
+            decide_associations(ctx, d),
+        );
+        let (known, associations) = (known?, associations?);
         let adopting = match &known {
             Some(state) => core::may_write(
                 "policy",
@@ -613,10 +688,12 @@ async fn apply_iam(
         };
         let _ = policy_checked.send(());
         provider_checked_rx.await.map_err(|_| Error::Stopped)?;
-        iam.ensure_policy(&desired.policy, known.as_ref(), adopting, dry_run)
-            .await
+        let change = iam
+            .ensure_policy(&desired.policy, known.as_ref(), adopting, dry_run)
+            .await?;
+        Ok::<_, Error>((change, associations))
     };
-    let ((provider_change, role_changes), policy_change) =
+    let ((provider_change, role_changes), (policy_change, (plans, warnings))) =
         match tokio::join!(provider_branch, policy_branch) {
             (Ok(a), Ok(b)) => (a, b),
             (Err(Error::Stopped), Err(e)) | (Err(e), _) | (_, Err(e)) => return Err(e),
@@ -636,7 +713,7 @@ async fn apply_iam(
     let (attached, association_changes) = tokio::join!(
         attachments,
         try_join_all(
-            d.associations
+            plans
                 .iter()
                 .map(|plan| apply_association(ctx, plan, dry_run))
         ),
@@ -646,7 +723,8 @@ async fn apply_iam(
         provider_change,
         policy_change,
         role_changes,
-        association_changes?,
+        plans.into_iter().zip(association_changes?).collect(),
+        warnings,
     ))
 }
 
