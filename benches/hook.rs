@@ -593,6 +593,65 @@ async fn propagation(
     Ok(rows)
 }
 
+/// One step of the EKS Pod Identity sequence: label, command, `EPINIO_IRSA_MODE`.
+const POD_IDENTITY_STEPS: [(&str, &str, &str); 5] = [
+    ("pod-identity: fresh provision", "provision", "pod-identity"),
+    ("pod-identity: no-op re-run", "provision", "pod-identity"),
+    ("switch to irsa", "provision", "irsa"),
+    ("switch back to pod-identity", "provision", "pod-identity"),
+    ("pod-identity: teardown", "teardown", "pod-identity"),
+];
+
+/// EKS Pod Identity (the stand-in behind the AWS proxy) in a fresh world per sample: an Epinio
+/// 1.13.9 whose staging aws CLI can use it, the agent add-on ACTIVE, the steps of
+/// [`POD_IDENTITY_STEPS`]. Returns, per sample, one [`Sample`] per step.
+async fn pod_identity_sequence(args: &Args, delay: u64) -> Result<Vec<Sample>, String> {
+    let chart = testkit::epinio::Chart::new("1.13.9")
+        .aws_cli("amazon/aws-cli:2.17.0")
+        .staging_workloads(STAGING_SA);
+    let w = World::with_objects(&args.bin, chart.objects()).await;
+    w.install_agent("ACTIVE");
+    warm_moto(&w).await?;
+    w.aws_proxy.set_delay(Duration::from_millis(delay));
+    let mut out = Vec::new();
+    for (label, command, mode) in POD_IDENTITY_STEPS {
+        let mut env = w.env();
+        env.push((
+            "EPINIO_IRSA_STAGING_SERVICE_ACCOUNT".into(),
+            STAGING_SA.into(),
+        ));
+        env.push(("EPINIO_IRSA_MODE".into(), mode.into()));
+        let sample = run(&w, &args.bin, &[command], &env, false)
+            .await
+            .map_err(|e| format!("{label} at {delay} ms: {e}"))?;
+        out.push(sample);
+    }
+    Ok(out)
+}
+
+fn pod_identity_table(delay: u64, samples: &[Vec<Sample>]) -> String {
+    let mut md = format!("\n### EKS Pod Identity ({delay} ms per AWS call, {} sample(s))\n\n| step | wall ms | AWS reads | AWS writes | AWS depth | Kubernetes reads / writes | duplicate calls |\n|---|---|---|---|---|---|---|\n", samples.len());
+    for (i, (label, _, _)) in POD_IDENTITY_STEPS.iter().enumerate() {
+        let step: Vec<&Sample> = samples.iter().filter_map(|s| s.get(i)).collect();
+        let dups: Vec<String> = step.iter().flat_map(|s| s.duplicates()).collect();
+        md.push_str(&format!(
+            "| {label} | {} | {} | {} | {} | {} / {} | {} |\n",
+            wall_cell(&step),
+            spread(step.iter().map(|s| s.aws_reads())),
+            spread(step.iter().map(|s| s.aws_writes())),
+            spread(step.iter().map(|s| s.depth())),
+            spread(step.iter().map(|s| s.kube_reads())),
+            spread(step.iter().map(|s| s.kube_writes())),
+            if dups.is_empty() {
+                "none".to_string()
+            } else {
+                dups.join(", ")
+            },
+        ));
+    }
+    md
+}
+
 /// The four operations done by hand (scripts/manual-procedure.sh) in a fresh world.
 async fn manual_sequence(delay: u64) -> Result<Vec<Sample>, String> {
     let w = World::new(Path::new("/bin/false")).await;
@@ -790,6 +849,8 @@ struct Results {
     rss: Option<(u64, Vec<Sample>)>,
     /// verify under IAM propagation: (delay, rows)
     propagation: Option<(u64, Vec<PropagationRow>)>,
+    /// EKS Pod Identity: (delay, samples of the steps)
+    pod_identity: Option<(u64, Vec<Vec<Sample>>)>,
 }
 
 fn pick(runs: &[Vec<Sample>], op: Op) -> Vec<&Sample> {
@@ -1240,6 +1301,7 @@ fn main() {
             manual: Vec::new(),
             rss: None,
             propagation: None,
+            pod_identity: None,
         };
         for &delay in &args.delays {
             let mut runs = Vec::new();
@@ -1264,6 +1326,16 @@ fn main() {
         let delay = args.delays.iter().copied().max().unwrap_or(0);
         eprintln!("[bench] verify under IAM propagation, {delay} ms");
         results.propagation = Some((delay, propagation(&args, delay).await?));
+        let mut samples = Vec::new();
+        for i in 0..args.runs {
+            eprintln!(
+                "[bench] EKS Pod Identity, {delay} ms, sample {}/{}",
+                i + 1,
+                args.runs
+            );
+            samples.push(pod_identity_sequence(&args, delay).await?);
+        }
+        results.pod_identity = Some((delay, samples));
         if Path::new("/usr/bin/time").is_file() {
             eprintln!("[bench] job under /usr/bin/time, {delay} ms");
             results.rss = Some((delay, job_sequence(&args, delay, true).await?));
@@ -1285,6 +1357,9 @@ fn main() {
                 "| {label} | {denied} | {wall:.0} | {restarted:.0} | {depth} |\n"
             ));
         }
+    }
+    if let Some((delay, samples)) = &results.pod_identity {
+        md.push_str(&pod_identity_table(*delay, samples));
     }
     println!("{md}");
     let _ = std::fs::create_dir_all(&args.out);
