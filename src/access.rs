@@ -107,7 +107,7 @@ pub const UPDATE_POD_IDENTITY_ASSOCIATION: Action =
     a("eks:UpdatePodIdentityAssociation", On::Associations);
 pub const DELETE_POD_IDENTITY_ASSOCIATION: Action =
     a("eks:DeletePodIdentityAssociation", On::Associations);
-/// Implied by a create that carries tags.
+/// Implied by a create that carries tags; called to add tags missing on our association.
 pub const TAG_RESOURCE: Action = a("eks:TagResource", On::Associations);
 
 /// The service principal of EKS Pod Identity.

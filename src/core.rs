@@ -374,9 +374,13 @@ pub fn choose_mechanism(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AssociationStep {
     Create,
-    /// Ours, pointing at another role (renamed, or a path change): repoint it.
-    Update {
+    /// Ours, pointing at another role (renamed, or a path change) or missing tags: repoint it
+    /// (`role`) and add the tags.
+    Repair {
         id: String,
+        arn: String,
+        role: bool,
+        tags: BTreeMap<String, String>,
     },
     Keep,
 }
@@ -385,7 +389,19 @@ impl AssociationStep {
     pub fn change(&self) -> Change {
         match self {
             AssociationStep::Create => Change::Create,
-            AssociationStep::Update { .. } => Change::Update(vec!["role".into()]),
+            AssociationStep::Repair { role, tags, .. } => {
+                let mut what = Vec::new();
+                if *role {
+                    what.push("role".to_string());
+                }
+                if !tags.is_empty() {
+                    what.push(format!(
+                        "tags ({})",
+                        tags.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ));
+                }
+                Change::Update(what)
+            }
             AssociationStep::Keep => Change::Unchanged,
         }
     }
@@ -411,10 +427,19 @@ pub fn association_step(
         });
     }
     match ownership(&state.tags, owner) {
-        Ownership::Ours if state.role_arn == spec.role_arn => Ok(AssociationStep::Keep),
-        Ownership::Ours => Ok(AssociationStep::Update {
-            id: state.id.clone(),
-        }),
+        Ownership::Ours => {
+            let role = state.role_arn != spec.role_arn;
+            let tags = missing_tags(&spec.tags, &state.tags);
+            if !role && tags.is_empty() {
+                return Ok(AssociationStep::Keep);
+            }
+            Ok(AssociationStep::Repair {
+                id: state.id.clone(),
+                arn: state.arn.clone(),
+                role,
+                tags,
+            })
+        }
         other => Err(Error::AssociationNotOwned {
             subject,
             cluster: cluster.to_string(),
@@ -620,7 +645,24 @@ mod tests {
         );
         assert_eq!(
             step(Some(&association("arn:old", Some("me"), None))).ok(),
-            Some(AssociationStep::Update { id: "a-1".into() })
+            Some(AssociationStep::Repair {
+                id: "a-1".into(),
+                arn: "arn:aws:eks:eu-west-1:1:podidentityassociation/c/a-1".into(),
+                role: true,
+                tags: BTreeMap::new(),
+            })
+        );
+        let mut with_team = spec.clone();
+        with_team.tags.insert("team".into(), "platform".into());
+        let repair = association_step(
+            "c",
+            &with_team,
+            Some(&association("arn:r", Some("me"), None)),
+            "me",
+        );
+        assert_eq!(
+            repair.unwrap().change(),
+            Change::Update(vec!["tags (team)".into()])
         );
         let foreign = association("arn:other", Some("them"), None);
         let err = step(Some(&foreign)).unwrap_err().to_string();

@@ -52,7 +52,7 @@ fn requests(w: &World, call: &Call) -> Vec<Request> {
                 out.extend(call.param("roleArn").map(pass));
                 out
             }
-            "DescribePodIdentityAssociation" | "DeletePodIdentityAssociation" => {
+            "DescribePodIdentityAssociation" | "DeletePodIdentityAssociation" | "TagResource" => {
                 vec![Request::new(format!("eks:{op}"), association(id))]
             }
             "DescribeAddon" => vec![Request::new(
@@ -201,6 +201,14 @@ async fn scenarios(w: &World, env: &[(&str, &str)], boundary: Option<&str>) -> V
             &ours.id,
             &format!("arn:aws:iam::{}:role/elsewhere", w.account()),
         );
+        // And someone drops a tag from the other: the job adds it back.
+        let staging = a
+            .iter()
+            .find(|a| a.service_account == "epinio-staging")
+            .unwrap();
+        let mut tags = staging.tags.clone();
+        tags.remove("app.kubernetes.io/managed-by");
+        w.pod_identity().set_tags(&staging.id, tags);
     }
 
     // Drift: a stray policy, a hand-edited trust, a lost tag, the boundary changed, and the

@@ -817,3 +817,52 @@ async fn two_pod_identity_provisions_started_together_both_finish_with_one_assoc
     }
     eprintln!("concurrent Pod Identity creates answered 409: {collided}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tags_missing_on_our_association_are_added_back_and_new_tags_reach_it() {
+    let w = world(Some("ACTIVE")).await;
+    w.run("provision", &env("pod-identity")).await.assert_ok();
+    let server = w
+        .pod_identity()
+        .associations()
+        .into_iter()
+        .find(|a| a.service_account == "epinio-server")
+        .unwrap();
+    let mut tags = server.tags.clone();
+    tags.remove("app.kubernetes.io/managed-by");
+    w.pod_identity().set_tags(&server.id, tags);
+    let out = w.run("provision", &env("pod-identity")).await;
+    out.assert_ok();
+    let writes: Vec<&str> = out.aws_writes().iter().map(|c| c.op.as_str()).collect();
+    assert_eq!(
+        writes,
+        ["TagResource"],
+        "only the tag goes back: {writes:?}"
+    );
+    assert!(
+        out.stdout.contains("tags (app.kubernetes.io/managed-by)"),
+        "{}",
+        out.stdout
+    );
+    // A tag added to the configuration reaches both associations, without recreating them.
+    let mut e = env("pod-identity");
+    e.push(("EPINIO_IRSA_TAGS", "team=platform"));
+    w.run("provision", &e).await.assert_ok();
+    let now = w.pod_identity().associations();
+    assert_eq!(now.len(), 2);
+    assert!(now.iter().any(|a| a.id == server.id), "same association");
+    for a in &now {
+        assert_eq!(
+            a.tags.get("team").map(String::as_str),
+            Some("platform"),
+            "{a:?}"
+        );
+        assert_eq!(
+            a.tags
+                .get("app.kubernetes.io/managed-by")
+                .map(String::as_str),
+            Some("epinio-irsa")
+        );
+    }
+    w.run("provision", &e).await.assert_ok().assert_no_writes();
+}

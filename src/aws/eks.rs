@@ -5,7 +5,7 @@ use super::{call, found, removed, AwsError};
 use crate::access::{
     CREATE_POD_IDENTITY_ASSOCIATION, DELETE_POD_IDENTITY_ASSOCIATION, DESCRIBE_ADDON,
     DESCRIBE_CLUSTER, DESCRIBE_POD_IDENTITY_ASSOCIATION, LIST_POD_IDENTITY_ASSOCIATIONS,
-    UPDATE_POD_IDENTITY_ASSOCIATION,
+    TAG_RESOURCE, UPDATE_POD_IDENTITY_ASSOCIATION,
 };
 use crate::plan::AssociationSpec;
 use crate::report::Change;
@@ -243,6 +243,26 @@ impl Associations<'_> {
                     .send(),
             )
         })
+        .await
+        .map(|_| ())
+    }
+
+    /// Add tags to our association (`id` names it in errors).
+    pub async fn tag(
+        &self,
+        arn: &str,
+        id: &str,
+        tags: &std::collections::BTreeMap<String, String>,
+    ) -> Result<(), AwsError> {
+        call(
+            TAG_RESOURCE,
+            id,
+            self.client
+                .tag_resource()
+                .resource_arn(arn)
+                .set_tags(Some(tags.clone().into_iter().collect()))
+                .send(),
+        )
         .await
         .map(|_| ())
     }

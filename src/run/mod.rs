@@ -729,7 +729,7 @@ async fn apply_iam(ctx: &Ctx<'_>, d: &Decided, dry_run: bool) -> Result<IamChang
 }
 
 /// One association's write. A create that finds one made concurrently (409, read back) checks
-/// what it found as round 1 would have, and repoints it only when it is ours.
+/// what it found as round 1 would have, and repairs it only when it is ours.
 async fn apply_association(ctx: &Ctx<'_>, plan: &AssociationPlan, dry_run: bool) -> Result<Change> {
     let edge = associations(ctx);
     match plan {
@@ -739,25 +739,58 @@ async fn apply_association(ctx: &Ctx<'_>, plan: &AssociationPlan, dry_run: bool)
         AssociationPlan::Ensure { step, .. } if dry_run => Ok(step.change()),
         AssociationPlan::Ensure { spec, step } => match step {
             AssociationStep::Keep => Ok(Change::Unchanged),
-            AssociationStep::Update { id } => {
-                edge.update(id, &spec.role_arn).await?;
-                Ok(step.change())
-            }
+            AssociationStep::Repair { .. } => repair_association(&edge, spec, step).await,
             AssociationStep::Create => {
                 let (change, found) = edge.create(spec).await?;
                 if change == Change::Create {
                     return Ok(change);
                 }
                 match core::association_step(ctx.cluster, spec, Some(&found), &ctx.owner)? {
-                    AssociationStep::Update { id } => {
-                        edge.update(&id, &spec.role_arn).await?;
-                        Ok(Change::Update(vec!["role".into()]))
+                    repair @ AssociationStep::Repair { .. } => {
+                        repair_association(&edge, spec, &repair).await
                     }
                     _ => Ok(Change::Unchanged),
                 }
             }
         },
     }
+}
+
+/// Repoint (`UpdatePodIdentityAssociation`) and retag (`TagResource`) our association, both at
+/// once.
+async fn repair_association(
+    edge: &eks::Associations<'_>,
+    spec: &plan::AssociationSpec,
+    step: &AssociationStep,
+) -> Result<Change> {
+    let AssociationStep::Repair {
+        id,
+        arn,
+        role,
+        tags,
+    } = step
+    else {
+        return Ok(step.change());
+    };
+    let (repointed, tagged) = tokio::join!(
+        async {
+            if *role {
+                edge.update(id, &spec.role_arn).await
+            } else {
+                Ok(())
+            }
+        },
+        async {
+            if tags.is_empty() {
+                Ok(())
+            } else {
+                edge.tag(arn, id, tags).await
+            }
+        },
+    );
+    repointed?;
+    tagged?;
+    Ok(step.change())
 }
 
 /// `installer-policy`: the least-privilege IAM policy the job itself needs.

@@ -158,6 +158,15 @@ u = ok(
     clusterName=cluster, associationId=created[0], roleArn=role_b,
 )
 assert u["association"]["roleArn"] == role_b, u
+arn = u["association"]["associationArn"]
+ok("tag_resource", resourceArn=arn, tags={"team": "platform"})
+d = ok("describe_pod_identity_association", clusterName=cluster, associationId=created[0])
+assert d["association"]["tags"] == {"k": "v", "team": "platform"}, d
+fails(
+    "NotFoundException", 404, "tag_resource",
+    resourceArn=arn.rsplit("/", 1)[0] + "/a-00000000000000000", tags={"team": "platform"},
+)
+fails("BadRequestException", 400, "tag_resource", resourceArn=arn, tags={"aws:x": "y"})
 ok("delete_pod_identity_association", clusterName=cluster, associationId=created[0])
 fails(
     "ResourceNotFoundException", 404, "delete_pod_identity_association",

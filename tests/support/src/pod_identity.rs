@@ -17,7 +17,8 @@
 //!   `InvalidRequestException`;
 //! - `ListPodIdentityAssociations` filters by namespace and ServiceAccount and pages with
 //!   `maxResults` (1-100, default 100) and an opaque `nextToken`;
-//! - tags: at most 50, no `aws:` prefix.
+//! - tags: at most 50, no `aws:` prefix; `TagResource` on an association's ARN adds tags
+//!   (`NotFoundException`, `BadRequestException` as that operation models them).
 //!
 //! Not modelled: the agent itself (no pod ever gets credentials from it), `clientRequestToken`
 //! idempotency, session-tag and target-role options of newer API versions, IAM authorization
@@ -108,12 +109,33 @@ pub struct PodIdentity {
 /// Which operation a request is, with its path parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
-    Create { cluster: String },
-    List { cluster: String },
-    Describe { cluster: String, id: String },
-    Update { cluster: String, id: String },
-    Delete { cluster: String, id: String },
-    DescribeAddon { cluster: String, addon: String },
+    Create {
+        cluster: String,
+    },
+    List {
+        cluster: String,
+    },
+    Describe {
+        cluster: String,
+        id: String,
+    },
+    Update {
+        cluster: String,
+        id: String,
+    },
+    Delete {
+        cluster: String,
+        id: String,
+    },
+    DescribeAddon {
+        cluster: String,
+        addon: String,
+    },
+    /// `TagResource` of an association's ARN (other ARNs go to moto).
+    Tag {
+        cluster: String,
+        arn: String,
+    },
 }
 
 impl Route {
@@ -143,6 +165,15 @@ impl Route {
                 cluster: c.to_string(),
                 addon: a.to_string(),
             },
+            ("POST", ["tags", arn]) if arn.contains(":podidentityassociation/") => Route::Tag {
+                cluster: arn
+                    .split(":podidentityassociation/")
+                    .nth(1)
+                    .and_then(|r| r.split('/').next())
+                    .unwrap_or_default()
+                    .to_string(),
+                arn: arn.to_string(),
+            },
             _ => return None,
         })
     }
@@ -156,6 +187,7 @@ impl Route {
             Route::Update { .. } => "UpdatePodIdentityAssociation",
             Route::Delete { .. } => "DeletePodIdentityAssociation",
             Route::DescribeAddon { .. } => "DescribeAddon",
+            Route::Tag { .. } => "TagResource",
         }
     }
 
@@ -166,7 +198,8 @@ impl Route {
             | Route::Describe { cluster, .. }
             | Route::Update { cluster, .. }
             | Route::Delete { cluster, .. }
-            | Route::DescribeAddon { cluster, .. } => cluster,
+            | Route::DescribeAddon { cluster, .. }
+            | Route::Tag { cluster, .. } => cluster,
         }
     }
 }
@@ -367,6 +400,17 @@ impl PodIdentity {
         lock(&self.inner).associations.retain(|a| a.id != id);
     }
 
+    /// Replace an association's tags, as a person might.
+    pub fn set_tags(&self, id: &str, tags: BTreeMap<String, String>) {
+        if let Some(a) = lock(&self.inner)
+            .associations
+            .iter_mut()
+            .find(|a| a.id == id)
+        {
+            a.tags = tags;
+        }
+    }
+
     /// Every association, in creation order.
     pub fn associations(&self) -> Vec<Association> {
         lock(&self.inner).associations.clone()
@@ -564,6 +608,34 @@ impl PodIdentity {
                     ));
                 }
                 Ok(ok(json!({ "association": a.full() })))
+            })(),
+            Route::Tag { arn, .. } => (|| {
+                let tags = tags_of(&body, cluster).map_err(|mut e| {
+                    e.error_type = Some("BadRequestException");
+                    e
+                })?;
+                let a = inner
+                    .associations
+                    .iter_mut()
+                    .find(|a| &a.arn == arn)
+                    .ok_or_else(|| {
+                        error(
+                            404,
+                            "NotFoundException",
+                            format!("Resource {arn} not found"),
+                            cluster,
+                        )
+                    })?;
+                if tags.is_empty() {
+                    return Err(error(
+                        400,
+                        "BadRequestException",
+                        "tags must not be empty".into(),
+                        cluster,
+                    ));
+                }
+                a.tags.extend(tags);
+                Ok(ok(json!({})))
             })(),
             Route::DescribeAddon { addon, .. } => (|| {
                 let found = inner

@@ -482,6 +482,12 @@ fn classify_pod_identity(
             params.push(("addonName".into(), addon.clone()));
             addon.clone()
         }
+        Route::Tag { arn, .. } => {
+            let id = arn.rsplit('/').next().unwrap_or_default().to_string();
+            params.push(("associationId".into(), id.clone()));
+            params.push(("resourceArn".into(), arn.clone()));
+            id
+        }
     };
     if let Some(q) = uri.query() {
         params.extend(parse_form(q.as_bytes()));
