@@ -190,7 +190,13 @@ async fn scenarios(w: &World, env: &[(&str, &str)], boundary: Option<&str>) -> V
     }
     run(w.run("provision", env).await);
     run(w.run("provision", env).await);
-    if pod_identity {
+    let auto = env.contains(&("EPINIO_IRSA_MODE", "auto"));
+    if auto {
+        // The cluster gets the agent: auto switches from IRSA to Pod Identity.
+        w.install_agent("ACTIVE");
+        run(w.run("provision", env).await);
+    }
+    if pod_identity || auto {
         // Someone repoints the job's association: the job points it back.
         let a = w.pod_identity().associations();
         let ours = a
@@ -306,12 +312,16 @@ async fn scenarios(w: &World, env: &[(&str, &str)], boundary: Option<&str>) -> V
 
 async fn check(env: Vec<(&str, &str)>, boundary: Option<&str>) {
     let pod_identity = env.contains(&("EPINIO_IRSA_MODE", "pod-identity"));
-    let w = if pod_identity {
+    let auto = env.contains(&("EPINIO_IRSA_MODE", "auto"));
+    let w = if pod_identity || auto {
         let chart = testkit::epinio::Chart::new("1.13.9")
             .aws_cli("amazon/aws-cli:2.17.0")
             .staging_workloads("epinio-staging");
         let w = World::with_objects(BIN, chart.objects()).await;
-        w.install_agent("ACTIVE");
+        // auto starts without the agent (IRSA) and gets it later (see `scenarios`).
+        if pod_identity {
+            w.install_agent("ACTIVE");
+        }
         w
     } else {
         World::new(BIN).await
@@ -365,17 +375,22 @@ async fn check(env: Vec<(&str, &str)>, boundary: Option<&str>) {
         "eks:DescribePodIdentityAssociation",
         "eks:DeletePodIdentityAssociation",
     ];
-    expected.extend(if pod_identity {
-        &[
-            "eks:DescribeAddon",
-            "eks:CreatePodIdentityAssociation",
-            "eks:UpdatePodIdentityAssociation",
-            "eks:TagResource",
-            "iam:PassRole",
-        ][..]
-    } else {
-        &["iam:ListOpenIDConnectProviders"][..]
-    });
+    let pod_identity_actions = [
+        "eks:DescribeAddon",
+        "eks:CreatePodIdentityAssociation",
+        "eks:UpdatePodIdentityAssociation",
+        "eks:TagResource",
+        "iam:PassRole",
+    ];
+    if pod_identity || auto {
+        expected.extend(pod_identity_actions);
+    }
+    if !pod_identity {
+        expected.extend([
+            "iam:ListOpenIDConnectProviders",
+            "iam:CreateOpenIDConnectProvider",
+        ]);
+    }
     for action in expected {
         assert!(used.contains(action), "no {action} in the scenarios");
     }
@@ -413,6 +428,21 @@ async fn printed_policy_allows_every_call_and_grants_nothing_unused_in_pod_ident
             ("EPINIO_IRSA_STAGING_SERVICE_ACCOUNT", "epinio-staging"),
             ("EPINIO_IRSA_ROLE_PATH", PATH),
             ("EPINIO_IRSA_MODE", "pod-identity"),
+        ],
+        None,
+    )
+    .await;
+}
+
+/// `auto` on a cluster that gets the agent add-on later: IRSA first, then Pod Identity, one
+/// printed policy for both.
+#[tokio::test(flavor = "multi_thread")]
+async fn printed_policy_allows_every_call_and_grants_nothing_unused_in_auto_mode() {
+    check(
+        vec![
+            ("EPINIO_IRSA_STAGING_SERVICE_ACCOUNT", "epinio-staging"),
+            ("EPINIO_IRSA_ROLE_PATH", PATH),
+            ("EPINIO_IRSA_MODE", "auto"),
         ],
         None,
     )
