@@ -153,6 +153,8 @@ fn cases() -> Vec<(&'static str, Vec<(&'static str, String)>)> {
         one("EPINIO_IRSA_ADOPT_EXISTING", s("true ")),
         one("EPINIO_IRSA_BUNDLED_S3", s("y")),
         one("EPINIO_IRSA_LOG_FORMAT", s("xml")),
+        one("EPINIO_IRSA_MODE", s("podidentity")),
+        one("EPINIO_IRSA_MODE", s("pod identity")),
         one("EPINIO_IRSA_ACCOUNT_ID", s("12345678901")),
         one("EPINIO_IRSA_ACCOUNT_ID", s("12345678901a")),
         one("EPINIO_IRSA_CALL_TIMEOUT_SECONDS", s("0")),

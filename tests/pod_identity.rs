@@ -866,3 +866,34 @@ async fn tags_missing_on_our_association_are_added_back_and_new_tags_reach_it() 
     }
     w.run("provision", &e).await.assert_ok().assert_no_writes();
 }
+
+/// A hook policy from before Pod Identity (no eks:*PodIdentityAssociation*): IRSA mode and
+/// teardown go on and say what they could not check; pod-identity mode fails naming the call.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hook_policy_without_association_reads_is_a_warning_in_irsa_mode_only() {
+    let w = world(Some("ACTIVE")).await;
+    w.aws_proxy.add_rule(Rule::always(
+        "ListPodIdentityAssociations",
+        Fault::AccessDenied,
+    ));
+    let irsa = w.run("provision", &env("irsa")).await;
+    irsa.assert_ok();
+    assert!(
+        irsa.stdout
+            .contains("could not read the EKS Pod Identity associations"),
+        "{}",
+        irsa.stdout
+    );
+    let down = w.run("teardown", &env("irsa")).await;
+    down.assert_ok();
+    assert!(down.stdout.contains("installer-policy"), "{}", down.stdout);
+    let pi = w.run("provision", &env("pod-identity")).await;
+    assert!(!pi.success());
+    assert!(
+        pi.stderr.contains("eks:ListPodIdentityAssociations")
+            && pi.stderr.contains("not authorized"),
+        "{}",
+        pi.stderr
+    );
+    pi.assert_no_writes();
+}
