@@ -246,6 +246,20 @@ pub fn sa_step(
             _ => {}
         }
     }
+    for key in &spec.must_not_carry {
+        match state.annotations.get(key) {
+            Some(actual) if !state.our_annotations.contains(key) => {
+                return Err(Error::AnnotationConflict {
+                    namespace: namespace.to_string(),
+                    name: spec.name.clone(),
+                    detail: format!(
+                        "annotation {key} is {actual:?}, set by another field manager; under EKS Pod Identity it would make the pods' AWS SDKs use that role through IRSA instead of the association"
+                    ),
+                });
+            }
+            _ => {}
+        }
+    }
     match state.annotations.get(OWNER_TAG) {
         Some(other) if state.labelled_by_us() && other != owner => {
             return Err(Error::ServiceAccountNotOwned {
@@ -567,6 +581,7 @@ mod tests {
             )]),
             create_if_missing: false,
             restart_for: arn.into(),
+            must_not_carry: Vec::new(),
         }
     }
 
@@ -617,6 +632,29 @@ mod tests {
             sa_step("ns", &spec, Some(&state), "me"),
             Err(Error::AnnotationConflict { .. })
         ));
+        // Under Pod Identity nobody else's role annotation may stay; our own is released.
+        let pi = ServiceAccountSpec {
+            annotations: BTreeMap::new(),
+            must_not_carry: vec![crate::plan::ROLE_ARN_ANNOTATION.to_string()],
+            ..spec
+        };
+        let err = sa_step("ns", &pi, Some(&state), "me")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("Pod Identity") && err.contains("arn:other"),
+            "{err}"
+        );
+        state
+            .our_annotations
+            .insert(crate::plan::ROLE_ARN_ANNOTATION.into());
+        assert_eq!(
+            sa_step("ns", &pi, Some(&state), "me").unwrap().change,
+            Change::Update(vec![format!(
+                "remove annotation {}",
+                crate::plan::ROLE_ARN_ANNOTATION
+            )])
+        );
     }
 
     fn association(role: &str, owner: Option<&str>, addon: Option<&str>) -> AssociationState {

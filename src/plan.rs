@@ -175,6 +175,9 @@ pub struct ServiceAccountSpec {
     /// What the workloads on it must have been started for (recorded in their pod template):
     /// the role, and the mechanism when it is Pod Identity, so a switch restarts them once.
     pub restart_for: String,
+    /// Annotations nobody else may hold on it (Pod Identity: the role annotation, whose web
+    /// identity every AWS SDK prefers to the agent's credentials).
+    pub must_not_carry: Vec<String>,
 }
 
 /// One Pod Identity association: this ServiceAccount gets this role.
@@ -401,6 +404,10 @@ fn service_account(config: &Config, role: &RoleSpec, mechanism: Mechanism) -> Se
         role_arn: role.arn.clone(),
         restart_for: restart_for(mechanism, &role.arn),
         annotations,
+        must_not_carry: match mechanism {
+            Mechanism::Irsa => Vec::new(),
+            Mechanism::PodIdentity => vec![ROLE_ARN_ANNOTATION.to_string()],
+        },
     }
 }
 

@@ -897,3 +897,28 @@ async fn a_hook_policy_without_association_reads_is_a_warning_in_irsa_mode_only(
     );
     pi.assert_no_writes();
 }
+
+/// A role annotation someone else put on Epinio's ServiceAccount (Epinio's own
+/// `serviceAccount.annotations`, say) would win over the association: refused before any write.
+#[tokio::test(flavor = "multi_thread")]
+async fn someone_elses_role_annotation_is_refused_before_any_write_under_pod_identity() {
+    let mut objects = chart().objects();
+    let sa = objects
+        .iter_mut()
+        .find(|o| o["kind"] == "ServiceAccount" && o["metadata"]["name"] == "epinio-server")
+        .expect("the server's ServiceAccount");
+    sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"] =
+        json!("arn:aws:iam::123456789012:role/hand-made");
+    let w = World::with_objects(BIN, objects).await;
+    w.install_agent("ACTIVE");
+    let out = w.run("provision", &env("pod-identity")).await;
+    assert!(!out.success());
+    for part in [
+        "role/hand-made",
+        "Pod Identity",
+        "kubectl annotate serviceaccount",
+    ] {
+        assert!(out.stderr.contains(part), "{part}: {}", out.stderr);
+    }
+    out.assert_no_writes();
+}
