@@ -2,6 +2,12 @@
 # Runs epinio-irsa end to end on this machine, with no AWS account and no cluster:
 #   moto (a real AWS IAM/EKS/STS emulator) and the Kubernetes API stand-in from tests/support,
 #   a demo EKS cluster and Epinio's objects, then plan, provision, a no-op re-run and teardown.
+#   AWS calls go through the test proxy, which serves the EKS Pod Identity stand-in beside moto
+#   (with the eks-pod-identity-agent add-on ACTIVE on the demo cluster).
+#
+#   scripts/demo.sh                                IRSA (the default mode)
+#   EPINIO_IRSA_MODE=pod-identity scripts/demo.sh  EKS Pod Identity (auto works too)
+#
 # Installs what it needs (scripts/setup.sh --minimal) and is safe to run again.
 set -euo pipefail
 
@@ -10,10 +16,17 @@ cd "$ROOT"
 
 bash scripts/setup.sh --minimal
 
-echo "== building epinio-irsa and the Kubernetes stand-in"
-cargo build --locked -p epinio-irsa -p testkit --bin epinio-irsa --bin kube-standin
+MODE="${EPINIO_IRSA_MODE:-irsa}"
+case "$MODE" in
+  irsa|pod-identity|auto) ;;
+  *) echo "demo: EPINIO_IRSA_MODE=$MODE: must be irsa, pod-identity or auto" >&2; exit 2 ;;
+esac
+
+echo "== building epinio-irsa, the Kubernetes stand-in and the AWS proxy"
+cargo build --locked -p epinio-irsa -p testkit --bin epinio-irsa --bin kube-standin --bin fault-proxy
 BIN="$ROOT/target/debug/epinio-irsa"
 STANDIN="$ROOT/target/debug/kube-standin"
+PROXY="$ROOT/target/debug/fault-proxy"
 VENV="$ROOT/.tools/venv/bin"
 
 WORK="$(mktemp -d)"
@@ -49,7 +62,14 @@ echo "== starting the Kubernetes stand-in on 127.0.0.1:$KUBE_PORT, seeded with E
 PIDS+=($!)
 wait_for "http://127.0.0.1:$KUBE_PORT/version"
 
-export AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO_PORT" AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
+PROXY_PORT=$(free_port)
+echo "== starting the AWS proxy (EKS Pod Identity stand-in) on 127.0.0.1:$PROXY_PORT"
+"$PROXY" --upstream "http://127.0.0.1:$MOTO_PORT" --port "$PROXY_PORT" \
+  --pod-identity-agent demo=ACTIVE >"$WORK/proxy.log" 2>&1 &
+PIDS+=($!)
+wait_for "http://127.0.0.1:$PROXY_PORT/moto-api/"
+
+export AWS_ENDPOINT_URL="http://127.0.0.1:$PROXY_PORT" AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_EC2_METADATA_DISABLED=true
 export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
 export KUBECONFIG="$WORK/kubeconfig"
@@ -61,7 +81,22 @@ aws eks create-cluster --name demo --role-arn arn:aws:iam::123456789012:role/eks
   --resources-vpc-config subnetIds=[] --query 'cluster.identity.oidc.issuer' --output text
 
 export EPINIO_IRSA_CLUSTER_NAME=demo EPINIO_IRSA_NAMESPACE=epinio
-export EPINIO_IRSA_STAGING_SERVICE_ACCOUNT=epinio-staging
+export EPINIO_IRSA_STAGING_SERVICE_ACCOUNT=epinio-staging EPINIO_IRSA_MODE="$MODE"
+
+if [[ "$MODE" != irsa ]]; then
+  echo "== Epinio's staging ConfigMap with an aws CLI that reads Pod Identity credentials"
+  echo "   (Epinio value image.awscli.tag: 2.17.0; its default 2.13.26 cannot)"
+  kubectl_ apply --validate=false -n epinio -f - <<'YAML'
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: epinio-stage-scripts
+  namespace: epinio
+data:
+  staging-values.json: '{"serviceAccountName":"epinio-staging"}'
+  downloadImage: amazon/aws-cli:2.17.0
+YAML
+fi
 
 echo; echo "== epinio-irsa plan (writes nothing)"
 "$BIN" plan
@@ -73,6 +108,9 @@ echo; echo "== what it made in IAM"
 aws iam list-roles --query 'Roles[].[RoleName,Arn]' --output text
 aws iam list-policies --scope Local --query 'Policies[].[PolicyName,DefaultVersionId]' --output text
 aws iam list-open-id-connect-providers --query 'OpenIDConnectProviderList[].Arn' --output text
+echo "Pod Identity associations:"
+aws eks list-pod-identity-associations --cluster-name demo \
+  --query 'associations[].[namespace,serviceAccount,associationId]' --output text
 
 echo; echo "== what it did in Kubernetes"
 kubectl_ get serviceaccounts -n epinio -o custom-columns='NAME:.metadata.name,ROLE:.metadata.annotations.eks\.amazonaws\.com/role-arn,MANAGED-BY:.metadata.labels.app\.kubernetes\.io/managed-by'

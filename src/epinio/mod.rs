@@ -133,6 +133,20 @@ pub fn resolve(cfg: &Configured, objects: Option<&EpinioObjects>) -> Result<Reso
             }
         }
     }
+    let epinio = match &objects.download_image {
+        // What staging's Pod Identity column depends on, as this installation has it.
+        Some(image) => format!(
+            "{epinio}; staging's aws CLI image {image} (ConfigMap epinio-stage-scripts downloadImage) {}",
+            match staging_cli(objects) {
+                Ok(()) => "reads Pod Identity credentials".to_string(),
+                Err(_) if table::image_reference(image).and_then(parse_version).is_none() => {
+                    "has no release tag: its Pod Identity support is unknown".to_string()
+                }
+                Err(_) => "is too old for Pod Identity (2.15.0 or later)".to_string(),
+            }
+        ),
+        None => epinio,
+    };
     let server = resolve_server(cfg, objects)?;
     let source = match hint {
         Some(r) => r.staging_source,
@@ -167,19 +181,26 @@ pub fn pod_identity_support(row: Option<&Row>, objects: &EpinioObjects) -> Resul
         Some(_) => {}
         None => broken.push("the Epinio server's version is unknown".to_string()),
     }
-    let fix = "set the Epinio chart value image.awscli.tag to 2.15.0 or later (staging's download-s3-blob init container runs that image)";
-    match objects.download_image.as_deref() {
-        None => broken.push(format!("staging's aws CLI image is not known (ConfigMap epinio-stage-scripts has no downloadImage), and Epinio's default amazon/aws-cli 2.13.26 is older than 2.15.0, the first that reads Pod Identity credentials; {fix}")),
-        Some(image) => match table::image_reference(image).and_then(parse_version) {
-            Some(v) if (v.major, v.minor, v.patch) >= CLI_POD_IDENTITY => {}
-            Some(_) => broken.push(format!("staging's aws CLI image {image} (ConfigMap epinio-stage-scripts downloadImage) is older than 2.15.0, the first that reads Pod Identity credentials; {fix}")),
-            None => broken.push(format!("the version of staging's aws CLI image {image} (ConfigMap epinio-stage-scripts downloadImage) is not a release tag; {fix}")),
-        },
+    if let Err(why) = staging_cli(objects) {
+        broken.push(format!("{why}; set the Epinio chart value image.awscli.tag to 2.15.0 or later (staging's download-s3-blob init container runs that image)"));
     }
     if broken.is_empty() {
         Ok(())
     } else {
         Err(broken.join("; "))
+    }
+}
+
+/// Whether staging's aws CLI (ConfigMap `epinio-stage-scripts` `downloadImage`) reads Pod
+/// Identity credentials; `Err` says why not.
+fn staging_cli(objects: &EpinioObjects) -> Result<(), String> {
+    match objects.download_image.as_deref() {
+        None => Err("staging's aws CLI image is not known (ConfigMap epinio-stage-scripts has no downloadImage), and Epinio's default amazon/aws-cli 2.13.26 is older than 2.15.0, the first that reads Pod Identity credentials".into()),
+        Some(image) => match table::image_reference(image).and_then(parse_version) {
+            Some(v) if (v.major, v.minor, v.patch) >= CLI_POD_IDENTITY => Ok(()),
+            Some(_) => Err(format!("staging's aws CLI image {image} (ConfigMap epinio-stage-scripts downloadImage) is older than 2.15.0, the first that reads Pod Identity credentials")),
+            None => Err(format!("the version of staging's aws CLI image {image} (ConfigMap epinio-stage-scripts downloadImage) is not a release tag")),
+        },
     }
 }
 

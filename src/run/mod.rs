@@ -553,9 +553,22 @@ async fn converge(ctx: &Ctx<'_>, dry_run: bool) -> Result<Report> {
         sa_changes,
         &restarts,
     );
-    for (plan, change) in associations {
-        report.push("pod-identity-association", plan.subject(), change);
-    }
+    // Listed where they were applied: beside the attachments, before the ServiceAccounts.
+    let at = report
+        .items
+        .iter()
+        .position(|i| i.kind == "serviceaccount")
+        .unwrap_or(report.items.len());
+    report.items.splice(
+        at..at,
+        associations
+            .into_iter()
+            .map(|(plan, change)| crate::report::Item {
+                kind: "pod-identity-association",
+                name: plan.subject(),
+                change,
+            }),
+    );
     report.epinio = Some(d.epinio.epinio.clone());
     report.mode = Some(d.mode.clone());
     report.warnings = d.epinio.warnings.clone();

@@ -126,6 +126,27 @@ def moto():
     proc.wait(timeout=10)
 
 
+@pytest.fixture(scope="session")
+def aws_endpoint(moto):
+    """What the job talks to: the test proxy in front of moto, which also serves the EKS Pod
+    Identity stand-in (moto has none of that API; IRSA mode lists associations too)."""
+    cargo = need("cargo", "cargo")
+    build = run([cargo, "build", "-q", "-p", "testkit", "--bin", "fault-proxy"], cwd=ROOT)
+    assert build.returncode == 0, f"cannot build fault-proxy:\n{build.stderr}"
+    binary = ROOT / "target" / "debug" / "fault-proxy"
+    proc = subprocess.Popen(
+        [str(binary), "--upstream", moto, "--port", "0", "--pod-identity-agent", f"{CLUSTER}=ACTIVE"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    line = proc.stdout.readline()
+    if not line.startswith("listening on "):
+        proc.kill()
+        pytest.fail(f"fault-proxy did not start: {line}{proc.stderr.read()}")
+    yield line.split()[-1]
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
 def aws(moto: str, *args: str) -> dict:
     cli = need(VENV_BIN / "aws", "aws CLI (awscli)")
     res = run([cli, "--endpoint-url", moto, "--output", "json", *args], env={**os.environ, **AWS_ENV})
@@ -307,8 +328,8 @@ def test_runs_as_uid_65532(podman, tmp_path):
     assert fields["NoNewPrivs"].strip() == "1"
 
 
-def test_provision_and_teardown_from_the_container(podman, moto, eks_cluster, standin, tmp_path):
-    code, out, err, term, peak_kib = run_job(podman, standin, moto, "provision", tmp_path)
+def test_provision_and_teardown_from_the_container(podman, moto, aws_endpoint, eks_cluster, standin, tmp_path):
+    code, out, err, term, peak_kib = run_job(podman, standin, aws_endpoint, "provision", tmp_path)
     print(f"\nprovision in the container: exit {code}, peak RSS {peak_kib / 1024:.1f} MiB\n{out}")
     assert code == 0, f"provision failed (exit {code}):\nstdout:\n{out}\nstderr:\n{err}\ntermination log: {term}"
     assert term == "", "nothing written to /dev/termination-log on success"
@@ -332,10 +353,10 @@ def test_provision_and_teardown_from_the_container(podman, moto, eks_cluster, st
     assert deployment["spec"]["template"]["metadata"].get("annotations"), "epinio-server was not restarted"
 
     # a second run changes nothing (Helm upgrade)
-    code, out2, err2, term, _ = run_job(podman, standin, moto, "provision", tmp_path)
+    code, out2, err2, term, _ = run_job(podman, standin, aws_endpoint, "provision", tmp_path)
     assert code == 0, f"second provision failed:\n{out2}\n{err2}\n{term}"
 
-    code, out, err, term, teardown_kib = run_job(podman, standin, moto, "teardown", tmp_path)
+    code, out, err, term, teardown_kib = run_job(podman, standin, aws_endpoint, "teardown", tmp_path)
     print(f"teardown in the container: exit {code}, peak RSS {teardown_kib / 1024:.1f} MiB\n{out}")
     assert code == 0, f"teardown failed (exit {code}):\nstdout:\n{out}\nstderr:\n{err}\ntermination log: {term}"
     roles = [r["RoleName"] for r in aws(moto, "iam", "list-roles")["Roles"]]

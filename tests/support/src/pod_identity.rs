@@ -86,7 +86,6 @@ impl Association {
 struct Addon {
     status: String,
     version: String,
-    arn: String,
     created_at: f64,
 }
 
@@ -305,24 +304,19 @@ fn lock(m: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
 }
 
 impl PodIdentity {
-    /// Install the agent add-on on `cluster` (of ARN `cluster_arn`) with this status.
+    /// Install the agent add-on on the cluster of ARN `cluster_arn` with this status.
     pub fn install_agent(&self, cluster_arn: &str, status: &str, version: &str) {
-        let cluster = cluster_arn
-            .rsplit('/')
-            .next()
-            .unwrap_or_default()
-            .to_string();
-        let prefix = cluster_arn.split(":cluster/").next().unwrap_or_default();
-        let arn = format!(
-            "{prefix}:addon/{cluster}/{AGENT_ADDON}/{}",
-            "c2c4a1b0-1111-2222-3333-444455556666"
-        );
+        let cluster = cluster_arn.rsplit('/').next().unwrap_or_default();
+        self.install_agent_on(cluster, status, version);
+    }
+
+    /// Install the agent add-on on the cluster named `cluster` with this status.
+    pub fn install_agent_on(&self, cluster: &str, status: &str, version: &str) {
         lock(&self.inner).addons.insert(
-            (cluster, AGENT_ADDON.to_string()),
+            (cluster.to_string(), AGENT_ADDON.to_string()),
             Addon {
                 status: status.to_string(),
                 version: version.to_string(),
-                arn,
                 created_at: now(),
             },
         );
@@ -655,7 +649,10 @@ impl PodIdentity {
                     "status": found.status,
                     "addonVersion": found.version,
                     "health": { "issues": [] },
-                    "addonArn": found.arn,
+                    "addonArn": format!(
+                        "{}:addon/{cluster}/{addon}/c2c4a1b0-1111-2222-3333-444455556666",
+                        cluster_arn.split(":cluster/").next().unwrap_or_default()
+                    ),
                     "createdAt": found.created_at,
                     "modifiedAt": found.created_at,
                     "tags": {},

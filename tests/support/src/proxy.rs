@@ -20,8 +20,9 @@
 //! # }
 //! ```
 //!
-//! The same proxy can run as a standalone process for shell benchmarks, see
-//! [`cli_main`].
+//! The same proxy can run as a standalone process for shell benchmarks, the demo and the
+//! image tests, see [`cli_main`]. Either way it also serves the EKS Pod Identity stand-in
+//! ([`crate::pod_identity`]) at the EKS endpoint.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -1804,10 +1805,13 @@ pub struct CliOptions {
     pub log: Option<std::path::PathBuf>,
     pub rules: Vec<Rule>,
     pub crash_after_writes: Option<usize>,
+    /// `CLUSTER=STATUS`: the Pod Identity agent add-on the stand-in reports for that cluster.
+    pub pod_identity_agents: Vec<(String, String)>,
 }
 
 pub const CLI_USAGE: &str = "usage: fault-proxy --upstream URL [--port P] [--delay-ms N] \
-[--log FILE.jsonl] [--fault OP=FAULT[*TIMES][@AFTER]]... [--crash-after-writes K]";
+[--log FILE.jsonl] [--fault OP=FAULT[*TIMES][@AFTER]]... [--crash-after-writes K] \
+[--pod-identity-agent CLUSTER=STATUS]...";
 
 impl CliOptions {
     /// Parse arguments (without the program name). `--opt value` and
@@ -1847,6 +1851,14 @@ impl CliOptions {
                         .parse()
                         .map_err(|_| "bad --crash-after-writes".to_string())?;
                     opts.crash_after_writes = Some(k);
+                }
+                "--pod-identity-agent" => {
+                    let v = value()?;
+                    let (cluster, status) = v.split_once('=').ok_or_else(|| {
+                        format!("--pod-identity-agent {v:?}: want CLUSTER=STATUS")
+                    })?;
+                    opts.pod_identity_agents
+                        .push((cluster.to_string(), status.to_string()));
                 }
                 other => return Err(format!("unknown argument {other:?}\n{CLI_USAGE}")),
             }
@@ -1892,6 +1904,11 @@ where
         proxy.add_rule(rule);
     }
     proxy.crash_after_writes(opts.crash_after_writes);
+    for (cluster, status) in &opts.pod_identity_agents {
+        proxy
+            .pod_identity()
+            .install_agent_on(cluster, status, "v1.3.4-eksbuild.1");
+    }
     println!("listening on {}", proxy.url());
     let _ = io::stdout().flush();
     std::future::pending::<()>().await;
