@@ -922,3 +922,21 @@ async fn someone_elses_role_annotation_is_refused_before_any_write_under_pod_ide
     }
     out.assert_no_writes();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_cluster_name_is_named_as_such_in_every_mode() {
+    let w = world(Some("ACTIVE")).await;
+    for mode in ["irsa", "pod-identity", "auto"] {
+        let mut e = env(mode);
+        e.push(("EPINIO_IRSA_CLUSTER_NAME", "no-such-cluster"));
+        let out = w.run("provision", &e).await;
+        assert!(!out.success(), "{mode}");
+        assert!(
+            out.stderr
+                .contains("EKS cluster \"no-such-cluster\" was not found"),
+            "{mode}: {}",
+            out.stderr
+        );
+        out.assert_no_writes();
+    }
+}

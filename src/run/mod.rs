@@ -171,11 +171,15 @@ fn cluster_facts(
     info: Option<eks::ClusterInfo>,
     mechanism: Mechanism,
 ) -> Result<Facts> {
-    let info = info.ok_or_else(|| Error::ClusterNotFound {
+    let info = info.ok_or_else(|| cluster_missing(ctx))?;
+    facts_from(&info.arn, info.issuer_url, ctx.cluster, mechanism)
+}
+
+fn cluster_missing(ctx: &Ctx<'_>) -> Error {
+    Error::ClusterNotFound {
         cluster: ctx.cluster.to_string(),
         region: ctx.aws.region.clone(),
-    })?;
-    facts_from(&info.arn, info.issuer_url, ctx.cluster, mechanism)
+    }
 }
 
 /// The ServiceAccounts the job manages, server first.
@@ -395,7 +399,8 @@ async fn read_and_decide(ctx: &Ctx<'_>) -> Result<Decided> {
         ctx.kube.read_epinio(),
     );
     let epinio = epinio?;
-    let cluster_info = cluster_info?;
+    // A missing cluster first: its add-on and associations read as absent too.
+    let cluster_info = Some(cluster_info?.ok_or_else(|| cluster_missing(ctx))?);
     let (mechanism, mode_reason) = core::choose_mechanism(
         mode,
         ctx.cluster,
@@ -599,6 +604,7 @@ pub async fn verify(config: &Config) -> Result<Report> {
         },
     );
     let epinio = epinio?;
+    let cluster_info = Some(cluster_info?.ok_or_else(|| cluster_missing(&ctx))?);
     let (mechanism, mode_reason) = core::choose_mechanism(
         mode,
         cluster,
@@ -607,7 +613,7 @@ pub async fn verify(config: &Config) -> Result<Report> {
     )?;
     let resolved = epinio::resolve(&configured(config, mechanism), epinio.as_ref())?;
     let eff = effective(config, &resolved)?;
-    let facts = cluster_facts(&ctx, cluster_info?, mechanism)?;
+    let facts = cluster_facts(&ctx, cluster_info, mechanism)?;
     let ctx = Ctx {
         names: Names::new(&eff, cluster),
         config: &eff,
