@@ -940,3 +940,45 @@ async fn a_wrong_cluster_name_is_named_as_such_in_every_mode() {
         out.assert_no_writes();
     }
 }
+
+/// EKS answers `InvalidParameterException` about a role IAM has not propagated to it yet: the
+/// create is retried within the attempt bound, and a role that never appears fails naming it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_role_eks_cannot_see_yet_is_retried_then_named() {
+    let w = world(Some("ACTIVE")).await;
+    w.aws_proxy.add_rule(Rule::new(
+        "CreatePodIdentityAssociation",
+        Fault::InvalidPrincipal,
+        2,
+    ));
+    let out = w.run("provision", &env("pod-identity")).await;
+    w.aws_proxy.clear_rules();
+    out.assert_ok();
+    let refused = out
+        .aws_calls
+        .iter()
+        .filter(|c| c.op == "CreatePodIdentityAssociation" && c.status == 400)
+        .count();
+    assert_eq!(refused, 2, "both refusals were retried");
+    assert_eq!(w.pod_identity().associations().len(), 2);
+
+    w.run("teardown", &env("pod-identity")).await.assert_ok();
+    w.aws_proxy.add_rule(Rule::always(
+        "CreatePodIdentityAssociation",
+        Fault::InvalidPrincipal,
+    ));
+    let mut e = env("pod-identity");
+    e.push(("EPINIO_IRSA_MAX_ATTEMPTS", "3"));
+    let out = w.run("provision", &e).await;
+    w.aws_proxy.clear_rules();
+    assert!(!out.success());
+    assert!(
+        out.stderr
+            .contains("eks:CreatePodIdentityAssociation on epinio/epinio-")
+            && out.stderr.contains("Role provided does not exist"),
+        "{}",
+        out.stderr
+    );
+    w.run("provision", &env("pod-identity")).await.assert_ok();
+    assert_eq!(w.pod_identity().associations().len(), 2);
+}
