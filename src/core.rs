@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::config::{CredentialMode, Mechanism, OWNER_TAG};
 use crate::error::Error;
 use crate::plan::{
-    same_document, AssociationSpec, ProviderSpec, RoleSpec, ServiceAccountSpec, AGENT_ADDON,
-    STS_AUDIENCE,
+    same_document, AssociationSpec, Desired, ProviderSpec, RoleSpec, ServiceAccountSpec,
+    AGENT_ADDON, STS_AUDIENCE,
 };
 use crate::report::Change;
 use crate::state::{AddonState, AssociationState, ProviderState, RoleState, SaState, Workload};
@@ -464,6 +464,85 @@ pub fn association_step(
                 _ => "no epinio-irsa/owner tag".to_string(),
             },
         }),
+    }
+}
+
+/// What the run does with one managed ServiceAccount's Pod Identity association.
+#[derive(Debug, Clone)]
+pub enum AssociationPlan {
+    /// Pod Identity mode: create, repoint or keep ours.
+    Ensure {
+        spec: AssociationSpec,
+        step: AssociationStep,
+    },
+    /// IRSA mode: ours, left from Pod Identity mode.
+    Remove { subject: String, id: String },
+    /// IRSA mode: not ours (or an add-on's); left alone, with the reason.
+    Leave { subject: String, why: Change },
+}
+
+impl AssociationPlan {
+    pub fn subject(&self) -> String {
+        match self {
+            AssociationPlan::Ensure { spec, .. } => {
+                format!("{}/{}", spec.namespace, spec.service_account)
+            }
+            AssociationPlan::Remove { subject, .. } | AssociationPlan::Leave { subject, .. } => {
+                subject.clone()
+            }
+        }
+    }
+}
+
+/// Every managed ServiceAccount's association plan, from what round 2 described (`found`:
+/// ServiceAccount and its association, if any). Pod Identity: the step of each desired
+/// association, refusing foreign and add-on ones before any write. IRSA: ours are removed, others
+/// left alone with a warning (returned beside the plans); nothing refuses.
+pub fn association_plans(
+    desired: &Desired,
+    namespace: &str,
+    cluster: &str,
+    found: &[(&str, Option<&AssociationState>)],
+    owner: &str,
+) -> Result<(Vec<AssociationPlan>, Vec<String>), Error> {
+    let state_of = |sa: &str| found.iter().find(|(s, _)| *s == sa).and_then(|(_, a)| *a);
+    match desired.mechanism {
+        Mechanism::PodIdentity => {
+            let plans = desired
+                .associations
+                .iter()
+                .map(|spec| {
+                    let step =
+                        association_step(cluster, spec, state_of(&spec.service_account), owner)?;
+                    Ok(AssociationPlan::Ensure {
+                        spec: spec.clone(),
+                        step,
+                    })
+                })
+                .collect::<Result<Vec<_>, Error>>()?;
+            Ok((plans, Vec::new()))
+        }
+        Mechanism::Irsa => {
+            let mut warnings = Vec::new();
+            let plans = found
+                .iter()
+                .filter_map(|(sa, state)| {
+                    let state = (*state)?;
+                    let subject = format!("{namespace}/{sa}");
+                    Some(match association_removable(state, owner) {
+                        Ok(()) => AssociationPlan::Remove {
+                            subject,
+                            id: state.id.clone(),
+                        },
+                        Err(why) => {
+                            warnings.push(format!("ServiceAccount {subject} also has EKS Pod Identity association {} (role {}), not made by this installation; left alone. Epinio's AWS SDKs use the role annotation (IRSA) before Pod Identity, so it does not take effect for Epinio; delete it if nothing else needs it", state.id, state.role_arn));
+                            AssociationPlan::Leave { subject, why }
+                        }
+                    })
+                })
+                .collect();
+            Ok((plans, warnings))
+        }
     }
 }
 

@@ -356,3 +356,83 @@ fn iso_regions_get_their_own_partition_everywhere() {
     );
     assert!(!text.contains("arn:aws:"), "{text}");
 }
+
+fn association(
+    sa: &str,
+    role: &str,
+    owner: Option<&str>,
+    addon: Option<&str>,
+) -> epinio_irsa::state::AssociationState {
+    epinio_irsa::state::AssociationState {
+        id: format!("a-{sa}"),
+        arn: format!("arn:aws:eks:eu-west-1:123456789012:podidentityassociation/demo/a-{sa}"),
+        role_arn: role.into(),
+        owner_arn: addon.map(str::to_string),
+        tags: owner
+            .map(|o| [("epinio-irsa/owner".to_string(), o.to_string())].into())
+            .unwrap_or_default(),
+    }
+}
+
+#[test]
+fn association_plans_per_mechanism() {
+    use epinio_irsa::config::Mechanism;
+    use epinio_irsa::core::{association_plans, AssociationPlan, AssociationStep};
+    let c = config(&[("EPINIO_IRSA_STAGING_SERVICE_ACCOUNT", "epinio-staging")]);
+    let names = Names::new(&c, "demo");
+    let owner = c.owner();
+    let pi = plan::desired(
+        &c,
+        &names,
+        &Facts {
+            mechanism: Mechanism::PodIdentity,
+            ..facts()
+        },
+    )
+    .unwrap();
+    let server_role = pi.roles[0].arn.clone();
+    // Pod Identity: keep ours, create the missing one.
+    let mut ours = association("epinio-server", &server_role, Some(&owner), None);
+    ours.tags = pi.associations[0].tags.clone();
+    let found = [("epinio-server", Some(&ours)), ("epinio-staging", None)];
+    let (plans, warnings) = association_plans(&pi, "epinio", "demo", &found, &owner).unwrap();
+    let steps: Vec<&AssociationStep> = plans
+        .iter()
+        .map(|p| match p {
+            AssociationPlan::Ensure { step, .. } => step,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(steps, [&AssociationStep::Keep, &AssociationStep::Create]);
+    assert!(warnings.is_empty());
+    // ... and refuse a foreign one.
+    let theirs = association(
+        "epinio-staging",
+        &server_role,
+        Some("other/epinio/epinio"),
+        None,
+    );
+    let found = [
+        ("epinio-server", Some(&ours)),
+        ("epinio-staging", Some(&theirs)),
+    ];
+    assert!(association_plans(&pi, "epinio", "demo", &found, &owner).is_err());
+
+    // IRSA: ours removed, the add-on's and a foreign one left with a warning, none refused.
+    let irsa = plan::desired(&c, &names, &facts()).unwrap();
+    let addon = association(
+        "epinio-staging",
+        "arn:x",
+        Some(&owner),
+        Some("arn:aws:eks:::addon/x"),
+    );
+    let found = [
+        ("epinio-server", Some(&ours)),
+        ("epinio-staging", Some(&addon)),
+    ];
+    let (plans, warnings) = association_plans(&irsa, "epinio", "demo", &found, &owner).unwrap();
+    assert!(matches!(&plans[0], AssociationPlan::Remove { id, .. } if id == "a-epinio-server"));
+    assert!(matches!(&plans[1], AssociationPlan::Leave { .. }));
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains("a-epinio-staging"), "{warnings:?}");
+}

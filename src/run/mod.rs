@@ -22,7 +22,7 @@ use tokio::sync::oneshot;
 use crate::arn::{Account, Arn};
 use crate::aws::{self, eks, iam::Iam, sts};
 use crate::config::{Config, CredentialMode, Mechanism, Mode, ServiceAccountName};
-use crate::core::{self, AssociationStep, RoleStep, SaStep};
+use crate::core::{self, AssociationPlan, AssociationStep, RoleStep, SaStep};
 use crate::epinio::{self, Configured, Resolved};
 use crate::k8s::{self, K8s, SaState, Workload};
 use crate::plan::{self, Desired, Facts, Names};
@@ -206,33 +206,6 @@ struct Decided {
     /// (described in round 2, beside the policy).
     found: Vec<(String, Option<String>)>,
     warnings: Vec<String>,
-}
-
-/// What the run does with one managed ServiceAccount's Pod Identity association.
-#[derive(Debug, Clone)]
-enum AssociationPlan {
-    /// Pod Identity mode: create, repoint or keep ours.
-    Ensure {
-        spec: plan::AssociationSpec,
-        step: AssociationStep,
-    },
-    /// IRSA mode: ours, left from Pod Identity mode.
-    Remove { subject: String, id: String },
-    /// IRSA mode: not ours (or an add-on's); left alone, with the reason.
-    Leave { subject: String, why: Change },
-}
-
-impl AssociationPlan {
-    fn subject(&self) -> String {
-        match self {
-            AssociationPlan::Ensure { spec, .. } => {
-                format!("{}/{}", spec.namespace, spec.service_account)
-            }
-            AssociationPlan::Remove { subject, .. } | AssociationPlan::Leave { subject, .. } => {
-                subject.clone()
-            }
-        }
-    }
 }
 
 fn associations<'a>(ctx: &'a Ctx<'_>) -> eks::Associations<'a> {
@@ -479,44 +452,20 @@ async fn decide_associations(
     )
     .await?;
     let mut warnings: Vec<String> = described.iter().filter_map(|(_, w)| w.clone()).collect();
-    let states: BTreeMap<&str, Option<&AssociationState>> = d
+    let found: Vec<(&str, Option<&AssociationState>)> = d
         .found
         .iter()
         .map(|(sa, _)| sa.as_str())
         .zip(described.iter().map(|(a, _)| a.as_ref()))
         .collect();
-    let plans = match d.desired.mechanism {
-        Mechanism::PodIdentity => d
-            .desired
-            .associations
-            .iter()
-            .map(|spec| {
-                let state = states.get(spec.service_account.as_str()).copied().flatten();
-                let step = core::association_step(ctx.cluster, spec, state, &ctx.owner)?;
-                Ok(AssociationPlan::Ensure {
-                    spec: spec.clone(),
-                    step,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?,
-        Mechanism::Irsa => states
-            .iter()
-            .filter_map(|(sa, state)| {
-                let state = (*state)?;
-                let subject = format!("{}/{sa}", ctx.config.namespace);
-                Some(match core::association_removable(state, &ctx.owner) {
-                    Ok(()) => AssociationPlan::Remove {
-                        subject,
-                        id: state.id.clone(),
-                    },
-                    Err(why) => {
-                        warnings.push(format!("ServiceAccount {subject} also has EKS Pod Identity association {} (role {}), not made by this installation; left alone. Epinio's AWS SDKs use the role annotation (IRSA) before Pod Identity, so it does not take effect for Epinio; delete it if nothing else needs it", state.id, state.role_arn));
-                        AssociationPlan::Leave { subject, why }
-                    }
-                })
-            })
-            .collect(),
-    };
+    let (plans, left) = core::association_plans(
+        &d.desired,
+        &ctx.config.namespace,
+        ctx.cluster,
+        &found,
+        &ctx.owner,
+    )?;
+    warnings.extend(left);
     Ok((plans, warnings))
 }
 
