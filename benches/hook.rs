@@ -633,7 +633,13 @@ fn pod_identity_table(delay: u64, samples: &[Vec<Sample>]) -> String {
     let mut md = format!("\n### EKS Pod Identity ({delay} ms per AWS call, {} sample(s))\n\n| step | wall ms | AWS reads | AWS writes | AWS depth | Kubernetes reads / writes | duplicate calls |\n|---|---|---|---|---|---|---|\n", samples.len());
     for (i, (label, _, _)) in POD_IDENTITY_STEPS.iter().enumerate() {
         let step: Vec<&Sample> = samples.iter().filter_map(|s| s.get(i)).collect();
-        let dups: Vec<String> = step.iter().flat_map(|s| s.duplicates()).collect();
+        // The same repeat in every sample is listed once.
+        let dups: Vec<String> = step
+            .iter()
+            .flat_map(|s| s.duplicates())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
         md.push_str(&format!(
             "| {label} | {} | {} | {} | {} | {} / {} | {} |\n",
             wall_cell(&step),
