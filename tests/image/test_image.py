@@ -10,6 +10,7 @@ Run: .tools/venv/bin/python -m pytest tests/image   (scripts/test.sh does, after
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -166,13 +167,32 @@ def eks_cluster(moto) -> dict:
 @pytest.fixture(scope="session")
 def standin(tmp_path_factory):
     """The Kubernetes API stand-in (tests/support), seeded with Epinio's objects."""
+    with start_standin(tmp_path_factory.mktemp("standin"), SEED) as s:
+        yield s
+
+
+# Epinio 1.13.9 as its chart leaves staging's ConfigMap with image.awscli.tag raised to a CLI that
+# reads Pod Identity credentials (staging shares the server's ServiceAccount, the chart default).
+STAGE_SCRIPTS = {
+    "apiVersion": "v1",
+    "kind": "ConfigMap",
+    "metadata": {"name": "epinio-stage-scripts", "namespace": NAMESPACE, "labels": {"app.kubernetes.io/managed-by": "Helm"}},
+    "data": {
+        "staging-values.json": json.dumps({"serviceAccountName": "epinio-server"}),
+        "downloadImage": "amazon/aws-cli:2.17.0",
+    },
+}
+
+
+@contextlib.contextmanager
+def start_standin(tmp: Path, seed_objects: list):
+    """Build (once) and start kube-standin seeded with `seed_objects`; stopped on exit."""
     cargo = need("cargo", "cargo")
     build = run([cargo, "build", "-q", "-p", "testkit", "--bin", "kube-standin"], cwd=ROOT)
     assert build.returncode == 0, f"cannot build kube-standin:\n{build.stderr}"
     binary = ROOT / "target" / "debug" / "kube-standin"
-    tmp = tmp_path_factory.mktemp("standin")
     seed = tmp / "seed.json"
-    seed.write_text(json.dumps(SEED))
+    seed.write_text(json.dumps(seed_objects))
     kubeconfig = tmp / "kubeconfig"
     proc = subprocess.Popen(
         [str(binary), "--seed", str(seed), "--kubeconfig", str(kubeconfig), "--namespace", NAMESPACE],
@@ -185,9 +205,11 @@ def standin(tmp_path_factory):
     # the job reads the kubeconfig as UID 65532
     kubeconfig.chmod(0o644)
     tmp.chmod(0o755)
-    yield {"url": line.split()[-1], "kubeconfig": kubeconfig}
-    proc.terminate()
-    proc.wait(timeout=10)
+    try:
+        yield {"url": line.split()[-1], "kubeconfig": kubeconfig}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 def kubectl_json(standin, *args: str) -> dict:
@@ -393,3 +415,30 @@ def test_image_size(podman):
     size = int(run([podman, "image", "inspect", "--format", "{{.Size}}", IMAGE]).stdout.strip())
     print(f"\nimage {IMAGE}: {size} bytes ({size / 1024 / 1024:.1f} MiB)")
     assert size < 80 * 1024 * 1024, "the runtime image should be distroless-small"
+
+
+def test_pod_identity_provision_and_teardown_from_the_container(podman, moto, aws_endpoint, eks_cluster, tmp_path_factory, tmp_path):
+    """EKS Pod Identity from inside the container, against the stand-in the proxy serves (the
+    agent add-on ACTIVE there): an association instead of the annotation, gone after teardown."""
+    pi = {"EPINIO_IRSA_MODE": "pod-identity"}
+    with start_standin(tmp_path_factory.mktemp("standin-pi"), SEED + [STAGE_SCRIPTS]) as standin:
+        code, out, err, term, _ = run_job(podman, standin, aws_endpoint, "provision", tmp_path, pi)
+        print(f"\nPod Identity provision in the container: exit {code}\n{out}")
+        assert code == 0, f"provision failed (exit {code}):\nstdout:\n{out}\nstderr:\n{err}\ntermination log: {term}"
+        assert "mode: pod-identity" in out, out
+        listed = aws(aws_endpoint, "eks", "list-pod-identity-associations", "--cluster-name", CLUSTER, "--namespace", NAMESPACE)
+        assert [a["serviceAccount"] for a in listed["associations"]] == ["epinio-server"], listed
+        sa = kubectl_json(standin, "get", "serviceaccount", "epinio-server")
+        assert "eks.amazonaws.com/role-arn" not in (sa["metadata"].get("annotations") or {})
+        described = aws(
+            aws_endpoint, "eks", "describe-pod-identity-association", "--cluster-name", CLUSTER,
+            "--association-id", listed["associations"][0]["associationId"],
+        )["association"]
+        role = aws(moto, "iam", "get-role", "--role-name", described["roleArn"].rsplit("/", 1)[1])["Role"]
+        trust = role["AssumeRolePolicyDocument"]
+        assert "pods.eks.amazonaws.com" in (trust if isinstance(trust, str) else json.dumps(trust))
+
+        code, out, err, term, _ = run_job(podman, standin, aws_endpoint, "teardown", tmp_path, pi)
+        assert code == 0, f"teardown failed (exit {code}):\nstdout:\n{out}\nstderr:\n{err}\ntermination log: {term}"
+        listed = aws(aws_endpoint, "eks", "list-pod-identity-associations", "--cluster-name", CLUSTER)
+        assert listed["associations"] == [], listed
