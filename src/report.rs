@@ -87,6 +87,24 @@ impl Report {
 }
 
 impl Report {
+    /// Pod Identity associations, listed where they were applied: after the roles and the
+    /// policy, before the ServiceAccounts.
+    pub fn add_associations(&mut self, associations: impl IntoIterator<Item = (String, Change)>) {
+        let at = self
+            .items
+            .iter()
+            .position(|i| i.kind == "serviceaccount")
+            .unwrap_or(self.items.len());
+        self.items.splice(
+            at..at,
+            associations.into_iter().map(|(name, change)| Item {
+                kind: "pod-identity-association",
+                name,
+                change,
+            }),
+        );
+    }
+
     pub fn add_verified(
         &mut self,
         verified: &[crate::verify::Verified],

@@ -139,11 +139,7 @@ async fn verify_pod_identity(
     desired: &Desired,
     facts: &Facts,
 ) -> Result<Vec<Verified>> {
-    let edge = crate::aws::eks::Associations {
-        client: &ctx.aws.eks,
-        cluster: ctx.cluster,
-        attempts: ctx.config.max_attempts,
-    };
+    let edge = crate::run::associations(ctx);
     let ns = ctx.config.namespace.as_str();
     let (found, agent, assocs) = tokio::join!(
         read_found(ctx, desired),

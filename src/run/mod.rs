@@ -27,7 +27,7 @@ use crate::epinio::{self, Configured, Resolved};
 use crate::k8s::{self, K8s, SaState, Workload};
 use crate::plan::{self, Desired, Facts, Names};
 use crate::report::{Change, Report};
-use crate::state::AssociationState;
+use crate::state::{AddonState, AssociationState, EpinioObjects};
 use crate::{Error, Result};
 
 mod teardown;
@@ -164,22 +164,50 @@ fn facts_from(
     })
 }
 
-/// The facts of the cluster `DescribeCluster` found; a missing cluster is an error naming it
-/// and the region.
-fn cluster_facts(
-    ctx: &Ctx<'_>,
-    info: Option<eks::ClusterInfo>,
-    mechanism: Mechanism,
-) -> Result<Facts> {
-    let info = info.ok_or_else(|| cluster_missing(ctx))?;
-    facts_from(&info.arn, info.issuer_url, ctx.cluster, mechanism)
+/// `DescribeAddon` of the Pod Identity agent, unless the mode is `irsa` (which never uses it).
+async fn read_agent(ctx: &Ctx<'_>) -> std::result::Result<Option<AddonState>, aws::AwsError> {
+    if ctx.config.credential_mode == CredentialMode::Irsa {
+        Ok(None)
+    } else {
+        eks::describe_agent(&ctx.aws.eks, ctx.cluster).await
+    }
 }
 
-fn cluster_missing(ctx: &Ctx<'_>) -> Error {
-    Error::ClusterNotFound {
+/// What `provision` and `verify` decide from round 1's cluster, Epinio and agent reads.
+struct Discovered {
+    /// The mechanism chosen and why.
+    reason: String,
+    resolved: Resolved,
+    /// The configuration with the ServiceAccounts Epinio really uses.
+    config: Config,
+    facts: Facts,
+}
+
+/// A missing cluster is named first (its add-on then reads as absent too), then the mechanism is
+/// chosen, Epinio checked for it, and the cluster's facts taken.
+fn discover(
+    ctx: &Ctx<'_>,
+    epinio: Option<&EpinioObjects>,
+    cluster: Option<eks::ClusterInfo>,
+    agent: Option<&AddonState>,
+) -> Result<Discovered> {
+    let info = cluster.ok_or_else(|| Error::ClusterNotFound {
         cluster: ctx.cluster.to_string(),
         region: ctx.aws.region.clone(),
-    }
+    })?;
+    let (mechanism, reason) = core::choose_mechanism(
+        ctx.config.credential_mode,
+        ctx.cluster,
+        agent,
+        epinio::supports_pod_identity(epinio),
+    )?;
+    let resolved = epinio::resolve(&configured(ctx.config, mechanism), epinio)?;
+    Ok(Discovered {
+        reason,
+        config: effective(ctx.config, &resolved)?,
+        resolved,
+        facts: facts_from(&info.arn, info.issuer_url, ctx.cluster, mechanism)?,
+    })
 }
 
 /// The ServiceAccounts the job manages, server first.
@@ -208,7 +236,8 @@ struct Decided {
     warnings: Vec<String>,
 }
 
-fn associations<'a>(ctx: &'a Ctx<'_>) -> eks::Associations<'a> {
+/// The Pod Identity edge of this run's cluster.
+pub(crate) fn associations<'a>(ctx: &'a Ctx<'_>) -> eks::Associations<'a> {
     eks::Associations {
         client: &ctx.aws.eks,
         cluster: ctx.cluster,
@@ -355,13 +384,7 @@ async fn read_and_decide(ctx: &Ctx<'_>) -> Result<Decided> {
         try_join_all(role_names.iter().map(|n| iam.read_role(n, false))),
         try_join_all(sa_names.iter().map(|n| ctx.kube.read_service_account(n))),
         try_join_all(sa_names.iter().map(|n| find_association(ctx, n, tolerate))),
-        async {
-            if mode == CredentialMode::Irsa {
-                Ok(None)
-            } else {
-                eks::describe_agent(&ctx.aws.eks, ctx.cluster).await
-            }
-        },
+        read_agent(ctx),
         async {
             if config.restart_workloads {
                 ctx.kube.list_workloads().await
@@ -371,19 +394,14 @@ async fn read_and_decide(ctx: &Ctx<'_>) -> Result<Decided> {
         },
         ctx.kube.read_epinio(),
     );
-    let epinio = epinio?;
-    // A missing cluster first: its add-on and associations read as absent too.
-    let cluster_info = Some(cluster_info?.ok_or_else(|| cluster_missing(ctx))?);
-    let (mechanism, mode_reason) = core::choose_mechanism(
-        mode,
-        ctx.cluster,
-        agent?.as_ref(),
-        epinio::supports_pod_identity(epinio.as_ref()),
-    )?;
-    let resolved = epinio::resolve(&configured(config, mechanism), epinio.as_ref())?;
-    let config = &effective(config, &resolved)?;
+    let Discovered {
+        reason,
+        resolved,
+        config,
+        facts,
+    } = discover(ctx, epinio?.as_ref(), cluster_info?, agent?.as_ref())?;
+    let config = &config;
     let names = Names::new(config, ctx.cluster);
-    let facts = cluster_facts(ctx, cluster_info, mechanism)?;
     let desired = plan::desired(config, &names, &facts)?;
     let (providers, workloads) = (providers?, workloads?);
     let wanted_roles: Vec<String> = names.roles().map(str::to_string).collect();
@@ -431,7 +449,7 @@ async fn read_and_decide(ctx: &Ctx<'_>) -> Result<Decided> {
         sa_steps,
         workloads,
         epinio: resolved,
-        mode: mode_reason,
+        mode: reason,
         found,
         warnings,
     })
@@ -507,21 +525,10 @@ async fn converge(ctx: &Ctx<'_>, dry_run: bool) -> Result<Report> {
         sa_changes,
         &restarts,
     );
-    // Listed where they were applied: beside the attachments, before the ServiceAccounts.
-    let at = report
-        .items
-        .iter()
-        .position(|i| i.kind == "serviceaccount")
-        .unwrap_or(report.items.len());
-    report.items.splice(
-        at..at,
+    report.add_associations(
         associations
             .into_iter()
-            .map(|(plan, change)| crate::report::Item {
-                kind: "pod-identity-association",
-                name: plan.subject(),
-                change,
-            }),
+            .map(|(plan, change)| (plan.subject(), change)),
     );
     report.epinio = Some(d.epinio.epinio.clone());
     report.mode = Some(d.mode.clone());
@@ -540,29 +547,17 @@ pub async fn verify(config: &Config) -> Result<Report> {
     }
     let cluster = config.require_cluster()?;
     let ctx = context(config, cluster).await?;
-    let mode = config.credential_mode;
     let (cluster_info, epinio, agent) = tokio::join!(
         eks::describe_cluster(&ctx.aws.eks, cluster),
         ctx.kube.read_epinio(),
-        async {
-            if mode == CredentialMode::Irsa {
-                Ok(None)
-            } else {
-                eks::describe_agent(&ctx.aws.eks, cluster).await
-            }
-        },
+        read_agent(&ctx),
     );
-    let epinio = epinio?;
-    let cluster_info = Some(cluster_info?.ok_or_else(|| cluster_missing(&ctx))?);
-    let (mechanism, mode_reason) = core::choose_mechanism(
-        mode,
-        cluster,
-        agent?.as_ref(),
-        epinio::supports_pod_identity(epinio.as_ref()),
-    )?;
-    let resolved = epinio::resolve(&configured(config, mechanism), epinio.as_ref())?;
-    let eff = effective(config, &resolved)?;
-    let facts = cluster_facts(&ctx, cluster_info, mechanism)?;
+    let Discovered {
+        reason,
+        resolved,
+        config: eff,
+        facts,
+    } = discover(&ctx, epinio?.as_ref(), cluster_info?, agent?.as_ref())?;
     let ctx = Ctx {
         names: Names::new(&eff, cluster),
         config: &eff,
@@ -572,7 +567,7 @@ pub async fn verify(config: &Config) -> Result<Report> {
     let verified = crate::verify::verify(&ctx, &desired, &facts).await?;
     let mut report = Report {
         command: "verify",
-        mode: Some(mode_reason),
+        mode: Some(reason),
         epinio: Some(resolved.epinio),
         warnings: resolved.warnings,
         ..Report::default()
@@ -581,11 +576,6 @@ pub async fn verify(config: &Config) -> Result<Report> {
     Ok(report)
 }
 
-/// Rounds 2-4 of IAM, in two branches that wait for each other's checks before writing: the
-/// provider's, and the policy's with the associations' (described beside `GetPolicy`). The
-/// OIDC provider is the exception: shared, tagged and needed whatever else happens, it is
-/// created as soon as it is known to be missing, so roles can trust it in round 3 (IRSA only,
-/// where nothing about associations can refuse).
 /// What `apply_iam` did: the provider, the policy, each role, each association (with its plan)
 /// and the warnings about associations left alone.
 type IamChanges = (
@@ -596,6 +586,11 @@ type IamChanges = (
     Vec<String>,
 );
 
+/// Rounds 2-4 of IAM, in two branches that wait for each other's checks before writing: the
+/// provider's, and the policy's with the associations' (described beside `GetPolicy`). The
+/// OIDC provider is the exception: shared, tagged and needed whatever else happens, it is
+/// created as soon as it is known to be missing, so roles can trust it in round 3 (IRSA only,
+/// where nothing about associations can refuse).
 async fn apply_iam(ctx: &Ctx<'_>, d: &Decided, dry_run: bool) -> Result<IamChanges> {
     let (config, iam, desired) = (ctx.config, &ctx.aws.iam, &d.desired);
     let (provider_checked, provider_checked_rx) = oneshot::channel::<()>();

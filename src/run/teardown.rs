@@ -94,9 +94,7 @@ pub async fn teardown(config: &Config) -> Result<Report> {
         provider_r?,
         kube_r?,
     );
-    for (subject, change) in assoc_r? {
-        report.push("pod-identity-association", subject, change);
-    }
+    report.add_associations(assoc_r?);
     report.warnings.extend(warning);
     report
         .warnings
