@@ -115,7 +115,7 @@ impl Report {
             self.verified
                 .push(crate::verify::describe(v, namespace, bucket));
             let missing = format!("bucket {bucket} does not exist yet: Epinio creates it when it starts (its role grants s3:CreateBucket); verify then proves only the assume step");
-            if v.live.as_ref().is_some_and(|l| !l.bucket_exists)
+            if matches!(&v.proof, crate::verify::Proof::Live(l) if !l.bucket_exists)
                 && !self.warnings.contains(&missing)
             {
                 self.warnings.push(missing);

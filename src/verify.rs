@@ -39,10 +39,17 @@ pub struct Live {
 pub struct Verified {
     pub service_account: String,
     pub role_arn: String,
-    /// `None` under EKS Pod Identity: the chain's live part runs in the agent, not here.
-    pub live: Option<Live>,
-    /// The Pod Identity association checked, under EKS Pod Identity.
-    pub association: Option<String>,
+    pub proof: Proof,
+}
+
+/// How far a ServiceAccount was proven.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Proof {
+    /// IRSA: the checklist and the live chain token -> STS -> S3.
+    Live(Live),
+    /// EKS Pod Identity: the checklist only, this association included (the live part runs in
+    /// the agent, not here).
+    Links { association: String },
 }
 
 const TOKEN_SECONDS: i64 = 600;
@@ -173,8 +180,10 @@ async fn verify_pod_identity(
         .map(|(spec, assoc)| Verified {
             service_account: spec.name.clone(),
             role_arn: spec.role_arn.clone(),
-            live: None,
-            association: assoc.map(|a| a.id),
+            // The checklist above has just found it.
+            proof: Proof::Links {
+                association: assoc.map(|a| a.id).unwrap_or_default(),
+            },
         })
         .collect())
 }
@@ -186,8 +195,7 @@ async fn live_all(ctx: &Ctx<'_>, desired: &Desired) -> Result<Vec<Verified>> {
         Ok::<_, Error>(Verified {
             service_account: spec.name.clone(),
             role_arn: spec.role_arn.clone(),
-            live: Some(live),
-            association: None,
+            proof: Proof::Live(live),
         })
     }))
     .await
@@ -302,13 +310,12 @@ fn live_failure(sa: &str, role_arn: &str, step: &'static str, e: AwsError) -> Er
 
 /// The summary line of one ServiceAccount.
 pub fn describe(v: &Verified, namespace: &str, bucket: &str) -> String {
-    let Some(live) = &v.live else {
-        return format!(
-            "ServiceAccount {namespace}/{} -> Pod Identity association {} -> {} -> s3://{bucket}: agent add-on ACTIVE, association, trust, policy and its document hold; the agent's credential exchange cannot be made from the hook, so S3 access is not proven live",
-            v.service_account,
-            v.association.as_deref().unwrap_or("?"),
-            v.role_arn
-        );
+    let live = match &v.proof {
+        Proof::Live(live) => live,
+        Proof::Links { association } => return format!(
+            "ServiceAccount {namespace}/{} -> Pod Identity association {association} -> {} -> s3://{bucket}: agent add-on ACTIVE, association, trust, policy and its document hold; the agent's credential exchange cannot be made from the hook, so S3 access is not proven live",
+            v.service_account, v.role_arn
+        ),
     };
     let mut s = format!(
         "ServiceAccount {namespace}/{} -> token -> {} -> s3://{bucket}: ",

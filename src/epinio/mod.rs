@@ -133,18 +133,9 @@ pub fn resolve(cfg: &Configured, objects: Option<&EpinioObjects>) -> Result<Reso
             }
         }
     }
-    let epinio = match &objects.download_image {
-        // What staging's Pod Identity column depends on, as this installation has it.
-        Some(image) => format!(
-            "{epinio}; staging's aws CLI image {image} (ConfigMap epinio-stage-scripts downloadImage) {}",
-            match staging_cli(objects) {
-                Ok(()) => "reads Pod Identity credentials".to_string(),
-                Err(_) if table::image_reference(image).and_then(parse_version).is_none() => {
-                    "has no release tag: its Pod Identity support is unknown".to_string()
-                }
-                Err(_) => "is too old for Pod Identity (2.15.0 or later)".to_string(),
-            }
-        ),
+    // What staging's Pod Identity column depends on, as this installation has it.
+    let epinio = match StagingCli::of(objects).summary() {
+        Some(cli) => format!("{epinio}; {cli}"),
         None => epinio,
     };
     let server = resolve_server(cfg, objects)?;
@@ -181,7 +172,7 @@ pub fn pod_identity_support(row: Option<&Row>, objects: &EpinioObjects) -> Resul
         Some(_) => {}
         None => broken.push("the Epinio server's version is unknown".to_string()),
     }
-    if let Err(why) = staging_cli(objects) {
+    if let Some(why) = StagingCli::of(objects).problem() {
         broken.push(format!("{why}; set the Epinio chart value image.awscli.tag to 2.15.0 or later (staging's download-s3-blob init container runs that image)"));
     }
     if broken.is_empty() {
@@ -191,16 +182,50 @@ pub fn pod_identity_support(row: Option<&Row>, objects: &EpinioObjects) -> Resul
     }
 }
 
-/// Whether staging's aws CLI (ConfigMap `epinio-stage-scripts` `downloadImage`) reads Pod
-/// Identity credentials; `Err` says why not.
-fn staging_cli(objects: &EpinioObjects) -> Result<(), String> {
-    match objects.download_image.as_deref() {
-        None => Err("staging's aws CLI image is not known (ConfigMap epinio-stage-scripts has no downloadImage), and Epinio's default amazon/aws-cli 2.13.26 is older than 2.15.0, the first that reads Pod Identity credentials".into()),
-        Some(image) => match table::image_reference(image).and_then(parse_version) {
-            Some(v) if (v.major, v.minor, v.patch) >= CLI_POD_IDENTITY => Ok(()),
-            Some(_) => Err(format!("staging's aws CLI image {image} (ConfigMap epinio-stage-scripts downloadImage) is older than 2.15.0, the first that reads Pod Identity credentials")),
-            None => Err(format!("the version of staging's aws CLI image {image} (ConfigMap epinio-stage-scripts downloadImage) is not a release tag")),
-        },
+/// Staging's aws CLI (ConfigMap `epinio-stage-scripts` `downloadImage`) and Pod Identity.
+enum StagingCli<'a> {
+    /// No `downloadImage`: Epinio's default, 2.13.26, is assumed.
+    Unknown,
+    Reads(&'a str),
+    TooOld(&'a str),
+    NoReleaseTag(&'a str),
+}
+
+impl<'a> StagingCli<'a> {
+    fn of(objects: &'a EpinioObjects) -> StagingCli<'a> {
+        let Some(image) = objects.download_image.as_deref() else {
+            return StagingCli::Unknown;
+        };
+        match table::image_reference(image).and_then(parse_version) {
+            Some(v) if (v.major, v.minor, v.patch) >= CLI_POD_IDENTITY => StagingCli::Reads(image),
+            Some(_) => StagingCli::TooOld(image),
+            None => StagingCli::NoReleaseTag(image),
+        }
+    }
+
+    /// Why it cannot be used with Pod Identity, if it cannot.
+    fn problem(&self) -> Option<String> {
+        match self {
+            StagingCli::Reads(_) => None,
+            StagingCli::Unknown => Some("staging's aws CLI image is not known (ConfigMap epinio-stage-scripts has no downloadImage), and Epinio's default amazon/aws-cli 2.13.26 is older than 2.15.0, the first that reads Pod Identity credentials".into()),
+            StagingCli::TooOld(image) => Some(format!("staging's aws CLI image {image} (ConfigMap epinio-stage-scripts downloadImage) is older than 2.15.0, the first that reads Pod Identity credentials")),
+            StagingCli::NoReleaseTag(image) => Some(format!("the version of staging's aws CLI image {image} (ConfigMap epinio-stage-scripts downloadImage) is not a release tag")),
+        }
+    }
+
+    /// For the summary line of Epinio, when the image is known.
+    fn summary(&self) -> Option<String> {
+        let (image, verdict) = match self {
+            StagingCli::Unknown => return None,
+            StagingCli::Reads(i) => (i, "reads Pod Identity credentials"),
+            StagingCli::TooOld(i) => (i, "is too old for Pod Identity (2.15.0 or later)"),
+            StagingCli::NoReleaseTag(i) => {
+                (i, "has no release tag: its Pod Identity support is unknown")
+            }
+        };
+        Some(format!(
+            "staging's aws CLI image {image} (ConfigMap epinio-stage-scripts downloadImage) {verdict}"
+        ))
     }
 }
 
