@@ -607,7 +607,7 @@ const POD_IDENTITY_STEPS: [(&str, &str, &str); 5] = [
 /// [`POD_IDENTITY_STEPS`]. Returns, per sample, one [`Sample`] per step.
 async fn pod_identity_sequence(args: &Args, delay: u64) -> Result<Vec<Sample>, String> {
     let chart = testkit::epinio::Chart::new("1.13.9")
-        .aws_cli("amazon/aws-cli:2.17.0")
+        .aws_cli(testkit::epinio::POD_IDENTITY_AWS_CLI)
         .staging_workloads(STAGING_SA);
     let w = World::with_objects(&args.bin, chart.objects()).await;
     w.install_agent("ACTIVE");
@@ -633,13 +633,6 @@ fn pod_identity_table(delay: u64, samples: &[Vec<Sample>]) -> String {
     let mut md = format!("\n### EKS Pod Identity ({delay} ms per AWS call, {} sample(s))\n\n| step | wall ms | AWS reads | AWS writes | AWS depth | Kubernetes reads / writes | duplicate calls |\n|---|---|---|---|---|---|---|\n", samples.len());
     for (i, (label, _, _)) in POD_IDENTITY_STEPS.iter().enumerate() {
         let step: Vec<&Sample> = samples.iter().filter_map(|s| s.get(i)).collect();
-        // The same repeat in every sample is listed once.
-        let dups: Vec<String> = step
-            .iter()
-            .flat_map(|s| s.duplicates())
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect();
         md.push_str(&format!(
             "| {label} | {} | {} | {} | {} | {} / {} | {} |\n",
             wall_cell(&step),
@@ -648,11 +641,7 @@ fn pod_identity_table(delay: u64, samples: &[Vec<Sample>]) -> String {
             spread(step.iter().map(|s| s.depth())),
             spread(step.iter().map(|s| s.kube_reads())),
             spread(step.iter().map(|s| s.kube_writes())),
-            if dups.is_empty() {
-                "none".to_string()
-            } else {
-                dups.join(", ")
-            },
+            duplicates_cell(&step),
         ));
     }
     md
@@ -736,6 +725,19 @@ fn spread(v: impl IntoIterator<Item = usize>) -> String {
         (Some(a), Some(b)) if a == b => a.to_string(),
         (Some(a), Some(b)) => format!("{a}–{b}"),
         _ => "–".into(),
+    }
+}
+
+/// The calls repeated within a run, over all samples; the same repeat in several samples is
+/// listed once.
+fn duplicates_cell(samples: &[&Sample]) -> String {
+    let mut dups: Vec<String> = samples.iter().flat_map(|x| x.duplicates()).collect();
+    dups.sort();
+    dups.dedup();
+    if dups.is_empty() {
+        "none".to_string()
+    } else {
+        dups.join("; ")
     }
 }
 
@@ -1095,9 +1097,6 @@ fn report(args: &Args, results: &Results) -> (String, Value) {
                     format!("{:.2}", wall / (n * *delay as f64))
                 }
             };
-            let mut dups: Vec<String> = s.iter().flat_map(|x| x.duplicates()).collect();
-            dups.sort();
-            dups.dedup();
             let _ = writeln!(
                 md,
                 "| {} | {} | {} | {} | {} / {} | {} | {} | {} | {} | {} |",
@@ -1111,11 +1110,7 @@ fn report(args: &Args, results: &Results) -> (String, Value) {
                 op.limit(),
                 ratio(depth),
                 ratio(op.limit() as f64),
-                if dups.is_empty() {
-                    "none".to_string()
-                } else {
-                    dups.join("; ")
-                }
+                duplicates_cell(&s),
             );
             js.insert(
                 format!("job/{delay}/{}", op.key()),

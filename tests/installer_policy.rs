@@ -315,7 +315,7 @@ async fn check(env: Vec<(&str, &str)>, boundary: Option<&str>) {
     let auto = env.contains(&("EPINIO_IRSA_MODE", "auto"));
     let w = if pod_identity || auto {
         let chart = testkit::epinio::Chart::new("1.13.9")
-            .aws_cli("amazon/aws-cli:2.17.0")
+            .aws_cli(testkit::epinio::POD_IDENTITY_AWS_CLI)
             .staging_workloads("epinio-staging");
         let w = World::with_objects(BIN, chart.objects()).await;
         // auto starts without the agent (IRSA) and gets it later (see `scenarios`).

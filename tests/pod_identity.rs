@@ -22,7 +22,7 @@ const ADDON_ARN: &str =
 /// staging, and a staging ServiceAccount of its own.
 fn chart() -> Chart {
     Chart::new("1.13.9")
-        .aws_cli("amazon/aws-cli:2.17.0")
+        .aws_cli(testkit::epinio::POD_IDENTITY_AWS_CLI)
         .staging_workloads("epinio-staging")
 }
 

@@ -13,6 +13,10 @@ use serde_json::{json, Value};
 
 use crate::world::NAMESPACE;
 
+/// An aws CLI image that reads EKS Pod Identity credentials (2.15.0 or later), for
+/// `Chart::aws_cli` where staging must be able to use Pod Identity.
+pub const POD_IDENTITY_AWS_CLI: &str = "amazon/aws-cli:2.17.0";
+
 /// How the Epinio chart was installed.
 #[derive(Debug, Clone)]
 pub struct Chart {
