@@ -322,12 +322,6 @@ impl PodIdentity {
         );
     }
 
-    pub fn remove_agent(&self, cluster: &str) {
-        lock(&self.inner)
-            .addons
-            .remove(&(cluster.to_string(), AGENT_ADDON.to_string()));
-    }
-
     /// How long a deleted association keeps blocking a create of the same one.
     pub fn set_delete_settle(&self, d: Duration) {
         lock(&self.inner).settle = d;
