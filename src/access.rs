@@ -235,7 +235,7 @@ impl Scope<'_> {
             ]),
             On::Addon => json!(self.account.eks(
                 self.region,
-                &format!("addon/{}/{}/*", self.cluster, crate::plan::AGENT_ADDON)
+                &format!("addon/{}/{}/*", self.cluster, crate::vocab::AGENT_ADDON)
             )),
             On::Roles => json!(self.role_arns),
             On::Policy => json!(self.policy_arn),

@@ -25,13 +25,14 @@ pub mod config;
 pub mod core;
 pub mod epinio;
 pub mod error;
+pub mod hook;
 pub mod k8s;
 pub mod plan;
 pub mod report;
 pub mod retry;
-pub mod run;
 pub mod state;
-pub mod verify;
+pub mod vocab;
 
 pub use error::{Error, Result};
-pub use report::{Change, Item, Report};
+pub use report::{Item, Report};
+pub use vocab::Change;

@@ -7,7 +7,7 @@
 use std::process::ExitCode;
 
 use epinio_irsa::config::{self, Config, LogFormat};
-use epinio_irsa::{run, Error};
+use epinio_irsa::{hook, Error};
 
 const USAGE: &str = "\
 epinio-irsa: IAM roles for service accounts (IRSA) for Epinio on Amazon EKS
@@ -106,11 +106,11 @@ fn main() -> ExitCode {
 
 async fn execute(command: Command, config: &Config) -> Result<String, Error> {
     Ok(match command {
-        Command::Provision => run::provision(config, false).await?.to_string(),
-        Command::Plan => run::provision(config, true).await?.to_string(),
-        Command::Teardown => run::teardown(config).await?.to_string(),
-        Command::Verify => run::verify(config).await?.to_string(),
-        Command::InstallerPolicy => run::installer_policy(config).await? + "\n",
+        Command::Provision => hook::provision(config, false).await?.to_string(),
+        Command::Plan => hook::provision(config, true).await?.to_string(),
+        Command::Teardown => hook::teardown(config).await?.to_string(),
+        Command::Verify => hook::verify(config).await?.to_string(),
+        Command::InstallerPolicy => hook::installer_policy(config).await? + "\n",
     })
 }
 

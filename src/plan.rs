@@ -28,8 +28,6 @@ pub const RESTARTED_FOR_ANNOTATION: &str = "epinio-irsa/role-arn";
 /// unchanged policy is recognised from `GetPolicy` alone.
 pub const DOCUMENT_TAG: &str = "epinio-irsa/document-sha256";
 pub const VERSION_TAG: &str = "epinio-irsa/document-version";
-/// The EKS Pod Identity agent add-on's name.
-pub const AGENT_ADDON: &str = "eks-pod-identity-agent";
 
 /// What the cluster and account look like, as discovered.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,44 +6,7 @@ use serde::Serialize;
 
 use crate::plan::Desired;
 use crate::state::Workload;
-
-/// The outcome for one resource.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "change", content = "details", rename_all = "lowercase")]
-pub enum Change {
-    Create,
-    /// What differed.
-    Update(Vec<String>),
-    Unchanged,
-    Remove,
-    /// Nothing there to remove.
-    Absent,
-    /// Left alone on purpose, with the reason.
-    Kept(String),
-}
-
-impl Change {
-    pub fn is_write(&self) -> bool {
-        matches!(self, Change::Create | Change::Update(_) | Change::Remove)
-    }
-
-    fn verb(&self, planned: bool) -> String {
-        let (present, past) = match self {
-            Change::Create => ("create", "created"),
-            Change::Update(_) => ("update", "updated"),
-            Change::Unchanged => ("unchanged", "unchanged"),
-            Change::Remove => ("delete", "deleted"),
-            Change::Absent => ("absent", "absent"),
-            Change::Kept(_) => ("keep", "kept"),
-        };
-        let verb = if planned { present } else { past };
-        match self {
-            Change::Update(what) if !what.is_empty() => format!("{verb}: {}", what.join(", ")),
-            Change::Kept(why) => format!("{verb} ({why})"),
-            _ => verb.to_string(),
-        }
-    }
-}
+use crate::vocab::{Change, Proof, Verified};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Item {
@@ -105,17 +68,11 @@ impl Report {
         );
     }
 
-    pub fn add_verified(
-        &mut self,
-        verified: &[crate::verify::Verified],
-        namespace: &str,
-        bucket: &str,
-    ) {
+    pub fn add_verified(&mut self, verified: &[Verified], namespace: &str, bucket: &str) {
         for v in verified {
-            self.verified
-                .push(crate::verify::describe(v, namespace, bucket));
+            self.verified.push(describe(v, namespace, bucket));
             let missing = format!("bucket {bucket} does not exist yet: Epinio creates it when it starts (its role grants s3:CreateBucket); verify then proves only the assume step");
-            if matches!(&v.proof, crate::verify::Proof::Live(l) if !l.bucket_exists)
+            if matches!(&v.proof, Proof::Live(l) if !l.bucket_exists)
                 && !self.warnings.contains(&missing)
             {
                 self.warnings.push(missing);
@@ -255,4 +212,34 @@ impl fmt::Display for Report {
         }
         Ok(())
     }
+}
+
+/// The summary line of one ServiceAccount.
+pub fn describe(v: &Verified, namespace: &str, bucket: &str) -> String {
+    let live = match &v.proof {
+        Proof::Live(live) => live,
+        Proof::Links { association } => return format!(
+            "ServiceAccount {namespace}/{} -> Pod Identity association {association} -> {} -> s3://{bucket}: agent add-on ACTIVE, association, trust, policy and its document hold; the agent's credential exchange cannot be made from the hook, so S3 access is not proven live",
+            v.service_account, v.role_arn
+        ),
+    };
+    let mut s = format!(
+        "ServiceAccount {namespace}/{} -> token -> {} -> s3://{bucket}: ",
+        v.service_account, v.role_arn
+    );
+    if live.bucket_exists {
+        s.push_str("AssumeRoleWithWebIdentity, HeadBucket and ListObjectsV2 succeeded");
+    } else {
+        s.push_str("AssumeRoleWithWebIdentity succeeded; the bucket does not exist yet (Epinio creates it at start)");
+    }
+    if let Some(key) = &live.probe {
+        s.push_str(&format!("; write probe put/get/delete {key} succeeded"));
+    }
+    if live.attempts > 2 {
+        s.push_str(&format!(
+            " ({} attempts while IAM propagated)",
+            live.attempts
+        ));
+    }
+    s
 }

@@ -8,8 +8,8 @@ use crate::access::{
     TAG_RESOURCE, UPDATE_POD_IDENTITY_ASSOCIATION,
 };
 use crate::plan::AssociationSpec;
-use crate::report::Change;
 pub use crate::state::{AddonState, AssociationState, ClusterInfo};
+use crate::vocab::Change;
 
 pub async fn describe_cluster(
     client: &aws_sdk_eks::Client,
@@ -39,7 +39,7 @@ pub async fn describe_cluster(
     }))
 }
 
-pub use crate::plan::AGENT_ADDON;
+pub use crate::vocab::AGENT_ADDON;
 
 /// `DescribeAddon` of the agent: `None` when the cluster does not have it.
 pub async fn describe_agent(

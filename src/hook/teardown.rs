@@ -3,15 +3,17 @@
 
 use futures::future::try_join_all;
 
-use super::{configured, context, effective, facts_from, read_association, reread, skipped, Ctx};
+use super::context::{associations, context, service_account_names, skipped, Ctx};
+use super::discover::{configured, effective, facts_from, read_association, reread};
 use crate::arn::{Account, Arn};
 use crate::aws::{eks, iam::Iam, sts};
 use crate::config::{Config, Mechanism};
 use crate::core;
 use crate::epinio;
 use crate::plan::{self, Facts, Names};
-use crate::report::{Change, Report};
+use crate::report::Report;
 use crate::state::{AssociationState, RoleState};
+use crate::vocab::Change;
 use crate::Result;
 
 /// `teardown`: remove what this installation owns, leave everything else.
@@ -27,7 +29,7 @@ pub async fn teardown(config: &Config) -> Result<Report> {
 
     // Round 1, Epinio's objects included: the ServiceAccounts provision managed are the ones
     // Epinio uses. Teardown never refuses on what it finds: it removes what is ours.
-    let first_sas = super::service_account_names(config);
+    let first_sas = service_account_names(config);
     let (cluster_info, roles, epinio, assocs) = tokio::join!(
         eks::describe_cluster(&ctx.aws.eks, cluster),
         try_join_all(first_names.iter().map(|n| ctx.aws.iam.read_role(n, true))),
@@ -60,7 +62,7 @@ pub async fn teardown(config: &Config) -> Result<Report> {
         |n| async move { Ok(iam.read_role(&n, true).await?) },
     )
     .await?;
-    let wanted_sas = super::service_account_names(config);
+    let wanted_sas = service_account_names(config);
     let ctx_ref = &ctx;
     let assocs = reread(
         &wanted_sas,
@@ -108,7 +110,7 @@ async fn remove_associations(
     service_accounts: &[String],
     found: &[(Option<AssociationState>, Option<String>)],
 ) -> Result<Vec<(String, Change)>> {
-    let edge = super::associations(ctx);
+    let edge = associations(ctx);
     try_join_all(
         service_accounts
             .iter()

@@ -16,50 +16,70 @@ use std::time::Instant;
 use aws_sdk_s3::config::Credentials;
 use futures::future::try_join_all;
 
+use super::context::{associations, context, skipped, Ctx};
+use super::discover::{discover, read_agent, Discovered};
+use crate::aws::eks;
 use crate::aws::s3::Readable;
 use crate::aws::AwsError;
 use crate::checklist::{self, Broken, Links};
+use crate::config::Config;
 use crate::config::Mechanism;
+use crate::plan::{self, Names};
 use crate::plan::{Desired, Facts, STS_AUDIENCE};
-use crate::run::Ctx;
+use crate::report::Report;
 use crate::state::{ProviderState, RoleState, SaState};
+use crate::vocab::{Live, Proof, Verified};
 use crate::{Error, Result};
-
-/// What the live chain found for one ServiceAccount.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Live {
-    pub bucket_exists: bool,
-    /// Attempts the assume and the S3 calls needed while IAM propagated.
-    pub attempts: u32,
-    pub probe: Option<String>,
-}
-
-/// One ServiceAccount's result, for the summary.
-#[derive(Debug, Clone)]
-pub struct Verified {
-    pub service_account: String,
-    pub role_arn: String,
-    pub proof: Proof,
-}
-
-/// How far a ServiceAccount was proven.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Proof {
-    /// IRSA: the checklist and the live chain token -> STS -> S3.
-    Live(Live),
-    /// EKS Pod Identity: the checklist only, this association included (the live part runs in
-    /// the agent, not here).
-    Links { association: String },
-}
 
 const TOKEN_SECONDS: i64 = 600;
 const SESSION: &str = "epinio-irsa-verify";
 /// The write probe's prefix: nothing of Epinio's lives under it.
 pub const PROBE_PREFIX: &str = "epinio-irsa-verify/";
 
+/// `verify`: discovery as `provision` does it, then the checklist and the live chain for every
+/// managed ServiceAccount. Writes nothing but the token requests.
+pub async fn verify(config: &Config) -> Result<Report> {
+    if let Some(report) = skipped("verify", config.mode) {
+        return Ok(report);
+    }
+    let cluster = config.require_cluster()?;
+    let ctx = context(config, cluster).await?;
+    let (cluster_info, epinio, agent) = tokio::join!(
+        eks::describe_cluster(&ctx.aws.eks, cluster),
+        ctx.kube.read_epinio(),
+        read_agent(&ctx),
+    );
+    let Discovered {
+        reason,
+        resolved,
+        config: eff,
+        facts,
+    } = discover(&ctx, epinio?.as_ref(), cluster_info?, agent?.as_ref())?;
+    let ctx = Ctx {
+        names: Names::new(&eff, cluster),
+        config: &eff,
+        ..ctx
+    };
+    let desired = plan::desired(&eff, &ctx.names, &facts)?;
+    let verified = prove(&ctx, &desired, &facts).await?;
+    let mut report = Report {
+        command: "verify",
+        mode: Some(reason),
+        epinio: Some(resolved.epinio),
+        warnings: resolved.warnings,
+        ..Report::default()
+    };
+    report.add_verified(&verified, &eff.namespace, &eff.bucket);
+    Ok(report)
+}
+
 /// Verify every managed ServiceAccount of `desired`. Fails with every broken link and its fix,
 /// or with the live step that never passed within the timeout.
-pub async fn verify(ctx: &Ctx<'_>, desired: &Desired, facts: &Facts) -> Result<Vec<Verified>> {
+pub(super) async fn prove(
+    ctx: &Ctx<'_>,
+    desired: &Desired,
+    facts: &Facts,
+) -> Result<Vec<Verified>> {
     if desired.mechanism == Mechanism::PodIdentity {
         return verify_pod_identity(ctx, desired, facts).await;
     }
@@ -146,7 +166,7 @@ async fn verify_pod_identity(
     desired: &Desired,
     facts: &Facts,
 ) -> Result<Vec<Verified>> {
-    let edge = crate::run::associations(ctx);
+    let edge = associations(ctx);
     let ns = ctx.config.namespace.as_str();
     let (found, agent, assocs) = tokio::join!(
         read_found(ctx, desired),
@@ -306,34 +326,4 @@ fn live_failure(sa: &str, role_arn: &str, step: &'static str, e: AwsError) -> Er
         step,
         message: e.to_string(),
     }
-}
-
-/// The summary line of one ServiceAccount.
-pub fn describe(v: &Verified, namespace: &str, bucket: &str) -> String {
-    let live = match &v.proof {
-        Proof::Live(live) => live,
-        Proof::Links { association } => return format!(
-            "ServiceAccount {namespace}/{} -> Pod Identity association {association} -> {} -> s3://{bucket}: agent add-on ACTIVE, association, trust, policy and its document hold; the agent's credential exchange cannot be made from the hook, so S3 access is not proven live",
-            v.service_account, v.role_arn
-        ),
-    };
-    let mut s = format!(
-        "ServiceAccount {namespace}/{} -> token -> {} -> s3://{bucket}: ",
-        v.service_account, v.role_arn
-    );
-    if live.bucket_exists {
-        s.push_str("AssumeRoleWithWebIdentity, HeadBucket and ListObjectsV2 succeeded");
-    } else {
-        s.push_str("AssumeRoleWithWebIdentity succeeded; the bucket does not exist yet (Epinio creates it at start)");
-    }
-    if let Some(key) = &live.probe {
-        s.push_str(&format!("; write probe put/get/delete {key} succeeded"));
-    }
-    if live.attempts > 2 {
-        s.push_str(&format!(
-            " ({} attempts while IAM propagated)",
-            live.attempts
-        ));
-    }
-    s
 }

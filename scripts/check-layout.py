@@ -1,0 +1,311 @@
+#!/usr/bin/env python3
+"""Checks the shape of src/ that the layout promises (README, "Layout"):
+
+  1. no import circle between files: every `crate::`, `super::` and `self::` path in code
+     (`use` lines and inline paths alike, comments and strings ignored) is resolved to the file
+     that defines it, through `pub use` re-exports, and the file graph must have no cycle;
+  2. no file over MAX_FILE_LINES lines, unit tests included;
+  3. no function over MAX_FN_LINES lines unless its doc comment says why ("Long because").
+
+Prints every finding and exits 1 when there is one. Run by scripts/test.sh; by hand:
+`python3 scripts/check-layout.py [--graph]` (--graph prints the file graph).
+"""
+
+import re
+import sys
+from pathlib import Path
+
+MAX_FILE_LINES = 400
+MAX_FN_LINES = 80
+ROOT = Path(__file__).resolve().parent.parent
+SRC = ROOT / "src"
+
+IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
+
+
+def strip(text: str) -> str:
+    """Code only: comments and string/char literals blanked, line structure kept."""
+    out, i, n = [], 0, len(text)
+    while i < n:
+        c = text[i]
+        if text.startswith("//", i):
+            j = text.find("\n", i)
+            j = n if j < 0 else j
+            i = j
+            continue
+        if text.startswith("/*", i):
+            j = text.find("*/", i + 2)
+            j = n if j < 0 else j + 2
+            out.append("\n" * text.count("\n", i, j))
+            i = j
+            continue
+        m = re.match(r'r(#*)"', text[i:])
+        if m and (i == 0 or not re.match(r"\w", text[i - 1])):
+            end = '"' + m.group(1)
+            j = text.find(end, i + len(m.group(0)))
+            j = n if j < 0 else j + len(end)
+            out.append('""' + "\n" * text.count("\n", i, j))
+            i = j
+            continue
+        if c == '"':
+            j = i + 1
+            while j < n and text[j] != '"':
+                j += 2 if text[j] == "\\" else 1
+            out.append('""' + "\n" * text.count("\n", i, j))
+            i = j + 1
+            continue
+        if c == "'":
+            m = re.match(r"'(\\.|[^\\'])'|'\\u\{[0-9a-fA-F]+\}'", text[i:])
+            if m:
+                out.append("' '")
+                i += len(m.group(0))
+                continue
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
+def module_of(path: Path) -> tuple:
+    rel = path.relative_to(SRC).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] in ("mod", "lib"):
+        parts = parts[:-1]
+    return tuple(parts)
+
+
+def expand(tree: str) -> list:
+    """`a::{b, c::{d, e as f}, self}` -> [a::b, a::c::d, a::c::e, a] (aliases dropped)."""
+    tree = re.sub(r"\s+as\s+" + IDENT, "", tree)
+    tree = re.sub(r"\s+", "", tree)
+    i = tree.find("{")
+    if i < 0:
+        return [tree]
+    prefix = tree[:i]
+    inner = tree[i + 1 : tree.rindex("}")]
+    parts, depth, start = [], 0, 0
+    for j, ch in enumerate(inner):
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(inner[start:j])
+            start = j + 1
+    parts.append(inner[start:])
+    result = []
+    for part in parts:
+        for e in expand(part) if part else []:
+            result.append(prefix.rstrip(":") if e == "self" else prefix + e)
+    return result
+
+
+class Crate:
+    def __init__(self):
+        self.files = {}  # module tuple -> (path, code)
+        for path in sorted(SRC.rglob("*.rs")):
+            if path.name == "main.rs" and path.parent == SRC:
+                continue
+            self.files[module_of(path)] = (path, strip(path.read_text()))
+        self.reexports = {m: self._reexports(m, code) for m, (_, code) in self.files.items()}
+
+    def _reexports(self, module, code):
+        named, globs = {}, []
+        for m in re.finditer(r"\bpub(?:\([^)]*\))?\s+use\s+([^;]+);", code):
+            for path in expand(m.group(1)):
+                segs = path.split("::")
+                alias = None
+                absolute = self.absolute(module, segs, in_test=False)
+                if absolute is None:
+                    continue
+                if segs[-1] == "*":
+                    globs.append(absolute[:-1])
+                else:
+                    named[alias or absolute[-1]] = absolute
+        return named, globs
+
+    def absolute(self, module, segs, in_test):
+        base = list(module) + (["tests"] if in_test else [])
+        if segs[0] == "crate":
+            return tuple(segs[1:])
+        out = list(base)
+        rest = list(segs)
+        if rest[0] == "self":
+            return tuple(out + rest[1:])
+        if rest[0] != "super":
+            # a path through a child module of this file (`pub use child::X`)
+            if tuple(base + [rest[0]]) in self.files:
+                return tuple(base + rest)
+            return None
+        while rest and rest[0] == "super":
+            if not out:
+                return None
+            out.pop()
+            rest.pop(0)
+        return tuple(out + rest)
+
+    def defines(self, module, name):
+        _, code = self.files[module]
+        return re.search(
+            r"\b(fn|struct|enum|const|static|type|trait|mod|macro_rules!)\s+" + re.escape(name) + r"\b",
+            code,
+        )
+
+    def resolve(self, path, seen=None):
+        """The file (module tuple) that defines `path`."""
+        seen = seen or set()
+        if path in seen:
+            return None
+        seen.add(path)
+        for k in range(len(path), -1, -1):
+            prefix = path[:k]
+            if prefix not in self.files:
+                continue
+            if k == len(path):
+                return prefix
+            name = path[k]
+            if name == "*" or self.defines(prefix, name) and not (prefix + (name,)) in self.files:
+                return prefix
+            named, globs = self.reexports[prefix]
+            if name in named:
+                target = named[name] + path[k + 1 :]
+                return self.resolve(target, seen) or prefix
+            for g in globs:
+                target = self.resolve(g + path[k:], seen)
+                if target is not None and target != g[: len(target)] or target and self.defines(target, name):
+                    return target
+            return prefix
+        return None
+
+    def edges(self):
+        graph = {m: set() for m in self.files}
+        for module, (path, code) in self.files.items():
+            test_at = None
+            m = re.search(r"\bmod\s+tests\s*\{", code)
+            if m:
+                test_at = m.start()
+            paths = []
+            for u in re.finditer(r"\buse\s+((?:crate|super|self)\b[^;]*);", code):
+                for p in expand(u.group(1)):
+                    paths.append((u.start(), p.split("::")))
+            for u in re.finditer(r"(?<![\w:])((?:crate|super|self)(?:::(?:" + IDENT + r"))+)", code):
+                if re.match(r"\s*[,};{]", code[u.end() :]) and re.search(r"\buse\s[^;]*$", code[: u.start()]):
+                    continue  # inside a use tree, handled above
+                paths.append((u.start(), u.group(1).split("::")))
+            for at, segs in paths:
+                segs = [s for s in segs if s]
+                if segs and segs[-1] == "*":
+                    segs = segs[:-1] + ["*"]
+                absolute = self.absolute(module, segs, in_test=test_at is not None and at > test_at)
+                if not absolute:
+                    continue
+                target = self.resolve(absolute)
+                if target is not None and target != module:
+                    graph[module].add(target)
+        return graph
+
+
+def cycles(graph):
+    """Strongly connected components with more than one file (Tarjan)."""
+    index, low, stack, on, out, counter = {}, {}, [], set(), [], [0]
+
+    def visit(v):
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    sys.setrecursionlimit(10000)
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def name(module):
+    return "::".join(module) or "crate"
+
+
+def long_functions(path: Path):
+    raw = path.read_text().splitlines()
+    code = strip(path.read_text()).splitlines()
+    found = []
+    for i, line in enumerate(code):
+        m = re.match(r"\s*(?:pub(?:\([^)]*\))?\s+)?(?:const\s+)?(?:async\s+)?fn\s+(" + IDENT + ")", line)
+        if not m:
+            continue
+        depth, started, end = 0, False, None
+        for j in range(i, len(code)):
+            for ch in code[j]:
+                if ch == "{":
+                    depth += 1
+                    started = True
+                elif ch == "}":
+                    depth -= 1
+                elif ch == ";" and not started and depth == 0:
+                    end = j
+                    break
+            if end is not None or (started and depth == 0):
+                end = j
+                break
+        if end is None or not started:
+            continue
+        length = end - i + 1
+        if length <= MAX_FN_LINES:
+            continue
+        doc, k = [], i - 1
+        while k >= 0 and (raw[k].strip().startswith("///") or raw[k].strip().startswith("#[")):
+            doc.append(raw[k])
+            k -= 1
+        if "long because" in " ".join(doc).lower():
+            continue
+        found.append((m.group(1), i + 1, length))
+    return found
+
+
+def main():
+    crate = Crate()
+    graph = crate.edges()
+    if "--graph" in sys.argv:
+        for m in sorted(graph):
+            print(f"{name(m)} -> {', '.join(sorted(name(t) for t in graph[m]))}")
+    problems = []
+    for comp in cycles(graph):
+        problems.append("import circle between files: " + " <-> ".join(name(m) for m in comp))
+        for m in comp:
+            inside = sorted(name(t) for t in graph[m] if t in comp)
+            problems.append(f"    {name(m)} uses {', '.join(inside)}")
+    for path in sorted(SRC.rglob("*.rs")):
+        lines = len(path.read_text().splitlines())
+        rel = path.relative_to(ROOT)
+        if lines > MAX_FILE_LINES:
+            problems.append(f"{rel}: {lines} lines (at most {MAX_FILE_LINES}; move unit tests to a `tests` submodule file)")
+        for fn, at, length in long_functions(path):
+            problems.append(f"{rel}:{at}: fn {fn} is {length} lines (at most {MAX_FN_LINES} unless its doc comment says \"Long because ...\")")
+    for p in problems:
+        print(p)
+    files = len(list(SRC.rglob("*.rs")))
+    if problems:
+        print(f"check-layout: {len(problems)} finding(s) in {files} files")
+        return 1
+    print(f"check-layout: {files} files, no import circle, none over {MAX_FILE_LINES} lines, no function over {MAX_FN_LINES} lines without its reason")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,195 @@
+//! Orchestration of the commands: read, ask `core`, apply through the edges, report. Reads run
+//! concurrently, no call is made twice, and every check `core` makes passes before the first
+//! write that depends on it.
+//!
+//! Fresh `provision`, in dependent AWS round trips:
+//! 1. `DescribeCluster` | `ListOpenIDConnectProviders` (not in `pod-identity` mode) | `GetRole`
+//!    and `ListAttachedRolePolicies` per role | `ListPodIdentityAssociations` per
+//!    ServiceAccount | `DescribeAddon` (not in `irsa` mode); then the mechanism is chosen
+//! 2. `CreateOpenIDConnectProvider` (or `GetOpenIDConnectProvider`; IRSA only) | `GetPolicy` |
+//!    `DescribePodIdentityAssociation` of each association round 1 listed
+//! 3. `CreateRole` per role | `CreatePolicy`
+//! 4. `AttachRolePolicy` per role and policy | `CreatePodIdentityAssociation` per ServiceAccount
+//!    (Pod Identity) or `DeletePodIdentityAssociation` of ours (IRSA)
+//!
+//! A re-run with nothing to change stops after round 2 with reads only.
+
+use std::collections::BTreeMap;
+
+use futures::future::try_join_all;
+
+use super::apply::{apply_iam, Decided};
+use super::context::{context, service_account_names, skipped, Ctx};
+use super::discover::{discover, find_association, read_agent, reread, Discovered};
+use crate::aws::eks;
+use crate::config::{Config, CredentialMode};
+use crate::core::{self};
+use crate::k8s::SaState;
+use crate::plan::{self, Names};
+use crate::report::Report;
+use crate::vocab::Change;
+use crate::{Error, Result};
+
+/// `provision` (or `plan` with `dry_run`).
+pub async fn provision(config: &Config, dry_run: bool) -> Result<Report> {
+    let command = if dry_run { "plan" } else { "provision" };
+    if let Some(report) = skipped(command, config.mode) {
+        tracing::info!(reason = report.skipped.as_deref(), "nothing to provision");
+        return Ok(report);
+    }
+    let ctx = context(config, config.require_cluster()?).await?;
+    match converge(&ctx, dry_run).await {
+        // Another run created a role or the policy between our read and our create: converge
+        // from the new state, once, checks included.
+        Err(Error::Raced { what }) => {
+            tracing::info!(%what, "created concurrently by another run; converging again");
+            converge(&ctx, dry_run).await
+        }
+        other => other,
+    }
+}
+
+/// Round 1 (everything that needs no discovered fact, Epinio's objects and the Pod Identity
+/// agent included), then the checks that need no further call: the mechanism, Epinio versions
+/// and ServiceAccounts that cannot work, roles and associations we may not touch,
+/// ServiceAccounts missing or annotated by someone else.
+pub(super) async fn read_and_decide(ctx: &Ctx<'_>) -> Result<Decided> {
+    let (config, iam) = (ctx.config, &ctx.aws.iam);
+    let mode = config.credential_mode;
+    let sa_names = service_account_names(config);
+    let role_names: Vec<String> = ctx.names.roles().map(str::to_string).collect();
+    let tolerate = mode == CredentialMode::Irsa;
+    let (cluster_info, providers, roles, sas, assocs, agent, workloads, epinio) = tokio::join!(
+        eks::describe_cluster(&ctx.aws.eks, ctx.cluster),
+        async {
+            if mode == CredentialMode::PodIdentity {
+                Ok(Vec::new())
+            } else {
+                iam.list_providers().await
+            }
+        },
+        try_join_all(role_names.iter().map(|n| iam.read_role(n, false))),
+        try_join_all(sa_names.iter().map(|n| ctx.kube.read_service_account(n))),
+        try_join_all(sa_names.iter().map(|n| find_association(ctx, n, tolerate))),
+        read_agent(ctx),
+        async {
+            if config.restart_workloads {
+                ctx.kube.list_workloads().await
+            } else {
+                Ok(Vec::new())
+            }
+        },
+        ctx.kube.read_epinio(),
+    );
+    let Discovered {
+        reason,
+        resolved,
+        config,
+        facts,
+    } = discover(ctx, epinio?.as_ref(), cluster_info?, agent?.as_ref())?;
+    let config = &config;
+    let names = Names::new(config, ctx.cluster);
+    let desired = plan::desired(config, &names, &facts)?;
+    let (providers, workloads) = (providers?, workloads?);
+    let wanted_roles: Vec<String> = names.roles().map(str::to_string).collect();
+    let wanted = service_account_names(config);
+    // Only what discovery named that the configuration did not: nothing, usually.
+    let (roles, sas, found) = tokio::join!(
+        reread(
+            &wanted_roles,
+            role_names.into_iter().zip(roles?).collect(),
+            |n| async move { Ok(iam.read_role(&n, false).await?) },
+        ),
+        reread(
+            &wanted,
+            sa_names.iter().cloned().zip(sas?).collect(),
+            |n| async move { ctx.kube.read_service_account(&n).await },
+        ),
+        reread(
+            &wanted,
+            sa_names.into_iter().zip(assocs?).collect(),
+            |n| async move { find_association(ctx, &n, tolerate).await },
+        ),
+    );
+    let (roles, sas, found) = (roles?, sas?, found?);
+    let warnings: Vec<String> = found.iter().filter_map(|(_, w)| w.clone()).collect();
+    let found = wanted
+        .iter()
+        .cloned()
+        .zip(found.into_iter().map(|(id, _)| id))
+        .collect();
+    let sas: BTreeMap<&str, Option<SaState>> = wanted.iter().map(String::as_str).zip(sas).collect();
+    let steps = core::role_steps(&desired.roles, &roles, &ctx.owner, config.adopt_existing)?;
+    let sa_steps = desired
+        .service_accounts
+        .iter()
+        .map(|spec| {
+            let state = sas.get(spec.name.as_str()).and_then(Option::as_ref);
+            core::sa_step(&config.namespace, spec, state, &ctx.owner)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Decided {
+        desired,
+        facts,
+        providers,
+        steps,
+        sa_steps,
+        workloads,
+        epinio: resolved,
+        mode: reason,
+        found,
+        warnings,
+    })
+}
+
+pub(super) async fn converge(ctx: &Ctx<'_>, dry_run: bool) -> Result<Report> {
+    let d = read_and_decide(ctx).await?;
+    let (provider_change, policy_change, role_changes, associations, association_warnings) =
+        apply_iam(ctx, &d, dry_run).await?;
+    let kube = &ctx.kube;
+    let sa_changes = try_join_all(
+        d.desired
+            .service_accounts
+            .iter()
+            .zip(&d.sa_steps)
+            .map(|(spec, step)| kube.ensure_service_account(&spec.name, step, dry_run)),
+    )
+    .await?;
+    // Epinio restarts into working credentials only: verify first.
+    let verified = if ctx.config.verify && !dry_run {
+        super::verify::prove(ctx, &d.desired, &d.facts).await?
+    } else {
+        Vec::new()
+    };
+    let restarts = core::restarts(&d.desired.service_accounts, &d.sa_steps, &d.workloads);
+    if !dry_run {
+        try_join_all(restarts.iter().map(|(w, arn)| kube.restart(w, arn))).await?;
+    }
+    if !ctx.config.restart_workloads && sa_changes.iter().any(Change::is_write) {
+        tracing::warn!("EPINIO_IRSA_RESTART_WORKLOADS=false: pods started before the role annotation get no IAM credentials until they are restarted");
+    }
+    for w in &d.epinio.warnings {
+        tracing::warn!(warning = %w, "epinio");
+    }
+    let mut report = Report::provision(
+        &ctx.config.namespace,
+        &d.desired,
+        dry_run,
+        [provider_change, policy_change],
+        role_changes,
+        sa_changes,
+        &restarts,
+    );
+    report.add_associations(
+        associations
+            .into_iter()
+            .map(|(plan, change)| (plan.subject(), change)),
+    );
+    report.epinio = Some(d.epinio.epinio.clone());
+    report.mode = Some(d.mode.clone());
+    report.warnings = d.epinio.warnings.clone();
+    report.warnings.extend(d.warnings.iter().cloned());
+    report.warnings.extend(association_warnings);
+    report.add_verified(&verified, &ctx.config.namespace, &ctx.config.bucket);
+    Ok(report)
+}
