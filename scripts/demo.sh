@@ -83,20 +83,32 @@ aws eks create-cluster --name demo --role-arn arn:aws:iam::123456789012:role/eks
 export EPINIO_IRSA_CLUSTER_NAME=demo EPINIO_IRSA_NAMESPACE=epinio
 export EPINIO_IRSA_STAGING_SERVICE_ACCOUNT=epinio-staging EPINIO_IRSA_MODE="$MODE"
 
+# Epinio 1.13.9's chart renders staging's settings into ConfigMap epinio-stage-scripts
+# (staging-values.json = toJson .Values.server.stagingWorkloads, downloadImage from
+# image.awscli.*); the demo's values set server.stagingWorkloads.serviceAccountName=epinio-staging.
+AWSCLI=amazon/aws-cli:2.13.26
 if [[ "$MODE" != irsa ]]; then
-  echo "== Epinio's staging ConfigMap with an aws CLI that reads Pod Identity credentials"
+  echo "== Epinio's staging uses an aws CLI that reads Pod Identity credentials"
   echo "   (Epinio value image.awscli.tag: 2.17.0; its default 2.13.26 cannot)"
-  kubectl_ apply --validate=false -n epinio -f - <<'YAML'
+  AWSCLI=amazon/aws-cli:2.17.0
+fi
+echo "== Epinio's staging ConfigMap, as its chart renders it (staging ServiceAccount epinio-staging)"
+kubectl_ apply --validate=false -n epinio -f - <<YAML
 apiVersion: v1
 kind: ConfigMap
 metadata:
   name: epinio-stage-scripts
   namespace: epinio
+  labels:
+    app.kubernetes.io/managed-by: Helm
 data:
-  staging-values.json: '{"serviceAccountName":"epinio-staging"}'
-  downloadImage: amazon/aws-cli:2.17.0
+  staging-values.json: '{"affinity":{},"nodeSelector":{},"resources":{},"serviceAccountName":"epinio-staging","storage":{"cache":{"emptyDir":false,"size":"1Gi"},"sourceBlobs":{"emptyDir":false,"size":"1Gi"}}}'
+  downloadImage: $AWSCLI
 YAML
-fi
+
+echo "== the bucket Epinio will use, made ahead as most installs do (else Epinio makes it at start,"
+echo "   and verify can then prove only the assume step, and says so)"
+aws s3api create-bucket --bucket epinio >/dev/null
 
 echo; echo "== epinio-irsa plan (writes nothing)"
 "$BIN" plan

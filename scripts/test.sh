@@ -2,7 +2,8 @@
 # The one command that runs every test (CI runs it through .ci/run):
 #
 #   1. scripts/setup.sh            pinned tools into .tools/ (fast when present)
-#   2. cargo fmt --check
+#   2. cargo fmt --check, then scripts/check-layout.py (no import circle between src/ files,
+#      no file over 400 lines, no function over 80 lines without its reason)
 #   3. cargo clippy -D warnings    (workspace, all targets)
 #   4. cargo test --workspace
 #   5. chart tests                 helm lint/template, kubernetes-validate, checkov, hadolint
@@ -90,6 +91,7 @@ step() {
 
 step "setup" plain bash scripts/setup.sh
 step "cargo fmt" plain cargo fmt --all -- --check
+step "layout" plain "$PYTHON" scripts/check-layout.py
 step "cargo clippy" plain cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test" cargo cargo test --workspace --locked
 step "chart tests" pytest "$PYTHON" -m pytest tests/chart -q -p no:cacheprovider

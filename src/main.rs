@@ -4,6 +4,7 @@
 
 #![forbid(unsafe_code)]
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use epinio_irsa::config::{self, Config, LogFormat};
@@ -73,7 +74,7 @@ fn main() -> ExitCode {
     };
     let config = match config::from_pairs(std::env::vars()) {
         Ok(c) => c,
-        Err(e) => return fail(&Error::from(e)),
+        Err(e) => return fail(&Error::from(e), LogFormat::Text),
     };
     init_tracing(config.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -96,27 +97,41 @@ fn main() -> ExitCode {
             }))
     });
     match outcome {
-        Ok(output) => {
+        Ok((output, warnings)) => {
+            // Text: each warning once, in the summary. JSON: also one event per warning, for
+            // log pipelines that read only the structured stream.
+            if config.log_format == LogFormat::Json {
+                for warning in &warnings {
+                    tracing::warn!(%warning, "warning");
+                }
+            }
             print!("{output}");
             ExitCode::SUCCESS
         }
-        Err(e) => fail(&e),
+        Err(e) => fail(&e, config.log_format),
     }
 }
 
-async fn execute(command: Command, config: &Config) -> Result<String, Error> {
-    Ok(match command {
-        Command::Provision => hook::provision(config, false).await?.to_string(),
-        Command::Plan => hook::provision(config, true).await?.to_string(),
-        Command::Teardown => hook::teardown(config).await?.to_string(),
-        Command::Verify => hook::verify(config).await?.to_string(),
-        Command::InstallerPolicy => hook::installer_policy(config).await? + "\n",
-    })
+/// The command's stdout, and the warnings its summary carries (logged as events too in JSON).
+async fn execute(command: Command, config: &Config) -> Result<(String, Vec<String>), Error> {
+    let report = match command {
+        Command::Provision => hook::provision(config, false).await?,
+        Command::Plan => hook::provision(config, true).await?,
+        Command::Teardown => hook::teardown(config).await?,
+        Command::Verify => hook::verify(config).await?,
+        Command::InstallerPolicy => {
+            return Ok((hook::installer_policy(config).await? + "\n", Vec::new()))
+        }
+    };
+    Ok((report.render(config.output_width), report.warnings))
 }
 
-fn fail(error: &Error) -> ExitCode {
+/// The final error, once on stderr (and as an event too in JSON), and in the termination log.
+fn fail(error: &Error, format: LogFormat) -> ExitCode {
     let message = format!("error: {error}");
-    tracing::error!(error = %error, "failed");
+    if format == LogFormat::Json {
+        tracing::error!(error = %error, "failed");
+    }
     eprintln!("{message}");
     // Best effort: the path exists only in a pod, where `kubectl describe pod` shows it.
     let path = std::env::var_os(TERMINATION_LOG_ENV)
@@ -126,15 +141,37 @@ fn fail(error: &Error) -> ExitCode {
     ExitCode::FAILURE
 }
 
+/// Colour on a terminal only, and not when `NO_COLOR` is set to anything (no-color.org).
+fn colour(terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
 fn init_tracing(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(colour(
+            std::io::stderr().is_terminal(),
+            std::env::var_os("NO_COLOR"),
+        ))
         .with_target(false);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::colour;
+
+    #[test]
+    fn colour_only_on_a_terminal_and_never_with_no_color() {
+        assert!(colour(true, None));
+        assert!(colour(true, Some("".into())));
+        assert!(!colour(true, Some("1".into())));
+        assert!(!colour(false, None));
     }
 }

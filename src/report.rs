@@ -4,6 +4,7 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::config::Mechanism;
 use crate::plan::Desired;
 use crate::state::Workload;
 use crate::vocab::{Change, Proof, Verified};
@@ -96,7 +97,10 @@ impl Report {
             planned,
             ..Report::default()
         };
-        report.push("oidc-provider", &desired.provider.arn, provider);
+        // Under Pod Identity with no provider there is nothing to say about one.
+        if !(desired.mechanism == Mechanism::PodIdentity && provider == Change::Absent) {
+            report.push("oidc-provider", &desired.provider.arn, provider);
+        }
         report.push("policy", &desired.policy.arn, policy);
         for (spec, change) in desired.roles.iter().zip(roles) {
             report.push(
@@ -182,8 +186,11 @@ impl fmt::Display for Report {
             format!("{} summary", self.command)
         };
         writeln!(f, "epinio-irsa {header}:")?;
+        // The version line, then one line per column of the compatibility table.
         if let Some(epinio) = &self.epinio {
-            writeln!(f, "  {epinio}")?;
+            for (i, line) in epinio.lines().enumerate() {
+                writeln!(f, "{}{line}", if i == 0 { "  " } else { "    " })?;
+            }
         }
         if let Some(mode) = &self.mode {
             writeln!(f, "  mode: {mode}")?;
@@ -207,10 +214,48 @@ impl fmt::Display for Report {
         for w in &self.warnings {
             writeln!(f, "WARNING: {w}")?;
         }
+        self.write_documents(f)
+    }
+}
+
+impl Report {
+    fn write_documents(&self, f: &mut impl fmt::Write) -> fmt::Result {
         for (title, doc) in &self.documents {
             writeln!(f, "\n{title}:\n{doc}")?;
         }
         Ok(())
+    }
+
+    /// The summary as printed: every line but the JSON documents wrapped at `width` columns
+    /// (0: not wrapped), at spaces only so that no ARN or name is split, continuation lines
+    /// indented under their first.
+    pub fn render(&self, width: usize) -> String {
+        let body = Report {
+            documents: Vec::new(),
+            ..self.clone()
+        };
+        let text = body.to_string();
+        let mut out = String::with_capacity(text.len());
+        for line in text.lines() {
+            if width == 0 || line.len() <= width {
+                out.push_str(line);
+                out.push('\n');
+                continue;
+            }
+            let lead = &line[..line.len() - line.trim_start().len()];
+            let indent = format!("{lead}    ");
+            let options = textwrap::Options::new(width)
+                .subsequent_indent(&indent)
+                .word_separator(textwrap::WordSeparator::AsciiSpace)
+                .word_splitter(textwrap::WordSplitter::NoHyphenation)
+                .break_words(false);
+            for part in textwrap::wrap(line, options) {
+                out.push_str(&part);
+                out.push('\n');
+            }
+        }
+        let _ = self.write_documents(&mut out);
+        out
     }
 }
 

@@ -111,7 +111,7 @@ async fn server_versions_that_send_unsigned_requests_are_refused_then_provisione
         plan.assert_ok();
         assert!(
             plan.stdout
-                .contains(">= 1.13.10 (all of 1.14.x): server with IRSA: no"),
+                .contains("compatibility row >= 1.13.10 (all of 1.14.x)\n    server with IRSA: no"),
             "{}",
             plan.stdout
         );

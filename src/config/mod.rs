@@ -13,6 +13,7 @@ use crate::arn::Partition;
 mod read;
 pub mod rules;
 mod types;
+mod validator;
 pub use read::from_pairs;
 pub use types::*;
 
@@ -183,7 +184,13 @@ pub struct Config {
     pub max_attempts: u32,
     /// The whole run gives up after this long, so the hook ends before Helm's own timeout.
     pub deadline: Duration,
+    /// The summary's lines are wrapped at this many columns (JSON documents excepted); 0: not
+    /// wrapped.
+    pub output_width: usize,
 }
+
+/// Pod logs and terminals alike read well at this width.
+pub const DEFAULT_OUTPUT_WIDTH: usize = 120;
 
 impl Config {
     /// The owner tag value: identifies this installation among all that share an account.

@@ -46,6 +46,46 @@ pub fn sa_step(
             change: Change::Create,
         });
     };
+    check_existing(namespace, spec, state, owner)?;
+    let mut annotations = spec.annotations.clone();
+    if state.ours_label {
+        annotations.insert(OWNER_TAG.to_string(), owner.to_string());
+    }
+    let mut changes = Vec::new();
+    for (k, v) in &annotations {
+        if state.annotations.get(k) != Some(v) {
+            changes.push(format!("annotation {k}"));
+        } else if !state.our_annotations.contains(k) {
+            changes.push(format!("take shared ownership of {k}"));
+        }
+    }
+    for k in state
+        .our_annotations
+        .iter()
+        .filter(|k| !annotations.contains_key(*k))
+    {
+        changes.push(format!("remove annotation {k}"));
+    }
+    Ok(SaStep {
+        annotations,
+        label: state.ours_label,
+        change: if changes.is_empty() {
+            Change::Unchanged
+        } else {
+            Change::Update(changes)
+        },
+    })
+}
+
+/// The refusals for an existing ServiceAccount: an annotation we set held with another value by
+/// another manager, an annotation this mechanism must not see held by another manager, or a
+/// ServiceAccount another installation created.
+fn check_existing(
+    namespace: &str,
+    spec: &ServiceAccountSpec,
+    state: &SaState,
+    owner: &str,
+) -> Result<(), Error> {
     for (key, value) in &spec.annotations {
         match state.annotations.get(key) {
             Some(actual) if actual != value && !state.our_annotations.contains(key) => {
@@ -76,42 +116,14 @@ pub fn sa_step(
     }
     match state.annotations.get(OWNER_TAG) {
         Some(other) if state.labelled_by_us() && other != owner => {
-            return Err(Error::ServiceAccountNotOwned {
+            Err(Error::ServiceAccountNotOwned {
                 namespace: namespace.to_string(),
                 name: spec.name.clone(),
                 owner: other.clone(),
             })
         }
-        _ => {}
+        _ => Ok(()),
     }
-    let mut annotations = spec.annotations.clone();
-    if state.ours_label {
-        annotations.insert(OWNER_TAG.to_string(), owner.to_string());
-    }
-    let mut changes = Vec::new();
-    for (k, v) in &annotations {
-        if state.annotations.get(k) != Some(v) {
-            changes.push(format!("annotation {k}"));
-        } else if !state.our_annotations.contains(k) {
-            changes.push(format!("take shared ownership of {k}"));
-        }
-    }
-    for k in state
-        .our_annotations
-        .iter()
-        .filter(|k| !annotations.contains_key(*k))
-    {
-        changes.push(format!("remove annotation {k}"));
-    }
-    Ok(SaStep {
-        annotations,
-        label: state.ours_label,
-        change: if changes.is_empty() {
-            Change::Unchanged
-        } else {
-            Change::Update(changes)
-        },
-    })
 }
 
 /// The restart rule: a workload running under a managed ServiceAccount restarts when that

@@ -58,27 +58,7 @@ const OVERRIDE: &str =
 /// configuration that names other ServiceAccounts than Epinio uses.
 pub fn resolve(cfg: &Configured, objects: Option<&EpinioObjects>) -> Result<Resolved, Error> {
     let Some(objects) = objects else {
-        for (what, sa, value) in [
-            ("the Epinio server", cfg.server, "serviceAccount.name"),
-            (
-                "staging",
-                cfg.staging,
-                "server.stagingWorkloads.serviceAccountName",
-            ),
-        ] {
-            if sa == DEFAULT_SA {
-                return Err(Error::DefaultServiceAccount {
-                    what: format!("{what} (from the configuration)"),
-                    value: format!("{value} to a ServiceAccount of its own"),
-                });
-            }
-        }
-        return Ok(Resolved {
-            server_service_account: cfg.server.to_string(),
-            staging_service_account: Some(cfg.staging.to_string()),
-            epinio: "no epinio-server Deployment found: used the configuration (EPINIO_IRSA_SERVER_SERVICE_ACCOUNT, EPINIO_IRSA_STAGING_SERVICE_ACCOUNT); Epinio's version was not checked".into(),
-            warnings: vec!["no epinio-server Deployment in the namespace yet: the ServiceAccounts come from the configuration and Epinio's version is unchecked; run `helm upgrade` of this chart after installing Epinio to check them".into()],
-        });
+        return from_configuration(cfg);
     };
     let mut warnings = Vec::new();
     let version = server_version(objects);
@@ -89,7 +69,10 @@ pub fn resolve(cfg: &Configured, objects: Option<&EpinioObjects>) -> Result<Reso
                 Some(row),
                 Some(row),
                 format!("v{version}"),
-                format!("Epinio v{version} (from the {from}); {row}"),
+                format!(
+                    "Epinio v{version} (from the {from}), compatibility row {}",
+                    row.label
+                ),
             )
         }
         ServerVersion::Unknown { image, chart } => {
@@ -107,37 +90,13 @@ pub fn resolve(cfg: &Configured, objects: Option<&EpinioObjects>) -> Result<Reso
             )
         }
     };
-    match cfg.mechanism {
-        Mechanism::Irsa => {
-            if let Some(row) = row {
-                check_row(row, &version_text, cfg.allow_unsupported, &mut warnings)?;
-            }
-        }
-        Mechanism::PodIdentity => {
-            if let Err(reason) = pod_identity_support(row, objects) {
-                if row.is_none() {
-                    warnings.push(format!(
-                        "{reason}; Pod Identity for this Epinio is not checked"
-                    ));
-                } else if cfg.allow_unsupported {
-                    warnings.push(format!(
-                        "Epinio {version_text}: {reason}. Provisioning anyway because {OVERRIDE}"
-                    ));
-                } else {
-                    return Err(Error::EpinioUnsupported {
-                        version: version_text,
-                        reason,
-                        choices: format!("use EPINIO_IRSA_MODE=irsa (or auto), or change what the reason names, or set {OVERRIDE} to provision anyway"),
-                    });
-                }
-            }
-        }
-    }
-    // What staging's Pod Identity column depends on, as this installation has it.
-    let epinio = match StagingCli::of(objects).summary() {
-        Some(cli) => format!("{epinio}; {cli}"),
-        None => epinio,
-    };
+    check_mechanism(cfg, row, objects, &version_text, &mut warnings)?;
+    // One line per column; staging's Pod Identity column as this installation has it.
+    let columns = row.map(|r| r.columns(StagingCli::of(objects).column()));
+    let epinio = std::iter::once(epinio)
+        .chain(columns.into_iter().flatten())
+        .collect::<Vec<_>>()
+        .join("\n");
     let server = resolve_server(cfg, objects)?;
     let source = match hint {
         Some(r) => r.staging_source,
@@ -152,6 +111,68 @@ pub fn resolve(cfg: &Configured, objects: Option<&EpinioObjects>) -> Result<Reso
         epinio,
         warnings,
     })
+}
+
+/// No `epinio-server` Deployment yet: the configuration's ServiceAccounts, said so.
+fn from_configuration(cfg: &Configured) -> Result<Resolved, Error> {
+    for (what, sa, value) in [
+        ("the Epinio server", cfg.server, "serviceAccount.name"),
+        (
+            "staging",
+            cfg.staging,
+            "server.stagingWorkloads.serviceAccountName",
+        ),
+    ] {
+        if sa == DEFAULT_SA {
+            return Err(Error::DefaultServiceAccount {
+                what: format!("{what} (from the configuration)"),
+                value: format!("{value} to a ServiceAccount of its own"),
+            });
+        }
+    }
+    Ok(Resolved {
+        server_service_account: cfg.server.to_string(),
+        staging_service_account: Some(cfg.staging.to_string()),
+        epinio: "no epinio-server Deployment found: used the configuration (EPINIO_IRSA_SERVER_SERVICE_ACCOUNT, EPINIO_IRSA_STAGING_SERVICE_ACCOUNT); Epinio's version was not checked".into(),
+        warnings: vec!["no epinio-server Deployment in the namespace yet: the ServiceAccounts come from the configuration and Epinio's version is unchecked; run `helm upgrade` of this chart after installing Epinio to check them".into()],
+    })
+}
+
+/// The refusals (or, when overridden, warnings) of the mechanism's column for this Epinio.
+fn check_mechanism(
+    cfg: &Configured,
+    row: Option<&Row>,
+    objects: &EpinioObjects,
+    version_text: &str,
+    warnings: &mut Vec<String>,
+) -> Result<(), Error> {
+    match cfg.mechanism {
+        Mechanism::Irsa => {
+            if let Some(row) = row {
+                check_row(row, version_text, cfg.allow_unsupported, warnings)?;
+            }
+        }
+        Mechanism::PodIdentity => {
+            if let Err(reason) = pod_identity_support(row, objects) {
+                if row.is_none() {
+                    warnings.push(format!(
+                        "{reason}; Pod Identity for this Epinio is not checked"
+                    ));
+                } else if cfg.allow_unsupported {
+                    warnings.push(format!(
+                        "Epinio {version_text}: {reason}. Provisioning anyway because {OVERRIDE}"
+                    ));
+                } else {
+                    return Err(Error::EpinioUnsupported {
+                        version: version_text.to_string(),
+                        reason,
+                        choices: format!("use EPINIO_IRSA_MODE=irsa (or auto), or change what the reason names, or set {OVERRIDE} to provision anyway"),
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The first aws CLI release whose credential chain reads EKS Pod Identity's container
@@ -213,19 +234,19 @@ impl<'a> StagingCli<'a> {
         }
     }
 
-    /// For the summary line of Epinio, when the image is known.
-    fn summary(&self) -> Option<String> {
-        let (image, verdict) = match self {
+    /// Staging's Pod Identity column when the image is known: whether it works, and why.
+    fn column(&self) -> Option<(bool, String)> {
+        let (image, works, verdict) = match self {
             StagingCli::Unknown => return None,
-            StagingCli::Reads(i) => (i, "reads Pod Identity credentials"),
-            StagingCli::TooOld(i) => (i, "is too old for Pod Identity (2.15.0 or later)"),
-            StagingCli::NoReleaseTag(i) => {
-                (i, "has no release tag: its Pod Identity support is unknown")
-            }
+            StagingCli::Reads(i) => (i, true, "reads Pod Identity credentials"),
+            StagingCli::TooOld(i) => (
+                i,
+                false,
+                "is older than 2.15.0, the first with Pod Identity",
+            ),
+            StagingCli::NoReleaseTag(i) => (i, false, "has no release tag: its support is unknown"),
         };
-        Some(format!(
-            "staging's aws CLI image {image} (ConfigMap epinio-stage-scripts downloadImage) {verdict}"
-        ))
+        Some((works, format!("staging's aws CLI image {image} {verdict}")))
     }
 }
 
@@ -362,96 +383,4 @@ fn resolve_staging(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn table_is_contiguous_and_covers_every_version() {
-        for pair in TABLE.windows(2) {
-            assert_eq!(
-                pair[0].until,
-                Some(pair[1].from),
-                "{} / {}",
-                pair[0].label,
-                pair[1].label
-            );
-        }
-        assert_eq!(TABLE[0].from, (0, 0, 0));
-        assert_eq!(TABLE.last().unwrap().until, None);
-        for (v, label) in [
-            ("v1.5.9", "< 1.6.0"),
-            ("v1.6.0", "1.6.x"),
-            ("1.11.3", "1.7.0 - 1.11.x"),
-            ("v1.12.0", "1.12.x"),
-            ("v1.13.9", "1.13.0 - 1.13.9"),
-            ("v1.13.10-rc2", ">= 1.13.10 (all of 1.14.x)"),
-            ("1.14.0-rc3", ">= 1.13.10 (all of 1.14.x)"),
-            ("v1.14.1", ">= 1.13.10 (all of 1.14.x)"),
-        ] {
-            assert_eq!(row(&parse_version(v).unwrap()).label, label, "{v}");
-        }
-    }
-
-    fn objects(image: &str) -> EpinioObjects {
-        EpinioObjects {
-            image: Some(image.into()),
-            service_account: Some("epinio-server".into()),
-            ..EpinioObjects::default()
-        }
-    }
-
-    #[test]
-    fn version_from_tag_then_labels_and_unknown_otherwise() {
-        let mut o = objects("ghcr.io/epinio/epinio-server:v1.13.9");
-        assert!(
-            matches!(server_version(&o), ServerVersion::Known { ref version, from: "image tag" } if version.to_string() == "1.13.9")
-        );
-        o.labels
-            .insert("helm.sh/chart".into(), "epinio-1.12.0".into());
-        o.image = Some("registry:5000/epinio/epinio-server@sha256:abcd".into());
-        assert!(
-            matches!(server_version(&o), ServerVersion::Unknown { chart: Some(ref c), .. } if c.to_string() == "1.12.0")
-        );
-        o.image = Some("ghcr.io/epinio/epinio-server:my-fork".into());
-        assert!(matches!(server_version(&o), ServerVersion::Unknown { .. }));
-        // A registry port is not a tag: the labels tell.
-        o.image = Some("registry:5000/epinio-server".into());
-        assert!(matches!(
-            server_version(&o),
-            ServerVersion::Known {
-                from: "label helm.sh/chart",
-                ..
-            }
-        ));
-        o.labels
-            .insert("app.kubernetes.io/version".into(), "v1.13.2".into());
-        assert!(
-            matches!(server_version(&o), ServerVersion::Known { ref version, .. } if version.to_string() == "1.13.2")
-        );
-    }
-
-    #[test]
-    fn pod_identity_needs_a_new_server_and_a_new_aws_cli_for_staging() {
-        let mut o = objects("ghcr.io/epinio/epinio-server:v1.13.9");
-        let why = supports_pod_identity(Some(&o)).unwrap_err();
-        assert!(why.contains("image.awscli.tag"), "{why}");
-        o.download_image = Some("amazon/aws-cli:2.13.26".into());
-        let why = supports_pod_identity(Some(&o)).unwrap_err();
-        assert!(
-            why.contains("amazon/aws-cli:2.13.26") && why.contains("2.15.0"),
-            "{why}"
-        );
-        o.download_image = Some("registry:5000/amazon/aws-cli:2.15.0".into());
-        assert_eq!(supports_pod_identity(Some(&o)), Ok(()));
-        // minio-go before 7.0.69 has no container credentials; 1.13.10+ sends unsigned requests.
-        for old in ["v1.11.0", "v1.13.10"] {
-            o.image = Some(format!("ghcr.io/epinio/epinio-server:{old}"));
-            let why = supports_pod_identity(Some(&o)).unwrap_err();
-            assert!(
-                why.contains("server cannot use Pod Identity"),
-                "{old}: {why}"
-            );
-        }
-        assert!(supports_pod_identity(None).is_err());
-    }
-}
+mod tests;

@@ -156,22 +156,40 @@ fn mark(s: Support) -> &'static str {
     }
 }
 
+impl Row {
+    /// One short line per column of the table, for this installation: `staging_pod_identity`,
+    /// when known, is what staging's own aws CLI image can do, which decides that column
+    /// instead of Epinio's default image.
+    pub fn columns(&self, staging_pod_identity: Option<(bool, String)>) -> Vec<String> {
+        let column = |name: &str, s: Support| format!("{name}: {} ({})", mark(s), s.why);
+        let staging_pi = match staging_pod_identity {
+            Some((works, why)) => format!(
+                "staging with Pod Identity: {} ({why})",
+                if works { "yes" } else { "no" }
+            ),
+            None => column("staging with Pod Identity", self.staging_pod_identity),
+        };
+        vec![
+            column("server with IRSA", self.server_irsa),
+            column("server with Pod Identity", self.server_pod_identity),
+            column("staging with IRSA", self.staging_irsa),
+            staging_pi,
+            format!(
+                "staging ServiceAccount from {}",
+                self.staging_source.value()
+            ),
+        ]
+    }
+}
+
+/// The row's label, then one line per column (Epinio's defaults).
 impl fmt::Display for Row {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "Epinio {}: server with IRSA: {} ({}); server with Pod Identity: {} ({}); staging with IRSA: {} ({}); staging with Pod Identity: {} ({}); staging ServiceAccount from {}",
-            self.label,
-            mark(self.server_irsa),
-            self.server_irsa.why,
-            mark(self.server_pod_identity),
-            self.server_pod_identity.why,
-            mark(self.staging_irsa),
-            self.staging_irsa.why,
-            mark(self.staging_pod_identity),
-            self.staging_pod_identity.why,
-            self.staging_source.value()
-        )
+        write!(f, "Epinio {}:", self.label)?;
+        for line in self.columns(None) {
+            write!(f, "\n  {line}")?;
+        }
+        Ok(())
     }
 }
 

@@ -85,44 +85,7 @@ pub(super) async fn apply_iam(ctx: &Ctx<'_>, d: &Decided, dry_run: bool) -> Resu
     let (config, iam, desired) = (ctx.config, &ctx.aws.iam, &d.desired);
     let (provider_checked, provider_checked_rx) = oneshot::channel::<()>();
     let (policy_checked, policy_checked_rx) = oneshot::channel::<()>();
-    let provider_branch = async {
-        if desired.mechanism == Mechanism::PodIdentity {
-            // Pod Identity needs no OIDC provider: leave whatever is there (teardown removes
-            // ours), and create the roles once the policy is checked.
-            let _ = provider_checked.send(());
-            policy_checked_rx.await.map_err(|_| Error::Stopped)?;
-            let roles = try_join_all(
-                desired
-                    .roles
-                    .iter()
-                    .zip(&d.steps)
-                    .map(|(spec, step)| iam.ensure_role(spec, step, false, dry_run)),
-            )
-            .await?;
-            return Ok((Change::Kept("not used by EKS Pod Identity".into()), roles));
-        }
-        let known = if d.providers.contains(&desired.provider.arn) {
-            iam.read_provider(&desired.provider.arn).await?
-        } else {
-            None
-        };
-        core::check_provider(
-            &desired.provider,
-            known.as_ref(),
-            config.create_oidc_provider,
-        )?;
-        let _ = provider_checked.send(());
-        let change = iam
-            .ensure_provider(&desired.provider, known.as_ref(), dry_run)
-            .await?;
-        policy_checked_rx.await.map_err(|_| Error::Stopped)?;
-        let roles =
-            try_join_all(desired.roles.iter().zip(&d.steps).map(|(spec, step)| {
-                iam.ensure_role(spec, step, change == Change::Create, dry_run)
-            }))
-            .await?;
-        Ok::<_, Error>((change, roles))
-    };
+    let provider_branch = provider_and_roles(ctx, d, dry_run, provider_checked, policy_checked_rx);
     let policy_branch = async {
         let (known, associations) = tokio::join!(
             iam.read_policy(&desired.policy.arn, false),
@@ -179,6 +142,63 @@ pub(super) async fn apply_iam(ctx: &Ctx<'_>, d: &Decided, dry_run: bool) -> Resu
         plans.into_iter().zip(association_changes?).collect(),
         warnings,
     ))
+}
+
+/// The provider branch of `apply_iam`: check and ensure the OIDC provider (IRSA), say so, then
+/// ensure the roles once the other branch has checked the policy.
+async fn provider_and_roles(
+    ctx: &Ctx<'_>,
+    d: &Decided,
+    dry_run: bool,
+    provider_checked: oneshot::Sender<()>,
+    policy_checked_rx: oneshot::Receiver<()>,
+) -> Result<(Change, Vec<Change>)> {
+    let (config, iam, desired) = (ctx.config, &ctx.aws.iam, &d.desired);
+    if desired.mechanism == Mechanism::PodIdentity {
+        // Pod Identity needs no OIDC provider: leave whatever is there (teardown removes
+        // ours), and create the roles once the policy is checked.
+        let _ = provider_checked.send(());
+        policy_checked_rx.await.map_err(|_| Error::Stopped)?;
+        let roles = try_join_all(
+            desired
+                .roles
+                .iter()
+                .zip(&d.steps)
+                .map(|(spec, step)| iam.ensure_role(spec, step, false, dry_run)),
+        )
+        .await?;
+        // Only a provider that is there is kept; `pod-identity` mode does not even list them.
+        let provider = if d.providers.contains(&desired.provider.arn) {
+            Change::Kept("not used by EKS Pod Identity".into())
+        } else {
+            Change::Absent
+        };
+        return Ok((provider, roles));
+    }
+    let known = if d.providers.contains(&desired.provider.arn) {
+        iam.read_provider(&desired.provider.arn).await?
+    } else {
+        None
+    };
+    core::check_provider(
+        &desired.provider,
+        known.as_ref(),
+        config.create_oidc_provider,
+    )?;
+    let _ = provider_checked.send(());
+    let change = iam
+        .ensure_provider(&desired.provider, known.as_ref(), dry_run)
+        .await?;
+    policy_checked_rx.await.map_err(|_| Error::Stopped)?;
+    let roles = try_join_all(
+        desired
+            .roles
+            .iter()
+            .zip(&d.steps)
+            .map(|(spec, step)| iam.ensure_role(spec, step, change == Change::Create, dry_run)),
+    )
+    .await?;
+    Ok((change, roles))
 }
 
 /// One association's write. A create that finds one made concurrently (409, read back) checks

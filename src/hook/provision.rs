@@ -23,9 +23,9 @@ use super::context::{context, service_account_names, skipped, Ctx};
 use super::discover::{discover, find_association, read_agent, reread, Discovered};
 use crate::aws::eks;
 use crate::config::{Config, CredentialMode};
-use crate::core::{self};
+use crate::core::{self, SaStep};
 use crate::k8s::SaState;
-use crate::plan::{self, Names};
+use crate::plan::{self, Desired, Names};
 use crate::report::Report;
 use crate::vocab::Change;
 use crate::{Error, Result};
@@ -118,16 +118,8 @@ pub(super) async fn read_and_decide(ctx: &Ctx<'_>) -> Result<Decided> {
         .cloned()
         .zip(found.into_iter().map(|(id, _)| id))
         .collect();
-    let sas: BTreeMap<&str, Option<SaState>> = wanted.iter().map(String::as_str).zip(sas).collect();
     let steps = core::role_steps(&desired.roles, &roles, &ctx.owner, config.adopt_existing)?;
-    let sa_steps = desired
-        .service_accounts
-        .iter()
-        .map(|spec| {
-            let state = sas.get(spec.name.as_str()).and_then(Option::as_ref);
-            core::sa_step(&config.namespace, spec, state, &ctx.owner)
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let sa_steps = sa_steps(config, &desired, &wanted, sas, &ctx.owner)?;
     Ok(Decided {
         desired,
         facts,
@@ -140,6 +132,25 @@ pub(super) async fn read_and_decide(ctx: &Ctx<'_>) -> Result<Decided> {
         found,
         warnings,
     })
+}
+
+/// Each desired ServiceAccount's step, from what was read of it (by name).
+fn sa_steps(
+    config: &Config,
+    desired: &Desired,
+    names: &[String],
+    read: Vec<Option<SaState>>,
+    owner: &str,
+) -> Result<Vec<SaStep>> {
+    let sas: BTreeMap<&str, Option<SaState>> = names.iter().map(String::as_str).zip(read).collect();
+    desired
+        .service_accounts
+        .iter()
+        .map(|spec| {
+            let state = sas.get(spec.name.as_str()).and_then(Option::as_ref);
+            core::sa_step(&config.namespace, spec, state, owner)
+        })
+        .collect()
 }
 
 pub(super) async fn converge(ctx: &Ctx<'_>, dry_run: bool) -> Result<Report> {
@@ -165,12 +176,7 @@ pub(super) async fn converge(ctx: &Ctx<'_>, dry_run: bool) -> Result<Report> {
     if !dry_run {
         try_join_all(restarts.iter().map(|(w, arn)| kube.restart(w, arn))).await?;
     }
-    if !ctx.config.restart_workloads && sa_changes.iter().any(Change::is_write) {
-        tracing::warn!("EPINIO_IRSA_RESTART_WORKLOADS=false: pods started before the role annotation get no IAM credentials until they are restarted");
-    }
-    for w in &d.epinio.warnings {
-        tracing::warn!(warning = %w, "epinio");
-    }
+    let annotated = sa_changes.iter().any(Change::is_write);
     let mut report = Report::provision(
         &ctx.config.namespace,
         &d.desired,
@@ -190,6 +196,9 @@ pub(super) async fn converge(ctx: &Ctx<'_>, dry_run: bool) -> Result<Report> {
     report.warnings = d.epinio.warnings.clone();
     report.warnings.extend(d.warnings.iter().cloned());
     report.warnings.extend(association_warnings);
+    if !ctx.config.restart_workloads && annotated {
+        report.warnings.push("EPINIO_IRSA_RESTART_WORKLOADS=false: pods started before the role annotation get no IAM credentials until they are restarted".into());
+    }
     report.add_verified(&verified, &ctx.config.namespace, &ctx.config.bucket);
     Ok(report)
 }

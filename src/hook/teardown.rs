@@ -70,17 +70,7 @@ pub async fn teardown(config: &Config) -> Result<Report> {
         |n| async move { read_association(ctx_ref, &n, true).await },
     )
     .await?;
-    let (account, issuer) = match cluster_info? {
-        Some(info) => {
-            let facts = facts_from(&info.arn, info.issuer_url, cluster, Mechanism::Irsa)?;
-            (facts.account(), Some(facts))
-        }
-        // The cluster is gone already: the account still has our IAM objects.
-        None => match roles.iter().flatten().find_map(|r| Arn::account_of(&r.arn)) {
-            Some((p, a)) => (Account::new(p, a), None),
-            None => (sts::caller_account(&ctx.aws.sts).await?, None),
-        },
-    };
+    let (account, issuer) = account_and_issuer(&ctx, cluster_info?, &roles).await?;
     let policy_arn = account.policy(&config.role_path, &ctx.names.policy);
 
     let (roles_r, provider_r, kube_r, assoc_r) = tokio::join!(
@@ -102,6 +92,26 @@ pub async fn teardown(config: &Config) -> Result<Report> {
         .warnings
         .extend(assocs.into_iter().filter_map(|(_, w)| w));
     Ok(report)
+}
+
+/// The account (and the cluster's facts, when it still exists): from the cluster, else from
+/// one of our roles, else from STS.
+async fn account_and_issuer(
+    ctx: &Ctx<'_>,
+    cluster_info: Option<eks::ClusterInfo>,
+    roles: &[Option<RoleState>],
+) -> Result<(Account, Option<Facts>)> {
+    Ok(match cluster_info {
+        Some(info) => {
+            let facts = facts_from(&info.arn, info.issuer_url, ctx.cluster, Mechanism::Irsa)?;
+            (facts.account(), Some(facts))
+        }
+        // The cluster is gone already: the account still has our IAM objects.
+        None => match roles.iter().flatten().find_map(|r| Arn::account_of(&r.arn)) {
+            Some((p, a)) => (Account::new(p, a), None),
+            None => (sts::caller_account(&ctx.aws.sts).await?, None),
+        },
+    })
 }
 
 /// The Pod Identity associations of the managed ServiceAccounts: delete ours, keep the rest.

@@ -161,6 +161,9 @@ impl World {
             ),
             ("HOME".to_string(), self.dir.display().to_string()),
             ("PATH".to_string(), "/usr/bin:/bin".to_string()),
+            // Unwrapped summaries, so that scenarios can look for whole sentences;
+            // tests/output.rs checks the wrapped default.
+            ("EPINIO_IRSA_OUTPUT_WIDTH".to_string(), "0".to_string()),
         ]);
         env
     }

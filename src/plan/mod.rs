@@ -3,13 +3,18 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::access;
-use crate::arn::{self, Account, Partition};
-use crate::config::{Config, Mechanism, MANAGED_BY_KEY, MANAGED_BY_VALUE, OWNER_TAG};
+use crate::arn::{Account, Partition};
+use crate::config::{
+    Config, Mechanism, ServiceAccountName, MANAGED_BY_KEY, MANAGED_BY_VALUE, OWNER_TAG,
+};
 pub use crate::error::{DocumentError, PlanError};
+
+mod documents;
+pub use documents::*;
 
 /// IAM's default limit on a role's trust policy.
 pub const MAX_TRUST_POLICY_CHARS: usize = 2048;
@@ -211,81 +216,6 @@ pub fn provider_arn(facts: &Facts) -> String {
     facts.account().oidc_provider(facts.issuer_host_path())
 }
 
-/// The IRSA trust policy: only `<namespace>:<service account>` tokens with the STS audience,
-/// issued by this cluster, may assume the role.
-pub fn trust_policy(facts: &Facts, namespace: &str, service_account: &str) -> Value {
-    let issuer = facts.issuer_host_path();
-    json!({
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Effect": "Allow",
-            "Principal": { "Federated": provider_arn(facts) },
-            "Action": "sts:AssumeRoleWithWebIdentity",
-            "Condition": {
-                "StringEquals": {
-                    format!("{issuer}:sub"): format!("system:serviceaccount:{namespace}:{service_account}"),
-                    format!("{issuer}:aud"): STS_AUDIENCE,
-                }
-            }
-        }]
-    })
-}
-
-/// The Pod Identity trust policy: EKS Pod Identity may assume the role and tag the session, only
-/// for sessions tagged with this cluster, namespace and ServiceAccount (the agent sets those
-/// tags from the pod).
-pub fn pod_identity_trust_policy(facts: &Facts, namespace: &str, service_account: &str) -> Value {
-    json!({
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Effect": "Allow",
-            "Principal": { "Service": access::POD_IDENTITY_SERVICE },
-            "Action": ["sts:AssumeRole", "sts:TagSession"],
-            "Condition": {
-                "StringEquals": {
-                    "aws:RequestTag/eks-cluster-arn": facts.cluster_arn,
-                    "aws:RequestTag/kubernetes-namespace": namespace,
-                    "aws:RequestTag/kubernetes-service-account": service_account,
-                }
-            }
-        }]
-    })
-}
-
-/// What Epinio needs of S3, on its bucket only: bucket-level actions on the bucket ARN,
-/// object-level actions on its objects. Nothing on `*`, and no `sts:AssumeRole` (the Epinio
-/// docs' policy grants both; neither is needed).
-pub fn s3_policy(partition: Partition, bucket: &str) -> Value {
-    json!({
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "EpinioBucket",
-                "Effect": "Allow",
-                "Action": [
-                    "s3:CreateBucket",
-                    "s3:GetBucketLocation",
-                    "s3:ListBucket",
-                    "s3:ListBucketMultipartUploads"
-                ],
-                "Resource": arn::s3(partition, bucket)
-            },
-            {
-                "Sid": "EpinioObjects",
-                "Effect": "Allow",
-                "Action": [
-                    "s3:AbortMultipartUpload",
-                    "s3:DeleteObject",
-                    "s3:GetObject",
-                    "s3:ListMultipartUploadParts",
-                    "s3:PutObject"
-                ],
-                "Resource": arn::s3(partition, &format!("{bucket}/*"))
-            }
-        ]
-    })
-}
-
 /// Compute the desired state. Fails only on IAM size limits, before anything is written.
 pub fn desired(config: &Config, names: &Names, facts: &Facts) -> Result<Desired, PlanError> {
     let tags = owner_tags(config);
@@ -321,38 +251,7 @@ pub fn desired(config: &Config, names: &Names, facts: &Facts) -> Result<Desired,
             config.staging_service_account.clone(),
         ));
     }
-    let roles = roles
-        .into_iter()
-        .map(|(kind, name, sa)| {
-            let trust = match facts.mechanism {
-                Mechanism::Irsa => trust_policy(facts, &config.namespace, &sa),
-                Mechanism::PodIdentity => pod_identity_trust_policy(facts, &config.namespace, &sa),
-            }
-            .to_string();
-            if trust.len() > MAX_TRUST_POLICY_CHARS {
-                return Err(PlanError::TrustPolicyTooLarge {
-                    role: name,
-                    len: trust.len(),
-                    max: MAX_TRUST_POLICY_CHARS,
-                    issuer: facts.issuer_url.clone(),
-                });
-            }
-            Ok(RoleSpec {
-                kind,
-                arn: account.role(path, &name),
-                name,
-                path: path.to_string(),
-                service_account: sa.to_string(),
-                trust,
-                boundary: config
-                    .permissions_boundary
-                    .as_ref()
-                    .map(ToString::to_string),
-                attachments: attachments.clone(),
-                tags: tags.clone(),
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let roles = role_specs(config, facts, roles, &attachments, &tags)?;
 
     let service_accounts = roles
         .iter()
@@ -383,6 +282,49 @@ pub fn desired(config: &Config, names: &Names, facts: &Facts) -> Result<Desired,
         roles,
         service_accounts,
     })
+}
+
+/// Each role's spec: its trust (IRSA or Pod Identity), path, boundary, attachments and tags.
+fn role_specs(
+    config: &Config,
+    facts: &Facts,
+    roles: Vec<(RoleKind, String, ServiceAccountName)>,
+    attachments: &[String],
+    tags: &BTreeMap<String, String>,
+) -> Result<Vec<RoleSpec>, PlanError> {
+    let (path, account) = (&config.role_path, facts.account());
+    roles
+        .into_iter()
+        .map(|(kind, name, sa)| {
+            let trust = match facts.mechanism {
+                Mechanism::Irsa => trust_policy(facts, &config.namespace, &sa),
+                Mechanism::PodIdentity => pod_identity_trust_policy(facts, &config.namespace, &sa),
+            }
+            .to_string();
+            if trust.len() > MAX_TRUST_POLICY_CHARS {
+                return Err(PlanError::TrustPolicyTooLarge {
+                    role: name,
+                    len: trust.len(),
+                    max: MAX_TRUST_POLICY_CHARS,
+                    issuer: facts.issuer_url.clone(),
+                });
+            }
+            Ok(RoleSpec {
+                kind,
+                arn: account.role(path, &name),
+                name,
+                path: path.to_string(),
+                service_account: sa.to_string(),
+                trust,
+                boundary: config
+                    .permissions_boundary
+                    .as_ref()
+                    .map(ToString::to_string),
+                attachments: attachments.to_vec(),
+                tags: tags.clone(),
+            })
+        })
+        .collect()
 }
 
 /// One ServiceAccount per role (a shared staging ServiceAccount means one role only). IRSA: the
@@ -416,49 +358,6 @@ pub fn restart_for(mechanism: Mechanism, role_arn: &str) -> String {
         Mechanism::Irsa => role_arn.to_string(),
         Mechanism::PodIdentity => format!("pod-identity {role_arn}"),
     }
-}
-
-/// Compare two IAM policy documents by meaning: parsed JSON, with a lone string and a
-/// one-element list treated alike (IAM accepts both and may return either).
-pub fn same_document(a: &str, b: &str) -> bool {
-    match (
-        serde_json::from_str::<Value>(a),
-        serde_json::from_str::<Value>(b),
-    ) {
-        (Ok(a), Ok(b)) => normalize(a) == normalize(b),
-        _ => false,
-    }
-}
-
-fn normalize(v: Value) -> Value {
-    match v {
-        Value::Array(items) if items.len() == 1 => {
-            normalize(items.into_iter().next().unwrap_or(Value::Null))
-        }
-        Value::Array(items) => Value::Array(items.into_iter().map(normalize).collect()),
-        Value::Object(map) => {
-            Value::Object(map.into_iter().map(|(k, v)| (k, normalize(v))).collect())
-        }
-        other => other,
-    }
-}
-
-/// IAM returns policy documents URL-encoded (RFC 3986). Strict: a `%` not followed by two hex
-/// digits, or bytes that do not decode to UTF-8, are an error, never a panic or a guess.
-pub fn decode_document(raw: &str) -> Result<String, DocumentError> {
-    let bytes = raw.as_bytes();
-    if let Some(at) = bytes.iter().enumerate().position(|(i, b)| {
-        *b == b'%'
-            && !bytes
-                .get(i + 1..i + 3)
-                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
-    }) {
-        return Err(DocumentError::Escape(at));
-    }
-    percent_encoding::percent_decode_str(raw)
-        .decode_utf8()
-        .map(|s| s.into_owned())
-        .map_err(|_| DocumentError::Utf8)
 }
 
 /// The least-privilege policy the job itself needs for this configuration.
