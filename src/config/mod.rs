@@ -68,6 +68,10 @@ impl fmt::Display for Secret {
 pub enum Mode {
     /// Both S3 keys empty and no bundled store: Epinio uses the AWS credential chain.
     Iam,
+    /// Gateway mode (`EPINIO_IRSA_GATEWAY=true`): Epinio signs with a cluster-local key pair
+    /// to the in-cluster S3 gateway, which holds the IAM role. The keys are the gateway's
+    /// client keys, not AWS keys.
+    Gateway,
     /// Static S3 keys are configured: IRSA is not needed.
     StaticKeys,
     /// Epinio's bundled object store (seaweedfs / minio / s3gw) is on.
@@ -77,7 +81,7 @@ pub enum Mode {
 impl Mode {
     pub fn skip_reason(self) -> Option<&'static str> {
         match self {
-            Mode::Iam => None,
+            Mode::Iam | Mode::Gateway => None,
             Mode::StaticKeys => Some(
                 "static S3 keys are configured (s3.accessKeyID / s3.secretAccessKey): Epinio does not use IAM roles, nothing to provision",
             ),
@@ -140,7 +144,8 @@ pub struct Config {
     pub mode: Mode,
     /// IRSA, Pod Identity, or chosen from the cluster (`EPINIO_IRSA_MODE`).
     pub credential_mode: CredentialMode,
-    /// Kept only to prove they never leak; the job never sends them anywhere.
+    /// Epinio's S3 keys. Outside gateway mode they are only kept to prove they never leak; in
+    /// gateway mode `verify` signs with them (SigV4 never sends the secret).
     pub s3_access_key_id: Secret,
     pub s3_secret_access_key: Secret,
     pub bucket: Bucket,
@@ -184,10 +189,28 @@ pub struct Config {
     pub max_attempts: u32,
     /// The whole run gives up after this long, so the hook ends before Helm's own timeout.
     pub deadline: Duration,
+    /// The in-cluster S3 gateway (gateway mode): its ServiceAccount is the one managed; named
+    /// even outside gateway mode, so a switch out of it removes what it had.
+    pub gateway: GatewaySettings,
     /// The summary's lines are wrapped at this many columns (JSON documents excepted); 0: not
     /// wrapped.
     pub output_width: usize,
 }
+
+/// The gateway as the hook sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewaySettings {
+    /// `EPINIO_IRSA_GATEWAY`: gateway mode is on.
+    pub enabled: bool,
+    /// The gateway's own ServiceAccount (`EPINIO_IRSA_GATEWAY_SERVICE_ACCOUNT`).
+    pub service_account: ServiceAccountName,
+    /// Where `verify` sends requests signed with Epinio's key pair
+    /// (`EPINIO_IRSA_GATEWAY_ENDPOINT`, `http://` or `https://`); `None`: not checked.
+    pub endpoint: Option<String>,
+}
+
+/// The chart's default name for the gateway's ServiceAccount.
+pub const DEFAULT_GATEWAY_SERVICE_ACCOUNT: &str = "epinio-irsa-gateway";
 
 /// Pod logs and terminals alike read well at this width.
 pub const DEFAULT_OUTPUT_WIDTH: usize = 120;
@@ -208,6 +231,11 @@ impl Config {
         self.region
             .as_ref()
             .map_or(Partition::Aws, Region::partition)
+    }
+
+    /// Gateway mode: the gateway's ServiceAccount gets the role; Epinio's get nothing.
+    pub fn gateway_mode(&self) -> bool {
+        self.mode == Mode::Gateway
     }
 
     pub fn staging_is_shared(&self) -> bool {

@@ -33,6 +33,9 @@ struct Raw {
     log_format: Option<String>,
     mode: Option<String>,
     account_id: Option<String>,
+    gateway: Option<String>,
+    gateway_service_account: Option<String>,
+    gateway_endpoint: Option<String>,
     #[serde(flatten)]
     switches: RawSwitches,
 }
@@ -114,7 +117,13 @@ fn read(
     let access = Secret::new(raw.s3_access_key_id.unwrap_or_default());
     let secret = Secret::new(raw.s3_secret_access_key.unwrap_or_default());
     let bundled = v.boolean("EPINIO_IRSA_BUNDLED_S3", raw.bundled_s3, false);
-    let mode = mode(v, &access, &secret, bundled);
+    let gateway = gateway(
+        v,
+        raw.gateway,
+        raw.gateway_service_account,
+        raw.gateway_endpoint,
+    );
+    let mode = mode(v, &access, &secret, bundled, gateway.enabled);
     let bucket = v.parse("EPINIO_IRSA_S3_BUCKET", raw.s3_bucket);
     let server_given = non_empty(raw.server_service_account.clone()).is_some();
     let server_sa: Option<ServiceAccountName> = match non_empty(raw.server_service_account) {
@@ -225,6 +234,7 @@ fn read(
         max_attempts: s.max_attempts,
         deadline: s.deadline,
         output_width: s.output_width,
+        gateway,
     })
 }
 
@@ -306,10 +316,54 @@ fn switches(v: &mut Validator, raw: RawSwitches) -> Switches {
     }
 }
 
-/// IAM mode, static keys or a bundled store; one key without the other is an error.
-fn mode(v: &mut Validator, access: &Secret, secret: &Secret, bundled: bool) -> Mode {
+/// The gateway's settings; its endpoint must be an `http://` or `https://` URL.
+fn gateway(
+    v: &mut Validator,
+    enabled: Option<String>,
+    service_account: Option<String>,
+    endpoint: Option<String>,
+) -> GatewaySettings {
+    let enabled = v.boolean("EPINIO_IRSA_GATEWAY", enabled, false);
+    let service_account = v
+        .parse("EPINIO_IRSA_GATEWAY_SERVICE_ACCOUNT", service_account)
+        .unwrap_or_else(|| ServiceAccountName::from_static(DEFAULT_GATEWAY_SERVICE_ACCOUNT));
+    let endpoint = non_empty(endpoint).filter(|e| {
+        let host = e
+            .strip_prefix("http://")
+            .or_else(|| e.strip_prefix("https://"))
+            .unwrap_or_default();
+        let ok = !host.is_empty() && !host.contains(['/', '?', '#', ' ', '@']);
+        if !ok {
+            v.fail("EPINIO_IRSA_GATEWAY_ENDPOINT", e, "must be http://HOST[:PORT] or https://HOST[:PORT] (the gateway's Service), with no path");
+        }
+        ok
+    });
+    GatewaySettings {
+        enabled,
+        service_account,
+        endpoint,
+    }
+}
+
+/// IAM mode, gateway mode, static keys or a bundled store; one key without the other is an
+/// error, and gateway mode needs both (they are the gateway's client keys).
+fn mode(v: &mut Validator, access: &Secret, secret: &Secret, bundled: bool, gateway: bool) -> Mode {
     const TOGETHER: &str =
         "(s3.accessKeyID and s3.secretAccessKey go together; leave both empty to use IAM roles)";
+    if gateway {
+        if bundled {
+            v.fail("EPINIO_IRSA_BUNDLED_S3", "true", "must be false in gateway mode (EPINIO_IRSA_GATEWAY=true): Epinio uses the gateway, not a bundled store (seaweedfs / minio / s3gw)");
+        }
+        for (variable, value) in [
+            ("EPINIO_IRSA_S3_ACCESS_KEY_ID", access),
+            ("EPINIO_IRSA_S3_SECRET_ACCESS_KEY", secret),
+        ] {
+            if value.is_empty() {
+                v.fail(variable, "", "must be set in gateway mode (EPINIO_IRSA_GATEWAY=true): Epinio signs its requests to the gateway with s3.accessKeyID / s3.secretAccessKey, a cluster-local key pair");
+            }
+        }
+        return Mode::Gateway;
+    }
     match (access.is_empty(), secret.is_empty()) {
         _ if bundled => Mode::BundledStore,
         (true, true) => Mode::Iam,

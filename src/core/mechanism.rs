@@ -6,14 +6,15 @@ use crate::state::AddonState;
 use crate::vocab::AGENT_ADDON;
 
 /// The mechanism a run converges to, and why (shown by `plan` and every summary). `agent` is
-/// `DescribeAddon` of the Pod Identity agent (read unless the mode is `irsa`); `epinio` is
-/// whether the discovered Epinio can use Pod Identity for every managed ServiceAccount.
+/// `DescribeAddon` of the Pod Identity agent (read unless the mode is `irsa`); `users` says
+/// who uses the role and can read Pod Identity credentials (every managed ServiceAccount's
+/// workload), or why not.
 /// `pod-identity` without the agent ACTIVE is refused here, before any write.
 pub fn choose_mechanism(
     mode: CredentialMode,
     cluster: &str,
     agent: Option<&AddonState>,
-    epinio: Result<(), String>,
+    users: Result<&str, String>,
 ) -> Result<(Mechanism, String), Error> {
     let agent_text = |a: Option<&AddonState>| match a {
         None => "not installed".to_string(),
@@ -48,11 +49,11 @@ pub fn choose_mechanism(
                 agent_text(agent)
             ),
         )),
-        CredentialMode::Auto => match epinio {
-            Ok(()) => Ok((
+        CredentialMode::Auto => match users {
+            Ok(who) => Ok((
                 Mechanism::PodIdentity,
                 format!(
-                    "pod-identity (EPINIO_IRSA_MODE=auto: add-on {AGENT_ADDON} {}, and Epinio's server and staging can use it)",
+                    "pod-identity (EPINIO_IRSA_MODE=auto: add-on {AGENT_ADDON} {}, and {who})",
                     agent_text(agent)
                 ),
             )),

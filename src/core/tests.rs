@@ -1,6 +1,7 @@
 use std::collections::BTreeMap;
 
 use crate::config::{CredentialMode, Mechanism, OWNER_TAG};
+use crate::epinio::EPINIO_CAN;
 use crate::error::Error;
 use crate::plan::{AssociationSpec, ServiceAccountSpec};
 use crate::state::{AddonState, AssociationState, SaState, Workload};
@@ -198,7 +199,7 @@ fn mechanism_follows_the_mode_the_agent_and_epinio() {
         status: "CREATING".into(),
         version: None,
     };
-    let ok = || Ok(());
+    let ok = || Ok(EPINIO_CAN);
     let old = || Err("staging's aws CLI image amazon/aws-cli:2.13.26 is older".to_string());
     let pick = |mode, agent, epinio| choose_mechanism(mode, "c", agent, epinio);
     assert_eq!(

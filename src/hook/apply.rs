@@ -32,6 +32,8 @@ pub(super) struct Decided {
     /// (described in round 2, beside the policy).
     pub(super) found: Vec<(String, Option<String>)>,
     pub(super) warnings: Vec<String>,
+    /// The other arrangement's ServiceAccounts and roles (gateway mode or not), to remove.
+    pub(super) other: Vec<(String, String)>,
 }
 
 /// Round 2 for associations: describe what round 1 listed, then decide. Under Pod Identity a

@@ -101,11 +101,52 @@ pub(super) async fn context<'a>(config: &'a Config, cluster: &'a str) -> Result<
 
 /// The ServiceAccounts the job manages, server first.
 pub(super) fn service_account_names(config: &Config) -> Vec<String> {
-    let mut names = vec![config.server_service_account.to_string()];
-    if !config.staging_is_shared() {
-        names.push(config.staging_service_account.to_string());
+    managed_pairs(config, &Names::new(config, ""))
+        .into_iter()
+        .map(|(sa, _)| sa)
+        .collect()
+}
+
+/// Each managed ServiceAccount with its role's name: the gateway's in gateway mode, else
+/// Epinio's server and (when it has its own) staging.
+pub(super) fn managed_pairs(config: &Config, names: &Names) -> Vec<(String, String)> {
+    if config.gateway_mode() {
+        gateway_pair(config, names)
+    } else {
+        epinio_pairs(config, names)
     }
-    names
+}
+
+/// The other arrangement's ServiceAccounts and roles, which a switch into or out of gateway
+/// mode removes (and teardown removes with the managed ones).
+pub(super) fn other_pairs(config: &Config, names: &Names) -> Vec<(String, String)> {
+    if config.gateway_mode() {
+        epinio_pairs(config, names)
+    } else {
+        gateway_pair(config, names)
+    }
+}
+
+fn gateway_pair(config: &Config, names: &Names) -> Vec<(String, String)> {
+    vec![(
+        config.gateway.service_account.to_string(),
+        names.gateway_role.clone(),
+    )]
+}
+
+fn epinio_pairs(config: &Config, names: &Names) -> Vec<(String, String)> {
+    let mut pairs = vec![(
+        config.server_service_account.to_string(),
+        names.server_role.clone(),
+    )];
+    if let Some(staging) = names
+        .staging_role
+        .as_ref()
+        .filter(|_| !config.staging_is_shared())
+    {
+        pairs.push((config.staging_service_account.to_string(), staging.clone()));
+    }
+    pairs
 }
 
 /// The Pod Identity edge of this run's cluster.

@@ -68,13 +68,20 @@ pub(super) fn discover(
         cluster: ctx.cluster.to_string(),
         region: ctx.aws.region.clone(),
     })?;
-    let (mechanism, reason) = core::choose_mechanism(
-        ctx.config.credential_mode,
-        ctx.cluster,
-        agent,
-        epinio::supports_pod_identity(epinio),
-    )?;
-    let resolved = epinio::resolve(&configured(ctx.config, mechanism), epinio)?;
+    let gateway = ctx.config.gateway_mode();
+    // In gateway mode only the gateway uses the role, and it reads either mechanism.
+    let users = if gateway {
+        Ok("the gateway, which holds the role, reads Pod Identity credentials")
+    } else {
+        epinio::supports_pod_identity(epinio).map(|()| epinio::EPINIO_CAN)
+    };
+    let (mechanism, reason) =
+        core::choose_mechanism(ctx.config.credential_mode, ctx.cluster, agent, users)?;
+    let resolved = if gateway {
+        epinio::through_gateway(&configured(ctx.config, mechanism), epinio)
+    } else {
+        epinio::resolve(&configured(ctx.config, mechanism), epinio)?
+    };
     Ok(Discovered {
         reason,
         config: effective(ctx.config, &resolved)?,

@@ -13,6 +13,8 @@ mod context;
 mod discover;
 mod installer_policy;
 mod provision;
+mod remove;
+mod switch;
 mod teardown;
 mod verify;
 

@@ -19,8 +19,9 @@ use std::collections::BTreeMap;
 use futures::future::try_join_all;
 
 use super::apply::{apply_iam, Decided};
-use super::context::{context, service_account_names, skipped, Ctx};
+use super::context::{context, other_pairs, service_account_names, skipped, Ctx};
 use super::discover::{discover, find_association, read_agent, reread, Discovered};
+use super::switch;
 use crate::aws::eks;
 use crate::config::{Config, CredentialMode};
 use crate::core::{self, SaStep};
@@ -131,6 +132,7 @@ pub(super) async fn read_and_decide(ctx: &Ctx<'_>) -> Result<Decided> {
         mode: reason,
         found,
         warnings,
+        other: other_pairs(config, &names),
     })
 }
 
@@ -155,8 +157,13 @@ fn sa_steps(
 
 pub(super) async fn converge(ctx: &Ctx<'_>, dry_run: bool) -> Result<Report> {
     let d = read_and_decide(ctx).await?;
+    let (applied, left) = tokio::join!(
+        apply_iam(ctx, &d, dry_run),
+        switch::read(ctx, d.other.clone())
+    );
     let (provider_change, policy_change, role_changes, associations, association_warnings) =
-        apply_iam(ctx, &d, dry_run).await?;
+        applied?;
+    let left = left?;
     let kube = &ctx.kube;
     let sa_changes = try_join_all(
         d.desired
@@ -199,6 +206,8 @@ pub(super) async fn converge(ctx: &Ctx<'_>, dry_run: bool) -> Result<Report> {
     if !ctx.config.restart_workloads && annotated {
         report.warnings.push("EPINIO_IRSA_RESTART_WORKLOADS=false: pods started before the role annotation get no IAM credentials until they are restarted".into());
     }
+    report.warnings.extend(left.warnings().cloned());
     report.add_verified(&verified, &ctx.config.namespace, &ctx.config.bucket);
+    switch::remove(ctx, &d.facts.account(), left, dry_run, &mut report).await?;
     Ok(report)
 }

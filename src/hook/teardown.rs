@@ -3,16 +3,17 @@
 
 use futures::future::try_join_all;
 
-use super::context::{associations, context, service_account_names, skipped, Ctx};
+use super::context::{context, managed_pairs, other_pairs, skipped, Ctx};
 use super::discover::{configured, effective, facts_from, read_association, reread};
+use super::remove::{release_service_accounts, remove_associations, remove_roles_and_policy};
 use crate::arn::{Account, Arn};
-use crate::aws::{eks, iam::Iam, sts};
+use crate::aws::{eks, sts};
 use crate::config::{Config, Mechanism};
 use crate::core;
 use crate::epinio;
 use crate::plan::{self, Facts, Names};
 use crate::report::Report;
-use crate::state::{AssociationState, RoleState};
+use crate::state::RoleState;
 use crate::vocab::Change;
 use crate::Result;
 
@@ -25,11 +26,20 @@ pub async fn teardown(config: &Config) -> Result<Report> {
         return Err(config.require_cluster().unwrap_err().into());
     };
     let ctx = context(config, cluster).await?;
-    let first_names: Vec<String> = ctx.names.roles().map(str::to_string).collect();
+    // Both arrangements' ServiceAccounts and roles: the managed ones and what a switch into or
+    // out of gateway mode may have left.
+    let all = |config: &Config, names: &Names| {
+        let mut pairs = managed_pairs(config, names);
+        let managed = pairs.len();
+        pairs.extend(other_pairs(config, names));
+        (pairs, managed)
+    };
+    let (first_pairs, _) = all(config, &ctx.names);
+    let first_names: Vec<String> = first_pairs.iter().map(|(_, r)| r.clone()).collect();
+    let first_sas: Vec<String> = first_pairs.iter().map(|(sa, _)| sa.clone()).collect();
 
     // Round 1, Epinio's objects included: the ServiceAccounts provision managed are the ones
     // Epinio uses. Teardown never refuses on what it finds: it removes what is ours.
-    let first_sas = service_account_names(config);
     let (cluster_info, roles, epinio, assocs) = tokio::join!(
         eks::describe_cluster(&ctx.aws.eks, cluster),
         try_join_all(first_names.iter().map(|n| ctx.aws.iam.read_role(n, true))),
@@ -41,6 +51,8 @@ pub async fn teardown(config: &Config) -> Result<Report> {
     lenient.allow_unsupported = true;
     let (eff, warning) = match epinio::resolve(&lenient, epinio?.as_ref()) {
         Ok(resolved) => (effective(config, &resolved)?, None),
+        // In gateway mode Epinio's ServiceAccounts only matter if an earlier run managed them.
+        Err(_) if config.gateway_mode() => (config.clone(), None),
         Err(e) => (
             config.clone(),
             Some(format!(
@@ -54,7 +66,8 @@ pub async fn teardown(config: &Config) -> Result<Report> {
         ..ctx
     };
     let (config, iam) = (ctx.config, &ctx.aws.iam);
-    let role_names: Vec<&str> = ctx.names.roles().collect();
+    let (pairs, managed) = all(config, &ctx.names);
+    let role_names: Vec<&str> = pairs.iter().map(|(_, r)| r.as_str()).collect();
     let wanted: Vec<String> = role_names.iter().map(|n| n.to_string()).collect();
     let roles = reread(
         &wanted,
@@ -62,7 +75,7 @@ pub async fn teardown(config: &Config) -> Result<Report> {
         |n| async move { Ok(iam.read_role(&n, true).await?) },
     )
     .await?;
-    let wanted_sas = service_account_names(config);
+    let wanted_sas: Vec<String> = pairs.iter().map(|(sa, _)| sa.clone()).collect();
     let ctx_ref = &ctx;
     let assocs = reread(
         &wanted_sas,
@@ -74,17 +87,30 @@ pub async fn teardown(config: &Config) -> Result<Report> {
     let policy_arn = account.policy(&config.role_path, &ctx.names.policy);
 
     let (roles_r, provider_r, kube_r, assoc_r) = tokio::join!(
-        remove_roles_and_policy(iam, &role_names, &roles, &policy_arn, &ctx.owner),
+        remove_roles_and_policy(iam, &role_names, &roles, Some(&policy_arn), &ctx.owner),
         remove_provider(&ctx, issuer.as_ref()),
-        release_service_accounts(&ctx, &account, &roles),
+        release_service_accounts(&ctx, &account, &pairs, &roles),
         remove_associations(&ctx, &wanted_sas, &assocs),
     );
     let (role_changes, policy_change) = roles_r?;
+    // The other arrangement's pieces are named only when something was there.
+    let shown = |i: usize, change: &Change| i < managed || *change != Change::Absent;
     let mut report = Report::teardown(
-        role_names.iter().map(|n| n.to_string()).zip(role_changes),
+        role_names
+            .iter()
+            .map(|n| n.to_string())
+            .zip(role_changes)
+            .enumerate()
+            .filter(|(i, (_, c))| shown(*i, c))
+            .map(|(_, item)| item),
         (policy_arn, policy_change),
         provider_r?,
-        kube_r?,
+        kube_r?
+            .into_iter()
+            .enumerate()
+            .filter(|(i, (_, c))| shown(*i, c))
+            .map(|(_, item)| item)
+            .collect(),
     );
     report.add_associations(assoc_r?);
     report.warnings.extend(warning);
@@ -114,84 +140,6 @@ async fn account_and_issuer(
     })
 }
 
-/// The Pod Identity associations of the managed ServiceAccounts: delete ours, keep the rest.
-async fn remove_associations(
-    ctx: &Ctx<'_>,
-    service_accounts: &[String],
-    found: &[(Option<AssociationState>, Option<String>)],
-) -> Result<Vec<(String, Change)>> {
-    let edge = associations(ctx);
-    try_join_all(
-        service_accounts
-            .iter()
-            .zip(found)
-            .filter_map(|(sa, (state, _))| Some((sa, state.as_ref()?)))
-            .map(|(sa, state)| {
-                let edge = &edge;
-                async move {
-                    let subject = format!("{}/{sa}", ctx.config.namespace);
-                    let change = match core::association_removable(state, &ctx.owner) {
-                        Ok(()) => edge.delete(&state.id).await?,
-                        Err(kept) => kept,
-                    };
-                    Ok::<_, crate::Error>((subject, change))
-                }
-            }),
-    )
-    .await
-}
-
-/// Roles and the policy: detach and read the policy (round 2), then delete the roles and the
-/// policy (round 3; spare versions first, when there are any).
-async fn remove_roles_and_policy(
-    iam: &Iam,
-    role_names: &[&str],
-    roles: &[Option<RoleState>],
-    policy_arn: &str,
-    owner: &str,
-) -> Result<(Vec<Change>, Change)> {
-    let decisions: Vec<Result<&RoleState, Change>> = roles
-        .iter()
-        .map(|r| match r {
-            None => Err(Change::Absent),
-            Some(s) => core::removable(&s.tags, owner).map(|()| s),
-        })
-        .collect();
-    let owned: Vec<(&str, &RoleState)> = role_names
-        .iter()
-        .zip(&decisions)
-        .filter_map(|(n, d)| Some((*n, *d.as_ref().ok()?)))
-        .collect();
-    let (stripped, policy) = tokio::join!(
-        try_join_all(owned.iter().map(|(n, s)| iam.remove_attachments(n, s))),
-        iam.read_policy(policy_arn, true),
-    );
-    stripped?;
-    let policy = policy?;
-    let remove_policy = async {
-        match &policy {
-            None => Ok(Change::Absent),
-            Some(state) => match core::removable(&state.tags, owner) {
-                Ok(()) => iam.remove_policy(policy_arn, state).await,
-                Err(kept) => Ok(kept),
-            },
-        }
-    };
-    let (deleted, policy_change) = tokio::join!(
-        try_join_all(owned.iter().map(|(n, _)| iam.remove_role(n))),
-        remove_policy,
-    );
-    let mut deleted = deleted?.into_iter();
-    let changes = decisions
-        .into_iter()
-        .map(|d| match d {
-            Ok(_) => deleted.next().unwrap_or(Change::Absent),
-            Err(kept) => kept,
-        })
-        .collect();
-    Ok((changes, policy_change?))
-}
-
 async fn remove_provider(ctx: &Ctx<'_>, facts: Option<&Facts>) -> Result<(String, Change)> {
     if !ctx.config.delete_oidc_provider {
         return Ok((
@@ -215,37 +163,4 @@ async fn remove_provider(ctx: &Ctx<'_>, facts: Option<&Facts>) -> Result<(String
         },
     };
     Ok((arn, change))
-}
-
-async fn release_service_accounts(
-    ctx: &Ctx<'_>,
-    account: &Account,
-    roles: &[Option<RoleState>],
-) -> Result<Vec<(String, Change)>> {
-    let config = ctx.config;
-    let mut pairs = vec![(
-        config.server_service_account.as_str(),
-        ctx.names.server_role.as_str(),
-    )];
-    if let Some(staging) = &ctx.names.staging_role {
-        pairs.push((config.staging_service_account.as_str(), staging));
-    }
-    let changes = try_join_all(
-        pairs
-            .iter()
-            .zip(roles)
-            .map(|((sa, role), state)| async move {
-                let actual = ctx.kube.read_service_account(sa).await?;
-                let arn = account.role(&config.role_path, role);
-                let removal =
-                    core::sa_removal(actual.as_ref(), state.as_ref(), role, &arn, &ctx.owner);
-                ctx.kube.remove_service_account(sa, &removal).await
-            }),
-    )
-    .await?;
-    Ok(pairs
-        .iter()
-        .map(|(sa, _)| format!("{}/{sa}", config.namespace))
-        .zip(changes)
-        .collect())
 }

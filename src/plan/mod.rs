@@ -66,7 +66,12 @@ pub struct Names {
     pub server_role: String,
     /// `None` when the staging ServiceAccount is the server's: one role serves both.
     pub staging_role: Option<String>,
+    /// The gateway's role (gateway mode).
+    pub gateway_role: String,
     pub policy: String,
+    /// Gateway mode: the gateway's role is the one managed; the server's and staging's are
+    /// what an earlier run outside gateway mode left, and the other way round.
+    pub gateway: bool,
 }
 
 impl Names {
@@ -86,15 +91,36 @@ impl Names {
                     .map(ToString::to_string)
                     .unwrap_or_else(|| bounded_name(&base, &key, "staging", MAX_ROLE_NAME))
             }),
+            gateway_role: bounded_name(&base, &key, "gateway", MAX_ROLE_NAME),
             policy: config
                 .policy_name
                 .as_ref()
                 .map(ToString::to_string)
                 .unwrap_or_else(|| bounded_name(&base, &key, "s3", MAX_POLICY_NAME)),
+            gateway: config.gateway_mode(),
         }
     }
 
-    pub fn roles(&self) -> impl Iterator<Item = &str> {
+    /// The roles this run manages.
+    pub fn roles(&self) -> Box<dyn Iterator<Item = &str> + '_> {
+        if self.gateway {
+            Box::new(std::iter::once(self.gateway_role.as_str()))
+        } else {
+            Box::new(self.epinio_roles())
+        }
+    }
+
+    /// The roles of the other arrangement, which a switch into or out of gateway mode removes.
+    pub fn other_roles(&self) -> Box<dyn Iterator<Item = &str> + '_> {
+        if self.gateway {
+            Box::new(self.epinio_roles())
+        } else {
+            Box::new(std::iter::once(self.gateway_role.as_str()))
+        }
+    }
+
+    /// The roles of Epinio's own ServiceAccounts (outside gateway mode).
+    fn epinio_roles(&self) -> impl Iterator<Item = &str> {
         std::iter::once(self.server_role.as_str()).chain(self.staging_role.as_deref())
     }
 }
@@ -123,6 +149,8 @@ pub fn sha256_hex(text: &str) -> String {
 pub enum RoleKind {
     Server,
     Staging,
+    /// The in-cluster S3 gateway's (gateway mode).
+    Gateway,
 }
 
 impl RoleKind {
@@ -130,6 +158,7 @@ impl RoleKind {
         match self {
             RoleKind::Server => "server",
             RoleKind::Staging => "staging",
+            RoleKind::Gateway => "gateway",
         }
     }
 }
@@ -244,7 +273,14 @@ pub fn desired(config: &Config, names: &Names, facts: &Facts) -> Result<Desired,
         names.server_role.clone(),
         config.server_service_account.clone(),
     )];
-    if let Some(staging) = &names.staging_role {
+    if config.gateway_mode() {
+        // The gateway holds the role; Epinio's own ServiceAccounts get nothing.
+        roles = vec![(
+            RoleKind::Gateway,
+            names.gateway_role.clone(),
+            config.gateway.service_account.clone(),
+        )];
+    } else if let Some(staging) = &names.staging_role {
         roles.push((
             RoleKind::Staging,
             staging.clone(),
@@ -376,7 +412,13 @@ pub fn installer_policy(
         account,
         region,
         cluster,
-        role_arns: names.roles().map(|r| account.role(path, r)).collect(),
+        // The other arrangement's roles too: a switch into or out of gateway mode reads and
+        // removes them.
+        role_arns: names
+            .roles()
+            .chain(names.other_roles())
+            .map(|r| account.role(path, r))
+            .collect(),
         policy_arn,
         attachable,
         boundary: config.permissions_boundary.as_deref(),
