@@ -14,6 +14,8 @@
 //! - `checklist` (pure) and `verify`: the IRSA checklist on what is there, and the live chain
 //!   token -> STS -> S3.
 //! - `error`: every error, a leaf module.
+//! - `gateway`: the `gateway` command, a long-running S3 endpoint that holds the role for
+//!   Epinio versions that cannot use one (own configuration, errors and modules).
 
 #![forbid(unsafe_code)]
 
@@ -25,6 +27,7 @@ pub mod config;
 pub mod core;
 pub mod epinio;
 pub mod error;
+pub mod gateway;
 pub mod k8s;
 pub mod plan;
 pub mod report;

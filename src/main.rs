@@ -22,6 +22,8 @@ Commands:
   verify            prove ServiceAccount token -> STS -> S3 for every managed ServiceAccount
                     (the IRSA checklist plus live calls); writes nothing but token requests
   installer-policy  print the least-privilege IAM policy the job itself needs
+  gateway           serve Epinio's bucket as an S3 endpoint that holds the IAM role
+                    (long-running; configured by EPINIO_IRSA_GATEWAY_* only)
 
 Options:
   -h, --help        print this help
@@ -43,6 +45,7 @@ enum Command {
     Plan,
     Verify,
     InstallerPolicy,
+    Gateway,
 }
 
 fn main() -> ExitCode {
@@ -66,11 +69,19 @@ fn main() -> ExitCode {
         ["plan"] => Command::Plan,
         ["verify"] => Command::Verify,
         ["installer-policy"] => Command::InstallerPolicy,
+        ["gateway"] => Command::Gateway,
         _ => {
             eprint!("error: expected exactly one command\n\n{USAGE}");
             return ExitCode::from(2);
         }
     };
+    // The gateway has its own configuration: dispatched before the hook's is read.
+    if let Command::Gateway = command {
+        return match epinio_irsa::gateway::run(std::env::vars()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&e),
+        };
+    }
     let config = match config::from_pairs(std::env::vars()) {
         Ok(c) => c,
         Err(e) => return fail(&Error::from(e)),
@@ -111,10 +122,11 @@ async fn execute(command: Command, config: &Config) -> Result<String, Error> {
         Command::Teardown => run::teardown(config).await?.to_string(),
         Command::Verify => run::verify(config).await?.to_string(),
         Command::InstallerPolicy => run::installer_policy(config).await? + "\n",
+        Command::Gateway => unreachable!("dispatched before the hook's configuration is read"),
     })
 }
 
-fn fail(error: &Error) -> ExitCode {
+fn fail(error: &dyn std::fmt::Display) -> ExitCode {
     let message = format!("error: {error}");
     tracing::error!(error = %error, "failed");
     eprintln!("{message}");

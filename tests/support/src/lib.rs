@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod epinio;
+pub mod gateway;
 pub mod iam_eval;
 pub mod kube;
 pub mod moto;
