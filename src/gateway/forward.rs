@@ -17,6 +17,8 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
+use aws_sdk_s3::error::SdkError;
+use aws_sdk_s3::operation as op;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::Stream;
@@ -46,21 +48,29 @@ impl Forward {
 
     /// Checks credentials, calls the proxy, and turns the failures the SDK reports as its
     /// own (no AWS answer) into what the client can act on.
-    async fn relay<'a, I, O>(
+    /// `E` is the operation's SDK error type, to tell AWS's answers from the SDK's own.
+    async fn relay<'a, E, I, O>(
         &'a self,
         req: S3Request<I>,
         body: Option<BodyWatch>,
         call: impl FnOnce(&'a Proxy, S3Request<I>) -> BoxFuture<'a, S3Result<S3Response<O>>>,
-    ) -> S3Result<S3Response<O>> {
+    ) -> S3Result<S3Response<O>>
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
         let note = req.extensions.get::<Note>().cloned();
         let result = match self.credentials.check() {
             Err(message) => Err(S3Error::with_message(
                 S3ErrorCode::ServiceUnavailable,
                 message,
             )),
-            Ok(()) => call(&self.proxy, req)
-                .await
-                .map_err(|e| self.explain(e, body)),
+            Ok(()) => call(&self.proxy, req).await.map_err(|e| {
+                if answered_by_aws::<E>(&e) {
+                    e
+                } else {
+                    self.explain(e, body)
+                }
+            }),
         };
         if let (Err(e), Some(note)) = (&result, note) {
             note.error(e.code().as_str());
@@ -68,13 +78,9 @@ impl Forward {
         result
     }
 
-    /// An error with an HTTP status came from AWS and passes through. One without came from
-    /// the SDK itself: the client's body failed its checksum or signature, or the
-    /// credentials ran out, or AWS could not be reached.
+    /// An error that did not come from AWS came from the SDK itself: the client's body failed
+    /// its checksum or signature, or the credentials ran out, or AWS could not be reached.
     fn explain(&self, e: S3Error, body: Option<BodyWatch>) -> S3Error {
-        if e.status_code().is_some() {
-            return e;
-        }
         if let Some(why) = body.and_then(|b| b.failure()) {
             return why;
         }
@@ -102,13 +108,21 @@ impl Forward {
     }
 }
 
+/// Whether AWS answered (an error with its status and code, passed through as it is).
+fn answered_by_aws<E: std::error::Error + Send + Sync + 'static>(e: &S3Error) -> bool {
+    e.source()
+        .and_then(|s| s.downcast_ref::<SdkError<E>>())
+        .is_some_and(|s| matches!(s, SdkError::ServiceError(_)))
+}
+
 #[async_trait::async_trait]
 impl S3 for Forward {
     async fn head_bucket(
         &self,
         req: S3Request<HeadBucketInput>,
     ) -> S3Result<S3Response<HeadBucketOutput>> {
-        self.relay(req, None, |p, r| p.head_bucket(r)).await
+        self.relay::<op::head_bucket::HeadBucketError, _, _>(req, None, |p, r| p.head_bucket(r))
+            .await
     }
 
     async fn create_bucket(
@@ -116,21 +130,30 @@ impl S3 for Forward {
         mut req: S3Request<CreateBucketInput>,
     ) -> S3Result<S3Response<CreateBucketOutput>> {
         self.location(&mut req.input);
-        self.relay(req, None, |p, r| p.create_bucket(r)).await
+        self.relay::<op::create_bucket::CreateBucketError, _, _>(req, None, |p, r| {
+            p.create_bucket(r)
+        })
+        .await
     }
 
     async fn get_bucket_location(
         &self,
         req: S3Request<GetBucketLocationInput>,
     ) -> S3Result<S3Response<GetBucketLocationOutput>> {
-        self.relay(req, None, |p, r| p.get_bucket_location(r)).await
+        self.relay::<op::get_bucket_location::GetBucketLocationError, _, _>(req, None, |p, r| {
+            p.get_bucket_location(r)
+        })
+        .await
     }
 
     async fn list_objects_v2(
         &self,
         req: S3Request<ListObjectsV2Input>,
     ) -> S3Result<S3Response<ListObjectsV2Output>> {
-        self.relay(req, None, |p, r| p.list_objects_v2(r)).await
+        self.relay::<op::list_objects_v2::ListObjectsV2Error, _, _>(req, None, |p, r| {
+            p.list_objects_v2(r)
+        })
+        .await
     }
 
     async fn put_object(
@@ -138,7 +161,8 @@ impl S3 for Forward {
         mut req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
         let watch = BodyWatch::wrap(&mut req.input.body);
-        self.relay(req, Some(watch), |p, r| p.put_object(r)).await
+        self.relay::<op::put_object::PutObjectError, _, _>(req, Some(watch), |p, r| p.put_object(r))
+            .await
     }
 
     async fn get_object(
@@ -149,7 +173,9 @@ impl S3 for Forward {
         if ranged {
             req.input.checksum_mode = None;
         }
-        let mut res = self.relay(req, None, |p, r| p.get_object(r)).await?;
+        let mut res = self
+            .relay::<op::get_object::GetObjectError, _, _>(req, None, |p, r| p.get_object(r))
+            .await?;
         if ranged {
             let o = &mut res.output;
             o.checksum_crc32 = None;
@@ -166,22 +192,30 @@ impl S3 for Forward {
         &self,
         req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
-        self.relay(req, None, |p, r| p.head_object(r)).await
+        self.relay::<op::head_object::HeadObjectError, _, _>(req, None, |p, r| p.head_object(r))
+            .await
     }
 
     async fn delete_object(
         &self,
         req: S3Request<DeleteObjectInput>,
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
-        self.relay(req, None, |p, r| p.delete_object(r)).await
+        self.relay::<op::delete_object::DeleteObjectError, _, _>(req, None, |p, r| {
+            p.delete_object(r)
+        })
+        .await
     }
 
     async fn create_multipart_upload(
         &self,
         req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
-        self.relay(req, None, |p, r| p.create_multipart_upload(r))
-            .await
+        self.relay::<op::create_multipart_upload::CreateMultipartUploadError, _, _>(
+            req,
+            None,
+            |p, r| p.create_multipart_upload(r),
+        )
+        .await
     }
 
     async fn upload_part(
@@ -189,23 +223,34 @@ impl S3 for Forward {
         mut req: S3Request<UploadPartInput>,
     ) -> S3Result<S3Response<UploadPartOutput>> {
         let watch = BodyWatch::wrap(&mut req.input.body);
-        self.relay(req, Some(watch), |p, r| p.upload_part(r)).await
+        self.relay::<op::upload_part::UploadPartError, _, _>(req, Some(watch), |p, r| {
+            p.upload_part(r)
+        })
+        .await
     }
 
     async fn complete_multipart_upload(
         &self,
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
-        self.relay(req, None, |p, r| p.complete_multipart_upload(r))
-            .await
+        self.relay::<op::complete_multipart_upload::CompleteMultipartUploadError, _, _>(
+            req,
+            None,
+            |p, r| p.complete_multipart_upload(r),
+        )
+        .await
     }
 
     async fn abort_multipart_upload(
         &self,
         req: S3Request<AbortMultipartUploadInput>,
     ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
-        self.relay(req, None, |p, r| p.abort_multipart_upload(r))
-            .await
+        self.relay::<op::abort_multipart_upload::AbortMultipartUploadError, _, _>(
+            req,
+            None,
+            |p, r| p.abort_multipart_upload(r),
+        )
+        .await
     }
 }
 

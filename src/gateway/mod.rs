@@ -273,9 +273,27 @@ async fn stop_signal() -> &'static str {
     }
 }
 
+/// Crates whose logs could carry a request's `Authorization` header, a signature or a
+/// canonical request at debug level (s3s logs whole requests; the SDK its signing). Kept
+/// quiet whatever `RUST_LOG` says: [`log`] writes the one line per request instead.
+const SILENCED: &[&str] = &[
+    "s3s=off",
+    "s3s_aws=off",
+    "aws_sigv4=warn",
+    "aws_smithy_runtime=warn",
+    "aws_smithy_runtime_api=warn",
+    "hyper=warn",
+    "hyper_util=warn",
+];
+
 fn init_tracing(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    for directive in SILENCED {
+        if let Ok(d) = directive.parse() {
+            filter = filter.add_directive(d);
+        }
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -13,20 +13,17 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use aws_sdk_iam::config::Credentials;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::{Request, Response, StatusCode};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+pub use crate::gateway_agent::Issued;
+use crate::gateway_agent::{lock, serve_credentials, EndpointState, AGENT_TOKEN};
+pub use crate::gateway_wire::get;
 use crate::moto::{self, Moto};
 use crate::proxy::{Call, Proxy};
 
@@ -36,24 +33,7 @@ pub const OTHER: &str = "someone-elses";
 /// Epinio's cluster-local key pair (`s3.accessKeyID` / `s3.secretAccessKey`).
 pub const ACCESS_KEY: &str = "EPINIOGATEWAYKEY0001";
 pub const SECRET_KEY: &str = "cluster-local-secret/0123456789abcdefghij";
-/// The token the credentials endpoint expects, as the Pod Identity agent checks the pod's.
-const AGENT_TOKEN: &str = "pod-identity-token-for-tests";
 const ROLE: &str = "epinio-gateway";
-
-/// One answer of the credentials endpoint.
-#[derive(Debug, Clone)]
-pub struct Issued {
-    pub at: SystemTime,
-    pub expires: SystemTime,
-}
-
-#[derive(Debug, Default)]
-struct EndpointState {
-    issued: Mutex<Vec<Issued>>,
-    refused: Mutex<usize>,
-    lifetime: Mutex<Duration>,
-    fail: AtomicBool,
-}
 
 /// Moto, the role, the proxy and the credentials endpoint.
 pub struct GatewayWorld {
@@ -86,7 +66,6 @@ impl GatewayWorld {
         let role_arn = role(&admin, s3_policy).await;
         let proxy = Proxy::start(&moto.endpoint()).await;
         let endpoint = Arc::new(EndpointState::default());
-        *lock(&endpoint.lifetime) = Duration::from_secs(900);
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind the credentials endpoint");
@@ -237,30 +216,6 @@ pub async fn wait_for_credentials(health: SocketAddr) {
     panic!("the gateway has no credentials after 20 s: {last}");
 }
 
-/// One plain GET: status and body.
-pub async fn get(url: &str) -> Result<(u16, Bytes), String> {
-    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let req = Request::get(url)
-        .body(Full::new(Bytes::new()))
-        .map_err(|e| e.to_string())?;
-    let res = tokio::time::timeout(Duration::from_secs(10), client.request(req))
-        .await
-        .map_err(|_| format!("{url}: no answer in 10 s"))?
-        .map_err(|e| format!("{url}: {e}"))?;
-    let status = res.status().as_u16();
-    let body = res
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
-    Ok((status, body))
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 fn path_style(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::config::Builder::from(sdk)
@@ -338,94 +293,4 @@ async fn role(admin: &aws_config::SdkConfig, s3_policy: &str) -> String {
         .await
         .expect("PutRolePolicy");
     role.role().map(|r| r.arn().to_string()).expect("role ARN")
-}
-
-async fn serve_credentials(
-    listener: TcpListener,
-    state: Arc<EndpointState>,
-    sts: aws_sdk_sts::Client,
-    role_arn: String,
-) {
-    loop {
-        let Ok((tcp, _)) = listener.accept().await else {
-            continue;
-        };
-        let (state, sts, role_arn) = (state.clone(), sts.clone(), role_arn.clone());
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let (state, sts, role_arn) = (state.clone(), sts.clone(), role_arn.clone());
-                async move {
-                    Ok::<_, std::convert::Infallible>(answer(&req, &state, &sts, &role_arn).await)
-                }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(tcp), service)
-                .await;
-        });
-    }
-}
-
-async fn answer(
-    req: &Request<Incoming>,
-    state: &EndpointState,
-    sts: &aws_sdk_sts::Client,
-    role_arn: &str,
-) -> Response<Full<Bytes>> {
-    let reply = |status: StatusCode, body: String| {
-        let mut r = Response::new(Full::new(Bytes::from(body)));
-        *r.status_mut() = status;
-        r
-    };
-    let token = req
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok());
-    if token != Some(AGENT_TOKEN) {
-        *lock(&state.refused) += 1;
-        return reply(
-            StatusCode::UNAUTHORIZED,
-            r#"{"message":"bad token"}"#.into(),
-        );
-    }
-    if state.fail.load(Ordering::SeqCst) {
-        return reply(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            r#"{"message":"no association for this ServiceAccount yet"}"#.into(),
-        );
-    }
-    let assumed = match sts
-        .assume_role()
-        .role_arn(role_arn)
-        .role_session_name("epinio-gateway")
-        .send()
-        .await
-    {
-        Ok(a) => a,
-        Err(e) => {
-            let msg = aws_sdk_sts::error::DisplayErrorContext(&e).to_string();
-            return reply(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                serde_json::json!({"message": msg}).to_string(),
-            );
-        }
-    };
-    let Some(c) = assumed.credentials() else {
-        return reply(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            r#"{"message":"no credentials"}"#.into(),
-        );
-    };
-    let now = SystemTime::now();
-    let expires = now + *lock(&state.lifetime);
-    lock(&state.issued).push(Issued { at: now, expires });
-    let expiration = aws_sdk_sts::primitives::DateTime::from(expires)
-        .fmt(aws_sdk_sts::primitives::DateTimeFormat::DateTime)
-        .unwrap_or_default();
-    let body = serde_json::json!({
-        "AccessKeyId": c.access_key_id(),
-        "SecretAccessKey": c.secret_access_key(),
-        "Token": c.session_token(),
-        "Expiration": expiration,
-    });
-    reply(StatusCode::OK, body.to_string())
 }

@@ -6,6 +6,8 @@
 
 pub mod epinio;
 pub mod gateway;
+pub mod gateway_agent;
+pub mod gateway_wire;
 pub mod iam_eval;
 pub mod kube;
 pub mod moto;
