@@ -141,39 +141,9 @@ where
             fail(ACCESS_KEY_FILE, &shown, "the access key id must be printable ASCII without spaces or '/' (it is part of SigV4's credential scope)".into());
         }
     }
-    let tls = match (raw.tls_cert_file, raw.tls_key_file) {
-        (None, None) => None,
-        (Some(cert), Some(key)) => Some(TlsFiles {
-            cert: cert.into(),
-            key: key.into(),
-        }),
-        (Some(cert), None) => {
-            fail(
-                TLS_KEY_FILE,
-                "",
-                format!("required when {TLS_CERT_FILE} is set ({cert})"),
-            );
-            None
-        }
-        (None, Some(key)) => {
-            fail(
-                TLS_CERT_FILE,
-                "",
-                format!("required when {TLS_KEY_FILE} is set ({key})"),
-            );
-            None
-        }
-    };
+    let tls = tls(raw.tls_cert_file, raw.tls_key_file, &mut fail);
     let path_style = boolean(PATH_STYLE, raw.path_style, &mut fail);
-    let log_format = match raw.log_format.as_deref() {
-        None => LogFormat::Text,
-        Some(f) if f.eq_ignore_ascii_case("text") => LogFormat::Text,
-        Some(f) if f.eq_ignore_ascii_case("json") => LogFormat::Json,
-        Some(f) => {
-            fail(LOG_FORMAT, f, "must be text or json".into());
-            LogFormat::Text
-        }
-    };
+    let log_format = log_format(raw.log_format, &mut fail);
     let header_read_timeout = seconds(
         HEADER_READ_TIMEOUT,
         raw.header_read_timeout_seconds,
@@ -241,6 +211,44 @@ fn region(raw: Option<String>, all: &HashMap<String, String>, fail: &mut Fail) -
         },
     };
     value.parse().map_err(|e| fail(var, &value, e)).ok()
+}
+
+fn tls(cert: Option<String>, key: Option<String>, fail: &mut Fail) -> Option<TlsFiles> {
+    match (cert, key) {
+        (None, None) => None,
+        (Some(cert), Some(key)) => Some(TlsFiles {
+            cert: cert.into(),
+            key: key.into(),
+        }),
+        (Some(cert), None) => {
+            fail(
+                TLS_KEY_FILE,
+                "",
+                format!("required when {TLS_CERT_FILE} is set ({cert})"),
+            );
+            None
+        }
+        (None, Some(key)) => {
+            fail(
+                TLS_CERT_FILE,
+                "",
+                format!("required when {TLS_KEY_FILE} is set ({key})"),
+            );
+            None
+        }
+    }
+}
+
+fn log_format(raw: Option<String>, fail: &mut Fail) -> LogFormat {
+    match raw.as_deref() {
+        None => LogFormat::Text,
+        Some(f) if f.eq_ignore_ascii_case("text") => LogFormat::Text,
+        Some(f) if f.eq_ignore_ascii_case("json") => LogFormat::Json,
+        Some(f) => {
+            fail(LOG_FORMAT, f, "must be text or json".into());
+            LogFormat::Text
+        }
+    }
 }
 
 fn path(raw: Option<String>, default: &str) -> PathBuf {
