@@ -1,19 +1,14 @@
 //! epinio-irsa: IAM roles for service accounts (IRSA) for Epinio on Amazon EKS, as a Helm hook.
 //!
-//! - `config`: the environment contract, read and validated once.
-//! - `arn`, `access`: partitions and ARNs; the catalog of AWS actions the job calls, from which
-//!   `installer-policy` is built.
-//! - `plan`: the desired state (names, documents, tags), pure.
-//! - `state`: actual state as the edges read it; `core`: what to do about it and every check
-//!   before the first write, pure.
-//! - `aws/{iam,eks,sts}`, `k8s`: the edges, one `read` / `ensure` / `remove` per resource kind.
-//! - `epinio`: Epinio's versions, the compatibility table and the ServiceAccounts it really
-//!   uses, decided from what discovery read, pure.
-//! - `retry`: the one bounded retry loop both edges use.
-//! - `run`: reads, asks `core`, applies, reports (`report`).
-//! - `checklist` (pure) and `verify`: the IRSA checklist on what is there, and the live chain
-//!   token -> STS -> S3.
-//! - `error`: every error, a leaf module.
+//! - shared by both commands: `config` (the hook's environment contract, read and validated
+//!   once), `aws` (the AWS edges), `error` (a leaf), `retry`, `arn`, `vocab` (shared words);
+//! - the hook's decisions, pure: `plan` (desired state and documents), `core` (what to do about
+//!   the actual state, `state`), `epinio` (versions and compatibility), `access` (the action
+//!   catalog and installer policy), `checklist`, `report`;
+//! - the hook's commands: `hook` (provision, plan, verify, teardown, installer-policy) over the
+//!   edges `aws` and `k8s`;
+//! - `gateway`: the `gateway` command, a long-running S3 endpoint that holds the role for
+//!   Epinio versions that cannot use one (its own configuration, errors and modules).
 
 #![forbid(unsafe_code)]
 
@@ -25,6 +20,7 @@ pub mod config;
 pub mod core;
 pub mod epinio;
 pub mod error;
+pub mod gateway;
 pub mod hook;
 pub mod k8s;
 pub mod plan;

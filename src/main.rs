@@ -4,7 +4,6 @@
 
 #![forbid(unsafe_code)]
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use epinio_irsa::config::{self, Config, LogFormat};
@@ -23,6 +22,8 @@ Commands:
   verify            prove ServiceAccount token -> STS -> S3 for every managed ServiceAccount
                     (the IRSA checklist plus live calls); writes nothing but token requests
   installer-policy  print the least-privilege IAM policy the job itself needs
+  gateway           serve Epinio's bucket as an S3 endpoint that holds the IAM role
+                    (long-running; configured by EPINIO_IRSA_GATEWAY_* only)
 
 Options:
   -h, --help        print this help
@@ -44,6 +45,7 @@ enum Command {
     Plan,
     Verify,
     InstallerPolicy,
+    Gateway,
 }
 
 fn main() -> ExitCode {
@@ -67,11 +69,19 @@ fn main() -> ExitCode {
         ["plan"] => Command::Plan,
         ["verify"] => Command::Verify,
         ["installer-policy"] => Command::InstallerPolicy,
+        ["gateway"] => Command::Gateway,
         _ => {
             eprint!("error: expected exactly one command\n\n{USAGE}");
             return ExitCode::from(2);
         }
     };
+    // The gateway has its own configuration: dispatched before the hook's is read.
+    if let Command::Gateway = command {
+        return match epinio_irsa::gateway::run(std::env::vars()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&e, LogFormat::Text),
+        };
+    }
     let config = match config::from_pairs(std::env::vars()) {
         Ok(c) => c,
         Err(e) => return fail(&Error::from(e), LogFormat::Text),
@@ -122,12 +132,13 @@ async fn execute(command: Command, config: &Config) -> Result<(String, Vec<Strin
         Command::InstallerPolicy => {
             return Ok((hook::installer_policy(config).await? + "\n", Vec::new()))
         }
+        Command::Gateway => unreachable!("dispatched before the hook's configuration is read"),
     };
     Ok((report.render(config.output_width), report.warnings))
 }
 
 /// The final error, once on stderr (and as an event too in JSON), and in the termination log.
-fn fail(error: &Error, format: LogFormat) -> ExitCode {
+fn fail(error: &dyn std::fmt::Display, format: LogFormat) -> ExitCode {
     let message = format!("error: {error}");
     if format == LogFormat::Json {
         tracing::error!(error = %error, "failed");
@@ -141,21 +152,13 @@ fn fail(error: &Error, format: LogFormat) -> ExitCode {
     ExitCode::FAILURE
 }
 
-/// Colour on a terminal only, and not when `NO_COLOR` is set to anything (no-color.org).
-fn colour(terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
-    terminal && no_color.is_none_or(|v| v.is_empty())
-}
-
 fn init_tracing(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(colour(
-            std::io::stderr().is_terminal(),
-            std::env::var_os("NO_COLOR"),
-        ))
+        .with_ansi(config::stderr_colour())
         .with_target(false);
     match format {
         LogFormat::Json => builder.json().init(),
@@ -165,7 +168,7 @@ fn init_tracing(format: LogFormat) {
 
 #[cfg(test)]
 mod tests {
-    use super::colour;
+    use epinio_irsa::config::colour;
 
     #[test]
     fn colour_only_on_a_terminal_and_never_with_no_color() {

@@ -41,6 +41,10 @@ app.kubernetes.io/part-of: epinio
 
 {{/*
 What Epinio does with object storage, from Epinio's own values:
+  gateway - irsa.gateway.enabled: Epinio signs with s3.accessKeyID / s3.secretAccessKey
+            (a cluster-local pair) to the in-cluster S3 gateway, which holds the IAM
+            role; IAM mode for the hook (it provisions the gateway's role), never
+            "static keys". Wins over everything below; a bundled store with it is refused.
   bundled - seaweedfs, minio or s3gw is enabled: nothing to provision
   static  - s3.accessKeyID and s3.secretAccessKey are set: IRSA not needed
   iam     - neither: Epinio uses the AWS credential chain, the hook provisions roles
@@ -63,7 +67,9 @@ false
 {{- end -}}
 
 {{- define "epinio-irsa.mode" -}}
-{{- if eq (include "epinio-irsa.bundled" .) "true" -}}
+{{- if .Values.irsa.gateway.enabled -}}
+gateway
+{{- else if eq (include "epinio-irsa.bundled" .) "true" -}}
 bundled
 {{- else if or (include "epinio-irsa.accessKeyID" .) (include "epinio-irsa.secretAccessKey" .) -}}
 static
@@ -121,10 +127,13 @@ Cross-field checks that a JSON schema cannot express well. They fail `helm insta
 */}}
 {{- define "epinio-irsa.validate" -}}
 {{- $mode := include "epinio-irsa.mode" . -}}
+{{- if eq $mode "gateway" -}}
+{{- include "epinio-irsa.gateway.validate" . -}}
+{{- end -}}
 {{- if and (eq $mode "iam") (not .Values.irsa.clusterName) -}}
 {{- fail "\n\nepinio-irsa: irsa.clusterName is required.\nBoth s3.accessKeyID and s3.secretAccessKey are empty and no bundled store (seaweedfs.enabled, minio.enabled, s3gw.enabled) is on, so Epinio uses IAM and the hook must provision IAM roles for your EKS cluster.\nSet it with --set irsa.clusterName=<EKS cluster name>, or set s3.accessKeyID and s3.secretAccessKey to use static keys." -}}
 {{- end -}}
-{{- if ne $mode "bundled" -}}
+{{- if or (eq $mode "static") (eq $mode "iam") -}}
 {{- $id := include "epinio-irsa.accessKeyID" . -}}
 {{- $key := include "epinio-irsa.secretAccessKey" . -}}
 {{- if or (and $id (not $key)) (and $key (not $id)) -}}
@@ -158,4 +167,172 @@ before-hook-creation
 {{- else -}}
 before-hook-creation,hook-succeeded
 {{- end -}}
+{{- end -}}
+
+{{/*
+Gateway mode (irsa.gateway.enabled): an S3 endpoint in Epinio's namespace that holds
+the IAM role. Epinio signs with s3.accessKeyID / s3.secretAccessKey (cluster-local);
+the gateway checks that signature and forwards to the real bucket with its role's
+short-lived credentials. Everything the gateway's templates and the hook share.
+*/}}
+{{- define "epinio-irsa.gateway.name" -}}
+{{- printf "%s-gateway" (include "epinio-irsa.fullname" .) -}}
+{{- end -}}
+
+{{- define "epinio-irsa.gateway.serviceAccount" -}}
+{{- default "epinio-irsa-gateway" .Values.irsa.gateway.serviceAccount.name -}}
+{{- end -}}
+
+{{- define "epinio-irsa.gateway.keysSecretName" -}}
+{{- printf "%s-gateway-keys" (include "epinio-irsa.fullname" .) -}}
+{{- end -}}
+
+{{/* "true" when the gateway serves TLS (irsa.gateway.tls.secretName names a kubernetes.io/tls Secret). */}}
+{{- define "epinio-irsa.gateway.tls" -}}
+{{- if .Values.irsa.gateway.tls.secretName -}}true{{- else -}}false{{- end -}}
+{{- end -}}
+
+{{- define "epinio-irsa.gateway.servicePort" -}}
+{{- if eq (include "epinio-irsa.gateway.tls" .) "true" -}}443{{- else -}}80{{- end -}}
+{{- end -}}
+
+{{/* The gateway's listening ports inside the pod (S3 and health). */}}
+{{- define "epinio-irsa.gateway.port" -}}9000{{- end -}}
+{{- define "epinio-irsa.gateway.healthPort" -}}9090{{- end -}}
+
+{{/* The Service's fully qualified name: what s3.endpoint should say. */}}
+{{- define "epinio-irsa.gateway.host" -}}
+{{- printf "%s.%s.svc.cluster.local" (include "epinio-irsa.gateway.name" .) .Release.Namespace -}}
+{{- end -}}
+
+{{- define "epinio-irsa.gateway.endpointURL" -}}
+{{- printf "%s://%s" (ternary "https" "http" (eq (include "epinio-irsa.gateway.tls" .) "true")) (include "epinio-irsa.gateway.host" .) -}}
+{{- end -}}
+
+{{/*
+The real bucket's region, where the gateway signs for and creates the bucket. Not
+s3.region: in gateway mode that is only what Epinio signs its requests to the
+gateway with (any region is accepted).
+*/}}
+{{- define "epinio-irsa.gateway.bucketRegion" -}}
+{{- default (default "us-east-1" .Values.irsa.region) .Values.irsa.gateway.bucketRegion -}}
+{{- end -}}
+
+{{/*
+The gateway pods' labels. app.kubernetes.io/name differs from the hook's on purpose:
+the hook's NetworkPolicy (no ingress) selects the hook's name label, and must never
+select the gateway, which the hook's verify calls.
+*/}}
+{{- define "epinio-irsa.gateway.selectorLabels" -}}
+app.kubernetes.io/name: {{ printf "%s-gateway" (include "epinio-irsa.name" .) }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "epinio-irsa.gateway.labels" -}}
+helm.sh/chart: {{ include "epinio-irsa.chart" . }}
+{{ include "epinio-irsa.gateway.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: epinio
+app.kubernetes.io/component: gateway
+{{- end -}}
+
+{{/* What to set in the values file shared with Epinio's chart, for the refusals below. */}}
+{{- define "epinio-irsa.gateway.s3Values" -}}
+{{- $tls := eq (include "epinio-irsa.gateway.tls" .) "true" }}
+  s3.endpoint: {{ include "epinio-irsa.gateway.host" . }}
+  s3.useSSL: {{ $tls }}
+{{- if $tls }}
+  s3.certificateSecret: <Secret with the CA of irsa.gateway.tls.secretName's certificate>   # unless a public CA issued it
+{{- end }}
+  s3.region: {{ include "epinio-irsa.gateway.bucketRegion" . }}   # what Epinio signs with: any region is accepted, e.g. the bucket's (empty = us-east-1)
+{{- end -}}
+
+{{/*
+Refusals of gateway mode, each saying exactly what to set. Called from
+epinio-irsa.validate; the order is the order a user fixes them in.
+*/}}
+{{- define "epinio-irsa.gateway.validate" -}}
+{{- if eq (include "epinio-irsa.bundled" .) "true" -}}
+{{- fail "\n\nepinio-irsa: irsa.gateway.enabled is true, but a bundled store (seaweedfs.enabled, minio.enabled or s3gw.enabled) is on: Epinio would use that store, not the gateway.\nSet seaweedfs.enabled: false (and minio.enabled / s3gw.enabled false) in the values file you share with Epinio's chart." -}}
+{{- end -}}
+{{- $id := include "epinio-irsa.accessKeyID" . -}}
+{{- $key := include "epinio-irsa.secretAccessKey" . -}}
+{{- if or (not $id) (not $key) -}}
+{{- fail "\n\nepinio-irsa: irsa.gateway.enabled is true, so Epinio signs its S3 requests to the gateway with s3.accessKeyID and s3.secretAccessKey, and at least one of them is empty.\nThey are a cluster-local key pair that only the gateway accepts (worthless anywhere else), not AWS keys. Generate a pair once:\n  LC_ALL=C tr -dc A-Z0-9 </dev/urandom | head -c 20; echo    # s3.accessKeyID\n  openssl rand -base64 30                                     # s3.secretAccessKey\nand set both in the values file you share with Epinio's chart (keep it out of version control, or use --set-file / a sealed values file)." -}}
+{{- end -}}
+{{- if or (not (regexMatch "^[[:graph:]]+$" $id)) (contains "/" $id) -}}
+{{- fail "\n\nepinio-irsa: s3.accessKeyID must be printable ASCII without spaces or '/' (it is part of SigV4's credential scope). Generate one with:\n  LC_ALL=C tr -dc A-Z0-9 </dev/urandom | head -c 20; echo" -}}
+{{- end -}}
+{{- $svc := include "epinio-irsa.gateway.name" . -}}
+{{- $ns := .Release.Namespace -}}
+{{- $endpoint := dig "s3" "endpoint" "s3.amazonaws.com" .Values.AsMap | toString -}}
+{{- $host := lower $endpoint -}}
+{{- $port := "" -}}
+{{- if regexMatch "^[^:/]+:[0-9]+$" $endpoint -}}
+{{- $host = lower (first (splitList ":" $endpoint)) -}}
+{{- $port = last (splitList ":" $endpoint) -}}
+{{- end -}}
+{{- $names := list $svc (printf "%s.%s" $svc $ns) (printf "%s.%s.svc" $svc $ns) (printf "%s.%s.svc.cluster.local" $svc $ns) -}}
+{{- $servicePort := include "epinio-irsa.gateway.servicePort" . -}}
+{{- if or (not (has $host $names)) (and $port (ne $port $servicePort)) -}}
+{{- fail (printf "\n\nepinio-irsa: irsa.gateway.enabled is true, but s3.endpoint (%q) does not name the gateway's Service %s (port %s) in namespace %s, so Epinio would not go through the gateway.\nSet, in the values file you share with Epinio's chart:%s\n(s3.endpoint may also be %s, %s.%s or %s.%s.svc, with or without :%s.)" $endpoint $svc $servicePort $ns (include "epinio-irsa.gateway.s3Values" .) $svc $svc $ns $svc $ns $servicePort) -}}
+{{- end -}}
+{{- $ssl := dig "s3" "useSSL" true .Values.AsMap | toString | lower -}}
+{{- $tls := include "epinio-irsa.gateway.tls" . -}}
+{{- if ne $ssl $tls -}}
+{{- if eq $tls "true" -}}
+{{- fail (printf "\n\nepinio-irsa: irsa.gateway.tls.secretName is set (%s), so the gateway serves HTTPS on port 443, but s3.useSSL is %s: Epinio would speak plain HTTP to it.\nSet, in the values file you share with Epinio's chart:%s\nor leave irsa.gateway.tls.secretName empty for plain HTTP inside the cluster." .Values.irsa.gateway.tls.secretName $ssl (include "epinio-irsa.gateway.s3Values" .)) -}}
+{{- else -}}
+{{- fail (printf "\n\nepinio-irsa: s3.useSSL is %s (Epinio's default when unset), but irsa.gateway.tls.secretName is empty, so the gateway serves plain HTTP on port 80.\nSet, in the values file you share with Epinio's chart:%s\nor set irsa.gateway.tls.secretName to a kubernetes.io/tls Secret (e.g. one cert-manager issues) to serve HTTPS." $ssl (include "epinio-irsa.gateway.s3Values" .)) -}}
+{{- end -}}
+{{- end -}}
+{{- $gsa := include "epinio-irsa.gateway.serviceAccount" . -}}
+{{- $taken := list (include "epinio-irsa.serverServiceAccount" .) (include "epinio-irsa.stagingServiceAccount" .) (include "epinio-irsa.installerServiceAccount" .) -}}
+{{- with include "epinio-irsa.legacyStagingServiceAccount" . }}{{ $taken = append $taken . }}{{ end -}}
+{{- if has $gsa $taken -}}
+{{- fail (printf "\n\nepinio-irsa: irsa.gateway.serviceAccount.name (%s) must be the gateway's own ServiceAccount, not Epinio's (server or staging) or the hook's: the chart creates it and the gateway's IAM role trusts it alone.\nSet irsa.gateway.serviceAccount.name to another name (default epinio-irsa-gateway)." $gsa) -}}
+{{- end -}}
+{{- if not .Values.irsa.clusterName -}}
+{{- fail "\n\nepinio-irsa: irsa.clusterName is required: irsa.gateway.enabled is true, so the hook provisions an IAM role for the gateway's ServiceAccount (IRSA or EKS Pod Identity, by irsa.mode) in your EKS cluster.\nSet it with --set irsa.clusterName=<EKS cluster name>." -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The hook's environment in gateway mode (included by epinio-irsa.env): the gateway's
+ServiceAccount is the one the hook manages, its Deployment the one it restarts, its
+Service where verify sends requests signed with Epinio's pair. The pair comes from the
+gateway's keys Secret (a release object, so it exists in every hook phase), never as
+a plain value. Outside gateway mode only a non-default gateway ServiceAccount name is
+passed, so that a switch out of gateway mode finds what the hook had made for it.
+*/}}
+{{- define "epinio-irsa.gateway.hookEnv" -}}
+{{- if eq (include "epinio-irsa.mode" .) "gateway" }}
+- name: EPINIO_IRSA_GATEWAY
+  value: "true"
+- name: EPINIO_IRSA_GATEWAY_SERVICE_ACCOUNT
+  value: {{ include "epinio-irsa.gateway.serviceAccount" . | quote }}
+- name: EPINIO_IRSA_GATEWAY_DEPLOYMENT
+  value: {{ include "epinio-irsa.gateway.name" . | quote }}
+- name: EPINIO_IRSA_GATEWAY_ENDPOINT
+  value: {{ include "epinio-irsa.gateway.endpointURL" . | quote }}
+- name: EPINIO_IRSA_S3_ACCESS_KEY_ID
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "epinio-irsa.gateway.keysSecretName" . }}
+      key: accessKeyID
+- name: EPINIO_IRSA_S3_SECRET_ACCESS_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "epinio-irsa.gateway.keysSecretName" . }}
+      key: secretAccessKey
+{{- else if ne (include "epinio-irsa.gateway.serviceAccount" .) "epinio-irsa-gateway" }}
+- name: EPINIO_IRSA_GATEWAY_SERVICE_ACCOUNT
+  value: {{ include "epinio-irsa.gateway.serviceAccount" . | quote }}
+{{- end }}
+{{- end -}}
+
+{{/* Checksum of the client key pair: a changed pair rolls the gateway's pods. */}}
+{{- define "epinio-irsa.gateway.keysChecksum" -}}
+{{- printf "%s\n%s" (include "epinio-irsa.accessKeyID" .) (include "epinio-irsa.secretAccessKey" .) | sha256sum -}}
 {{- end -}}

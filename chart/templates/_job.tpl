@@ -31,6 +31,7 @@ the job derives itself are omitted when empty, so its defaults apply.
       name: {{ include "epinio-irsa.s3SecretName" . }}
       key: secretAccessKey
 {{- end }}
+{{- include "epinio-irsa.gateway.hookEnv" . }}
 - name: EPINIO_IRSA_BUNDLED_S3
   value: {{ include "epinio-irsa.bundled" . | quote }}
 {{- with (dig "s3" "bucket" "" .Values.AsMap) }}

@@ -212,6 +212,21 @@ pub struct GatewaySettings {
 /// The chart's default name for the gateway's ServiceAccount.
 pub const DEFAULT_GATEWAY_SERVICE_ACCOUNT: &str = "epinio-irsa-gateway";
 
+/// Log colour for both commands: on a terminal only, and not when `NO_COLOR` is set to
+/// anything (no-color.org).
+pub fn colour(terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
+/// Whether stderr's logs get colour, by [`colour`].
+pub fn stderr_colour() -> bool {
+    use std::io::IsTerminal;
+    colour(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR"),
+    )
+}
+
 /// Pod logs and terminals alike read well at this width.
 pub const DEFAULT_OUTPUT_WIDTH: usize = 120;
 

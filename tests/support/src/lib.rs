@@ -5,6 +5,9 @@
 #![forbid(unsafe_code)]
 
 pub mod epinio;
+pub mod gateway;
+pub mod gateway_agent;
+pub mod gateway_wire;
 pub mod iam_eval;
 pub mod kube;
 pub mod moto;

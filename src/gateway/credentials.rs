@@ -1,0 +1,233 @@
+//! The role's credentials as the gateway sees them: which provider of aws-config's default
+//! chain gave them (web identity for IRSA, the container endpoint for EKS Pod Identity), when
+//! they expire, and the last error. Nothing here holds a key.
+//!
+//! The chain itself is aws-config's; [`Tracked`] only watches it. The SDK's identity cache
+//! (`LazyCache`) calls it again shortly before the credentials expire, so refreshes need no
+//! code here. [`keep_trying`] asks the chain while there are no credentials, because the
+//! role may not exist yet: on a first install the hook that creates it runs after the
+//! gateway is ready, which is why readiness never waits for this.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use aws_credential_types::provider::{error::CredentialsError, future, ProvideCredentials};
+use aws_sdk_s3::config::{Credentials, SharedCredentialsProvider};
+use aws_sdk_s3::error::DisplayErrorContext;
+use aws_sdk_s3::primitives::{DateTime, DateTimeFormat};
+use serde_json::{json, Value};
+use tokio::sync::watch;
+
+/// Where the credentials stand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// None obtained yet.
+    Pending,
+    /// The last attempt gave credentials.
+    Ready,
+    /// The last attempt failed (after none, or after earlier credentials ran out).
+    Failed,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Pending => "pending",
+            Phase::Ready => "ready",
+            Phase::Failed => "failed",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Status {
+    phase: Phase,
+    provider: Option<&'static str>,
+    expires: Option<SystemTime>,
+    last_success: Option<SystemTime>,
+    last_error: Option<String>,
+    fetches: u64,
+    failures: u64,
+}
+
+/// Shared view of the credential state; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct CredentialState(Arc<Mutex<Status>>);
+
+impl Default for CredentialState {
+    fn default() -> Self {
+        CredentialState(Arc::new(Mutex::new(Status {
+            phase: Phase::Pending,
+            provider: None,
+            expires: None,
+            last_success: None,
+            last_error: None,
+            fetches: 0,
+            failures: 0,
+        })))
+    }
+}
+
+impl CredentialState {
+    fn lock(&self) -> MutexGuard<'_, Status> {
+        // A panic while holding the lock leaves plain data behind; keep serving it.
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn phase(&self) -> Phase {
+        self.lock().phase
+    }
+
+    /// How many times the chain was asked, successful or not.
+    pub fn fetches(&self) -> u64 {
+        self.lock().fetches
+    }
+
+    /// `Ok` when S3 may be called; else the message for the client's `ServiceUnavailable`.
+    pub fn check(&self) -> Result<(), String> {
+        let s = self.lock();
+        match s.phase {
+            Phase::Ready => Ok(()),
+            Phase::Pending => Err(format!(
+                "the gateway has no AWS credentials for its IAM role yet{}; it keeps trying (see its /credentials endpoint)",
+                s.last_error.as_deref().map(|e| format!(": {e}")).unwrap_or_default()
+            )),
+            Phase::Failed => Err(format!(
+                "the gateway cannot obtain AWS credentials for its IAM role: {}; it keeps trying (see its /credentials endpoint)",
+                s.last_error.as_deref().unwrap_or("unknown error")
+            )),
+        }
+    }
+
+    fn record(&self, result: &Result<Credentials, CredentialsError>) {
+        let mut s = self.lock();
+        s.fetches += 1;
+        let before = s.phase;
+        match result {
+            Ok(c) => {
+                s.phase = Phase::Ready;
+                s.provider = Some(source(c));
+                s.expires = c.expiry();
+                s.last_success = Some(SystemTime::now());
+                s.last_error = None;
+                tracing::info!(
+                    provider = source(c),
+                    expires = %rfc3339(c.expiry()),
+                    "gateway credentials obtained"
+                );
+            }
+            Err(e) => {
+                s.failures += 1;
+                s.phase = if before == Phase::Pending {
+                    Phase::Pending
+                } else {
+                    Phase::Failed
+                };
+                let message = DisplayErrorContext(e).to_string();
+                if s.last_error.as_deref() != Some(message.as_str()) {
+                    tracing::warn!(error = %message, "gateway cannot obtain credentials");
+                }
+                s.last_error = Some(message);
+            }
+        }
+    }
+
+    /// The `/credentials` document: state, provider, expiry, last error; never a key.
+    pub fn report(&self) -> Value {
+        let s = self.lock().clone();
+        let now = SystemTime::now();
+        json!({
+            "state": s.phase.as_str(),
+            "provider": s.provider,
+            "expires_at": s.expires.map(|t| rfc3339(Some(t))),
+            "expired": s.expires.map(|t| t <= now),
+            "last_success": s.last_success.map(|t| rfc3339(Some(t))),
+            "last_error": s.last_error,
+            "fetches": s.fetches,
+            "failures": s.failures,
+        })
+    }
+}
+
+/// Which link of the default chain gave `c`, from the features aws-config records on it.
+fn source(c: &Credentials) -> &'static str {
+    use aws_credential_types::credential_feature::AwsCredentialFeature as F;
+    let features = c
+        .get_property::<Vec<F>>()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let has = |f: F| features.contains(&f);
+    if has(F::CredentialsHttp) {
+        "container endpoint (EKS Pod Identity)"
+    } else if has(F::CredentialsEnvVarsStsWebIdToken)
+        || has(F::CredentialsStsAssumeRoleWebId)
+        || has(F::CredentialsProfileStsWebIdToken)
+    {
+        "web identity (IRSA)"
+    } else if has(F::CredentialsEnvVars) {
+        "environment variables"
+    } else if has(F::CredentialsImds) {
+        "instance metadata"
+    } else {
+        "other"
+    }
+}
+
+fn rfc3339(t: Option<SystemTime>) -> String {
+    t.and_then(|t| DateTime::from(t).fmt(DateTimeFormat::DateTime).ok())
+        .unwrap_or_else(|| "never".into())
+}
+
+/// aws-config's default chain, watched: every outcome lands in a [`CredentialState`].
+#[derive(Debug, Clone)]
+pub struct Tracked {
+    inner: SharedCredentialsProvider,
+    state: CredentialState,
+}
+
+impl Tracked {
+    pub fn new(inner: SharedCredentialsProvider, state: CredentialState) -> Self {
+        Tracked { inner, state }
+    }
+}
+
+impl ProvideCredentials for Tracked {
+    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        future::ProvideCredentials::new(async move {
+            let result = self.inner.provide_credentials().await;
+            self.state.record(&result);
+            result
+        })
+    }
+}
+
+/// Asks the chain while the state is not [`Phase::Ready`], backing off from 1 s to 15 s,
+/// until `shutdown` turns true. While ready it only looks, because the SDK refreshes.
+pub async fn keep_trying(
+    provider: Arc<Tracked>,
+    state: CredentialState,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    const FIRST: Duration = Duration::from_secs(1);
+    const MOST: Duration = Duration::from_secs(15);
+    let mut wait = FIRST;
+    loop {
+        if state.phase() == Phase::Ready {
+            wait = FIRST;
+        } else {
+            let _ = provider.provide_credentials().await;
+            if state.phase() != Phase::Ready {
+                wait = (wait * 2).min(MOST);
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! One structured line per request: operation, bucket, key, status, bytes in and out,
+//! latency and the caller's access key id. Never a header's value, a signature or a secret.
+//!
+//! The line is written when the response body is finished or dropped, so the bytes and the
+//! latency cover the whole streamed transfer, not only the time to the first byte.
+//! [`super::access`] fills in who asked for what ([`Note`]), because only s3s knows the
+//! operation; a request refused before that (a bad signature) is logged without one.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use hyper::{Method, Request, Response};
+use s3s::service::S3Service;
+use s3s::HttpError;
+
+#[derive(Debug, Default)]
+struct Fields {
+    op: Option<String>,
+    bucket: Option<String>,
+    key: Option<String>,
+    caller: Option<String>,
+    error: Option<String>,
+}
+
+/// What the request turned out to be, filled in while s3s handles it.
+#[derive(Debug, Clone, Default)]
+pub struct Note(Arc<Mutex<Fields>>);
+
+impl Note {
+    fn lock(&self) -> MutexGuard<'_, Fields> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn identify(
+        &self,
+        op: &str,
+        bucket: Option<String>,
+        key: Option<String>,
+        caller: Option<String>,
+    ) {
+        let mut f = self.lock();
+        f.op = Some(op.to_string());
+        f.bucket = bucket;
+        f.key = key;
+        f.caller = caller;
+    }
+
+    /// The S3 error code the request ended with (when the gateway knows it).
+    pub fn error(&self, code: &str) {
+        self.lock().error = Some(code.to_string());
+    }
+}
+
+/// Handles one request through s3s, counting and logging it.
+pub async fn handle(
+    s3: S3Service,
+    peer: SocketAddr,
+    req: Request<hyper::body::Incoming>,
+) -> Result<Response<Logged<s3s::Body>>, HttpError> {
+    let started = Instant::now();
+    let note = Note::default();
+    let bytes_in = Arc::new(AtomicU64::new(0));
+    let line = Line {
+        started,
+        peer,
+        method: req.method().clone(),
+        note: note.clone(),
+        bytes_in: bytes_in.clone(),
+        status: 0,
+    };
+    let response = if let Some(e) = super::access::refuse_early(req.method(), req.headers()) {
+        note.error(e.code().as_str());
+        e.to_http_response()
+            .map_err(|e| HttpError::new(Box::new(e)))?
+    } else {
+        let (mut parts, body) = req.into_parts();
+        parts.extensions.insert(note);
+        let body = s3s::Body::http_body(Counted {
+            inner: body,
+            count: bytes_in,
+        });
+        s3.call(Request::from_parts(parts, body)).await?
+    };
+    let status = response.status().as_u16();
+    Ok(response.map(|inner| Logged {
+        inner,
+        bytes_out: 0,
+        line: Some(Line { status, ..line }),
+    }))
+}
+
+/// The request body, counted as it streams to S3.
+pub struct Counted<B> {
+    inner: B,
+    count: Arc<AtomicU64>,
+}
+
+impl<B: Body<Data = Bytes> + Unpin> Body for Counted<B> {
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled {
+            if let Some(data) = frame.data_ref() {
+                self.count.fetch_add(data.len() as u64, Ordering::Relaxed);
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+struct Line {
+    started: Instant,
+    peer: SocketAddr,
+    method: Method,
+    note: Note,
+    bytes_in: Arc<AtomicU64>,
+    status: u16,
+}
+
+impl Line {
+    fn emit(&self, bytes_out: u64, complete: bool) {
+        let f = self.note.lock();
+        tracing::info!(
+            op = f.op.as_deref().unwrap_or("-"),
+            method = %self.method,
+            bucket = f.bucket.as_deref().unwrap_or("-"),
+            // Debug formatting escapes control characters, so a key cannot forge log lines.
+            key = ?f.key.as_deref().unwrap_or("-"),
+            status = self.status,
+            error = f.error.as_deref().unwrap_or("-"),
+            bytes_in = self.bytes_in.load(Ordering::Relaxed),
+            bytes_out,
+            latency_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            caller = f.caller.as_deref().unwrap_or("-"),
+            peer = %self.peer,
+            complete,
+            "request"
+        );
+    }
+}
+
+/// The response body: counted, and the request's line written when it ends or is dropped
+/// (`complete = false` when the client went away before the end).
+pub struct Logged<B: Body> {
+    inner: B,
+    bytes_out: u64,
+    line: Option<Line>,
+}
+
+impl<B: Body<Data = Bytes> + Unpin> Body for Logged<B> {
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    self.bytes_out += data.len() as u64;
+                }
+            }
+            Poll::Ready(None) => {
+                if let Some(line) = self.line.take() {
+                    line.emit(self.bytes_out, true);
+                }
+            }
+            Poll::Ready(Some(Err(_))) | Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl<B: Body> Drop for Logged<B> {
+    fn drop(&mut self) {
+        // Bodies hyper never polls (HEAD, empty answers) end here, complete.
+        let complete = self.inner.is_end_stream()
+            || self.line.as_ref().is_some_and(|l| l.method == Method::HEAD);
+        if let Some(line) = self.line.take() {
+            line.emit(self.bytes_out, complete);
+        }
+    }
+}

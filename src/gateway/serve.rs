@@ -1,0 +1,172 @@
+//! Listening: HTTP/1.1 connections (optionally TLS) handed to a handler, bounded header
+//! reads, and a graceful shutdown. When `shutdown` turns true the listener is closed at once
+//! (new connections are refused), requests in flight finish, idle keep-alive connections
+//! close, and whatever is still open after the drain time is left to the process exit.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio_rustls::rustls;
+use tokio_rustls::TlsAcceptor;
+
+use super::config::TlsFiles;
+use super::error::GatewayError;
+
+/// hyper's read buffer, and so the hard limit of a request's header section: larger ones get
+/// `431` from hyper. The S3 error for merely large ones comes earlier (`access`).
+const MAX_BUF: usize = 64 * 1024;
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Clone)]
+pub struct Settings {
+    pub name: &'static str,
+    pub header_read_timeout: Duration,
+    pub drain: Duration,
+    pub tls: Option<TlsAcceptor>,
+}
+
+pub async fn bind(name: &'static str, addr: SocketAddr) -> Result<TcpListener, GatewayError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| GatewayError::Bind {
+            listener: name,
+            addr,
+            source,
+        })
+}
+
+/// Serves `listener` until `shutdown` turns true, then drains.
+pub async fn serve<H, Fut, B, E>(
+    listener: TcpListener,
+    settings: Settings,
+    handler: H,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    H: Fn(SocketAddr, Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<Response<B>, E>> + Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let graceful = GracefulShutdown::new();
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(settings.header_read_timeout)
+        .max_buf_size(MAX_BUF)
+        .keep_alive(true);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = stopped(&mut shutdown) => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait instead of spinning.
+                    tracing::warn!(listener = settings.name, error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let handler = handler.clone();
+        let http = http.clone();
+        let watcher = graceful.watcher();
+        let tls = settings.tls.clone();
+        tokio::spawn(async move {
+            let Some(io) = accept_io(tcp, tls).await else {
+                return;
+            };
+            let service = service_fn(move |req| handler(peer, req));
+            let conn = http.serve_connection(TokioIo::new(io), service);
+            if let Err(e) = watcher.watch(conn).await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tracing::info!(
+        listener = settings.name,
+        "closed; draining requests in flight"
+    );
+    if tokio::time::timeout(settings.drain, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            listener = settings.name,
+            drain_seconds = settings.drain.as_secs(),
+            "requests still in flight after the drain time; closing them"
+        );
+    }
+}
+
+/// Resolves once `shutdown` is true (or its sender is gone).
+async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+async fn accept_io(tcp: TcpStream, tls: Option<TlsAcceptor>) -> Option<Box<dyn Io>> {
+    let _ = tcp.set_nodelay(true);
+    let Some(acceptor) = tls else {
+        return Some(Box::new(tcp));
+    };
+    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+        Ok(Ok(stream)) => Some(Box::new(stream)),
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!("TLS handshake timed out");
+            None
+        }
+    }
+}
+
+/// The TLS acceptor from a PEM certificate chain and key (a `kubernetes.io/tls` Secret's
+/// `tls.crt` and `tls.key`).
+pub fn tls_acceptor(files: &TlsFiles) -> Result<TlsAcceptor, GatewayError> {
+    let err = |what: &'static str, path: &Path, reason: String| GatewayError::Tls {
+        what,
+        path: path.to_path_buf(),
+        reason,
+    };
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert)
+        .and_then(|it| it.collect::<Result<_, _>>())
+        .map_err(|e| err("certificate", &files.cert, e.to_string()))?;
+    if certs.is_empty() {
+        return Err(err(
+            "certificate",
+            &files.cert,
+            "no PEM certificate in the file".into(),
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_file(&files.key)
+        .map_err(|e| err("key", &files.key, e.to_string()))?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| err("certificate", &files.cert, e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| err("key", &files.key, e.to_string()))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
