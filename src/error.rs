@@ -267,6 +267,13 @@ pub enum Error {
         step: &'static str,
         message: String,
     },
+
+    #[error("verify through the gateway {endpoint}: {step}: {message}. The gateway's role is verified; check the gateway's pods (`kubectl rollout status` of its Deployment, its /credentials endpoint and logs), that s3.accessKeyID / s3.secretAccessKey are the pair the gateway was given, and that its NetworkPolicy admits the hook's pod; then re-run (helm upgrade) or run `epinio-irsa verify`")]
+    VerifyGateway {
+        endpoint: String,
+        step: &'static str,
+        message: String,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

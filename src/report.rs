@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::config::Mechanism;
 use crate::plan::Desired;
 use crate::state::Workload;
-use crate::vocab::{Change, Proof, Verified};
+use crate::vocab::{Change, Proof, ThroughGateway, Verified};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Item {
@@ -79,6 +79,30 @@ impl Report {
                 self.warnings.push(missing);
             }
         }
+    }
+
+    /// The gateway's client path, after the ServiceAccounts' proofs.
+    pub fn add_gateway(&mut self, through: &ThroughGateway, bucket: &str) {
+        let mut s = format!(
+            "Epinio's path: s3.accessKeyID -> gateway {} -> s3://{bucket}: ",
+            through.endpoint
+        );
+        s.push_str(if through.bucket_exists {
+            "HeadBucket and ListObjectsV2 succeeded"
+        } else {
+            "signed and forwarded; the bucket does not exist yet (Epinio creates it through the gateway)"
+        });
+        if let Some(key) = &through.probe {
+            s.push_str(&format!("; write probe put/get/delete {key} succeeded"));
+        }
+        s.push_str("; a request for another bucket was refused (AccessDenied)");
+        if through.attempts > 2 {
+            s.push_str(&format!(
+                " ({} attempts while the gateway rolled out)",
+                through.attempts
+            ));
+        }
+        self.verified.push(s);
     }
 
     /// The summary of `provision` (or `plan`): provider and policy, then roles,

@@ -70,3 +70,14 @@ pub enum Proof {
     /// the agent, not here).
     Links { association: String },
 }
+
+/// What `verify` proved through the gateway (gateway mode): Epinio's own path, a request signed
+/// with its cluster-local key pair to the gateway's Service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThroughGateway {
+    pub endpoint: String,
+    pub bucket_exists: bool,
+    /// Attempts while the gateway's pods rolled out and IAM propagated.
+    pub attempts: u32,
+    pub probe: Option<String>,
+}

@@ -71,7 +71,8 @@ pub async fn bucket_readable(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<Re
     let missing = |e: &AwsError| matches!(e.code.as_deref(), Some("NotFound" | "NoSuchBucket"));
     match head.map_err(|e| s3_error(HEAD_BUCKET, bucket, e)) {
         Err(e) if missing(&e) => return Ok(Readable::Missing),
-        Err(e) => return Err(e),
+        // A HEAD's error has no body; the list's names the cause (SignatureDoesNotMatch, ...).
+        Err(e) => return Err(list.err().map_or(e, |l| s3_error(LIST_OBJECTS, bucket, l))),
         Ok(_) => {}
     }
     list.map_err(|e| s3_error(LIST_OBJECTS, bucket, e))?;

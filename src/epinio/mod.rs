@@ -92,7 +92,11 @@ pub fn resolve(cfg: &Configured, objects: Option<&EpinioObjects>) -> Result<Reso
     };
     check_mechanism(cfg, row, objects, &version_text, &mut warnings)?;
     // One line per column; staging's Pod Identity column as this installation has it.
-    let columns = row.map(|r| r.columns(StagingCli::of(objects).column()));
+    let columns = row.map(|r| {
+        let mut lines = r.columns(StagingCli::of(objects).column());
+        lines.push(GATEWAY_COLUMN.to_string());
+        lines
+    });
     let epinio = std::iter::once(epinio)
         .chain(columns.into_iter().flatten())
         .collect::<Vec<_>>()
@@ -277,6 +281,10 @@ impl<'a> StagingCli<'a> {
     }
 }
 
+/// The column every version has: gateway mode.
+const GATEWAY_COLUMN: &str =
+    "through the gateway: yes, with either mechanism (gateway mode: irsa.gateway.enabled=true)";
+
 /// Who uses the role under Pod Identity, for `auto`'s reason when Epinio can.
 pub const EPINIO_CAN: &str = "Epinio's server and staging can use it";
 
@@ -321,7 +329,7 @@ fn check_row(
     Err(Error::EpinioUnsupported {
         version: version.to_string(),
         reason,
-        choices: format!("use static S3 keys (s3.accessKeyID / s3.secretAccessKey), or run an Epinio version whose server works with IAM roles (1.6.0 - 1.13.9 for the server; 1.7.0 or later for staging), or set {OVERRIDE} to provision anyway (staging still benefits where it can)"),
+        choices: format!("use gateway mode (chart value irsa.gateway.enabled=true, EPINIO_IRSA_GATEWAY=true: an in-cluster S3 gateway holds the role, and every Epinio from 1.6 works through it; README, Gateway mode), or use static S3 keys (s3.accessKeyID / s3.secretAccessKey), or run an Epinio version whose server works with IAM roles (1.6.0 - 1.13.9 for the server; 1.7.0 or later for staging), or set {OVERRIDE} to provision anyway (staging still benefits where it can)"),
     })
 }
 

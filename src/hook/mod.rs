@@ -17,6 +17,7 @@ mod remove;
 mod switch;
 mod teardown;
 mod verify;
+mod verify_gateway;
 
 pub use context::{kube, AwsClients, Ctx};
 pub use installer_policy::installer_policy;

@@ -183,6 +183,12 @@ pub(super) async fn converge(ctx: &Ctx<'_>, dry_run: bool) -> Result<Report> {
     if !dry_run {
         try_join_all(restarts.iter().map(|(w, arn)| kube.restart(w, arn))).await?;
     }
+    // Gateway mode: Epinio's own path, once the gateway runs with the role's credentials.
+    let through = if ctx.config.gateway_mode() && ctx.config.verify && !dry_run {
+        super::verify_gateway::prove_gateway(ctx).await?
+    } else {
+        None
+    };
     let annotated = sa_changes.iter().any(Change::is_write);
     let mut report = Report::provision(
         &ctx.config.namespace,
@@ -208,6 +214,9 @@ pub(super) async fn converge(ctx: &Ctx<'_>, dry_run: bool) -> Result<Report> {
     }
     report.warnings.extend(left.warnings().cloned());
     report.add_verified(&verified, &ctx.config.namespace, &ctx.config.bucket);
+    if let Some(through) = &through {
+        report.add_gateway(through, &ctx.config.bucket);
+    }
     switch::remove(ctx, &d.facts.account(), left, dry_run, &mut report).await?;
     Ok(report)
 }

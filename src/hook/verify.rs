@@ -70,6 +70,11 @@ pub async fn verify(config: &Config) -> Result<Report> {
         ..Report::default()
     };
     report.add_verified(&verified, &eff.namespace, &eff.bucket);
+    if eff.gateway_mode() {
+        if let Some(through) = super::verify_gateway::prove_gateway(&ctx).await? {
+            report.add_gateway(&through, &eff.bucket);
+        }
+    }
     Ok(report)
 }
 
@@ -312,7 +317,7 @@ async fn live_one(ctx: &Ctx<'_>, sa: &str, role_arn: &str, until: Instant) -> Re
     })
 }
 
-fn probe_id() -> String {
+pub(super) fn probe_id() -> String {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos().to_string())
