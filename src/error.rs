@@ -268,6 +268,9 @@ pub enum Error {
         message: String,
     },
 
+    #[error("{deployment} did not finish rolling out within EPINIO_IRSA_VERIFY_TIMEOUT_SECONDS: {state}; see `kubectl rollout status {deployment}` and the events of its pods")]
+    Rollout { deployment: String, state: String },
+
     #[error("verify through the gateway {endpoint}: {step}: {message}. The gateway's role is verified; check the gateway's pods (`kubectl rollout status` of its Deployment, its /credentials endpoint and logs), that s3.accessKeyID / s3.secretAccessKey are the pair the gateway was given, and that its NetworkPolicy admits the hook's pod; then re-run (helm upgrade) or run `epinio-irsa verify`")]
     VerifyGateway {
         endpoint: String,

@@ -38,10 +38,15 @@ fn gateway_objects() -> Vec<Value> {
     ]
 }
 
+/// The stand-in's Deployment controller takes this long to report a rollout.
+const ROLLOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 async fn world(chart: Chart) -> World {
     let mut objects = chart.objects();
     objects.extend(gateway_objects());
-    World::with_objects(BIN, objects).await
+    let w = World::with_objects(BIN, objects).await;
+    w.kube.enable_rollouts(ROLLOUT);
+    w
 }
 
 /// A real gateway forwarding to the world's moto, holding Epinio's key pair.
@@ -321,6 +326,43 @@ async fn verify_names_a_wrong_key_pair_and_gateway_mode_needs_both_keys_before_a
         out.stderr
     );
     assert!(out.stderr.contains("gateway mode"), "{}", out.stderr);
+    gateway.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn provision_waits_for_the_gateways_rollout_and_names_one_that_never_finishes() {
+    let w = world(Chart::new("1.14.1")).await;
+    let gateway = start_gateway(&w).await;
+    let env = gateway_env(&format!("http://{}", gateway.s3_addr()));
+    let started = std::time::Instant::now();
+    run(&w, "provision", &env).await.assert_ok();
+    assert!(
+        started.elapsed() >= ROLLOUT,
+        "returned before the rollout: {:?}",
+        started.elapsed()
+    );
+    let status = &w.workload("Deployment", "epinio-irsa-gateway")["status"];
+    assert_eq!(status["updatedReplicas"], 2, "{status}");
+
+    // A rollout that does not finish within the bound fails the hook, naming the Deployment.
+    let w = world(Chart::new("1.14.1")).await;
+    w.kube.enable_rollouts(std::time::Duration::from_secs(3600));
+    let mut env = env.clone();
+    env.push(("EPINIO_IRSA_VERIFY_TIMEOUT_SECONDS", "5".into()));
+    let out = run(&w, "provision", &env).await;
+    assert_eq!(out.code, Some(1), "{}", out.stdout);
+    assert!(
+        out.stderr
+            .contains("deployment epinio/epinio-irsa-gateway did not finish rolling out"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("0 of 2 replicas updated")
+            || out.stderr.contains("not seen generation"),
+        "{}",
+        out.stderr
+    );
     gateway.shutdown().await;
 }
 

@@ -210,12 +210,13 @@ short-lived credentials. Everything the gateway's templates and the hook share.
 {{- end -}}
 
 {{/*
-The real bucket's region, where the gateway signs for and creates the bucket. Not
-s3.region: in gateway mode that is only what Epinio signs its requests to the
-gateway with (any region is accepted).
+The real bucket's region, where the gateway signs for and creates the bucket:
+irsa.gateway.bucketRegion, else irsa.region, else s3.region (outside gateway mode it
+names the bucket's region, and a values file switched to gateway mode keeps meaning
+it; Epinio also signs with it, which the gateway accepts in any region), else us-east-1.
 */}}
 {{- define "epinio-irsa.gateway.bucketRegion" -}}
-{{- default (default "us-east-1" .Values.irsa.region) .Values.irsa.gateway.bucketRegion -}}
+{{- .Values.irsa.gateway.bucketRegion | default .Values.irsa.region | default .Values.s3.region | default "us-east-1" -}}
 {{- end -}}
 
 {{/*

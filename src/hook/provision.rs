@@ -183,7 +183,18 @@ pub(super) async fn converge(ctx: &Ctx<'_>, dry_run: bool) -> Result<Report> {
     if !dry_run {
         try_join_all(restarts.iter().map(|(w, arn)| kube.restart(w, arn))).await?;
     }
-    // Gateway mode: Epinio's own path, once the gateway runs with the role's credentials.
+    // Gateway mode: the gateway's pods are what serve Epinio; wait (bounded) for them to run
+    // with the role's credentials, then prove Epinio's own path through them.
+    if ctx.config.gateway_mode() && !dry_run {
+        let until = std::time::Instant::now() + ctx.config.verify_timeout;
+        try_join_all(
+            restarts
+                .iter()
+                .filter(|(w, _)| w.kind == "Deployment")
+                .map(|(w, _)| kube.wait_rolled_out(&w.name, until)),
+        )
+        .await?;
+    }
     let through = if ctx.config.gateway_mode() && ctx.config.verify && !dry_run {
         super::verify_gateway::prove_gateway(ctx).await?
     } else {

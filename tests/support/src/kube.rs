@@ -307,6 +307,11 @@ preferences: {{}}
             .count()
     }
 
+    /// Turns on the stand-in's Deployment controller ([`store::Store::enable_rollouts`]).
+    pub fn enable_rollouts(&self, delay: std::time::Duration) {
+        lock(&self.inner.shared.store).enable_rollouts(delay);
+    }
+
     /// All stored objects (with `resourceVersion`, `managedFields`, ...),
     /// ordered by apiVersion, kind, namespace and name, for comparing states.
     pub fn snapshot(&self) -> Value {
@@ -667,6 +672,7 @@ impl Shared {
             return Err(ApiError::unsupported_body_type(&media_type));
         }
         let mut store = lock(&self.store);
+        store.settle_rollouts();
         let served: Served = match (rec.method.as_str(), name) {
             ("GET", None) => {
                 drop(store);

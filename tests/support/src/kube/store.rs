@@ -115,6 +115,10 @@ pub(crate) struct Store {
     /// uids are a counter, so that two runs of the same test produce the same
     /// snapshot.
     uids: u64,
+    /// The Deployment controller, when enabled ([`Store::enable_rollouts`]): how long a
+    /// rollout takes, and the rollouts in progress (generation, when it started).
+    rollout_delay: Option<std::time::Duration>,
+    rollouts: BTreeMap<Key, (i64, std::time::Instant)>,
 }
 
 /// Server-maintained metadata, never taken from a request body.
@@ -685,6 +689,14 @@ impl Store {
             self.uids += 1;
         }
         new.obj["metadata"]["resourceVersion"] = self.revision.to_string().into();
+        let generation = new.obj["metadata"]["generation"].as_i64().unwrap_or(1);
+        let moved = old
+            .as_ref()
+            .is_none_or(|o| o.obj["metadata"]["generation"].as_i64() != Some(generation));
+        if self.rollout_delay.is_some() && w.rt.kind == "Deployment" && moved {
+            self.rollouts
+                .insert(key.clone(), (generation, std::time::Instant::now()));
+        }
         let body = render(&new);
         self.objects.insert(key, new);
         Ok(Outcome {
@@ -692,6 +704,44 @@ impl Store {
             body,
             changed: true,
         })
+    }
+
+    /// Turns on the Deployment controller: a Deployment whose generation moves (a new
+    /// template, a restart) reports the rollout as the real controller does only after
+    /// `delay`: until then `status.observedGeneration` lags and the new replicas are not
+    /// counted; then every wanted replica (`spec.replicas`, default 1) is updated, ready and
+    /// available. Off by default: `status` stays as written.
+    pub fn enable_rollouts(&mut self, delay: std::time::Duration) {
+        self.rollout_delay = Some(delay);
+    }
+
+    /// Finish the rollouts whose time has come (called before every request is served).
+    pub fn settle_rollouts(&mut self) {
+        let Some(delay) = self.rollout_delay else {
+            return;
+        };
+        let due: Vec<(Key, i64)> = self
+            .rollouts
+            .iter()
+            .filter(|(_, (_, at))| at.elapsed() >= delay)
+            .map(|(k, (g, _))| (k.clone(), *g))
+            .collect();
+        for (key, generation) in due {
+            self.rollouts.remove(&key);
+            let Some(stored) = self.objects.get_mut(&key) else {
+                continue;
+            };
+            let replicas = stored.obj["spec"]["replicas"].as_i64().unwrap_or(1);
+            self.revision += 1;
+            stored.obj["status"] = serde_json::json!({
+                "observedGeneration": generation,
+                "replicas": replicas,
+                "updatedReplicas": replicas,
+                "readyReplicas": replicas,
+                "availableReplicas": replicas,
+            });
+            stored.obj["metadata"]["resourceVersion"] = self.revision.to_string().into();
+        }
     }
 
     fn next_uid(&mut self) -> String {

@@ -12,16 +12,16 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
 use kube::api::{
-    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch,
-    PatchParams, Preconditions,
+    Api, ApiResource, DeleteParams, GroupVersionKind, Patch, PatchParams, Preconditions,
 };
 use serde_json::{json, Value};
 
 use crate::config::{MANAGED_BY_KEY, MANAGED_BY_VALUE};
 use crate::core::{SaRemoval, SaStep};
-use crate::plan::RESTARTED_FOR_ANNOTATION;
 pub use crate::state::{EpinioObjects, SaState, Workload};
 use crate::{Change, Error};
+
+mod workloads;
 
 pub const FIELD_MANAGER: &str = "epinio-irsa";
 
@@ -87,7 +87,12 @@ fn status_code(e: &kube::Error) -> Option<u16> {
 impl K8s {
     /// One Kubernetes call with the shared bounded retries for 409/429/5xx and transport
     /// errors.
-    async fn call<T, F, Fut>(&self, verb: &'static str, what: &str, f: F) -> Result<T, Error>
+    pub(super) async fn call<T, F, Fut>(
+        &self,
+        verb: &'static str,
+        what: &str,
+        f: F,
+    ) -> Result<T, Error>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, kube::Error>>,
@@ -304,66 +309,6 @@ impl K8s {
             stage_config,
             download_image,
         }))
-    }
-
-    /// Every Deployment, StatefulSet and DaemonSet of the namespace, listed concurrently.
-    pub async fn list_workloads(&self) -> Result<Vec<Workload>, Error> {
-        let lists = futures::future::try_join_all(WORKLOAD_KINDS.iter().map(|kind| async move {
-            let api: Api<DynamicObject> =
-                Api::namespaced_with(self.client.clone(), &self.namespace, &resource(kind));
-            let what = format!("{}s in {}", kind.to_lowercase(), self.namespace);
-            let params = ListParams::default();
-            let list = self.call("list", &what, || api.list(&params)).await?;
-            Ok::<_, Error>(
-                list.items
-                    .into_iter()
-                    .filter_map(|o| {
-                        let template = o.data.get("spec")?.get("template")?;
-                        let pod = template.get("spec");
-                        let sa = pod
-                            .and_then(|p| {
-                                p.get("serviceAccountName")
-                                    .or_else(|| p.get("serviceAccount"))
-                            })
-                            .and_then(Value::as_str)
-                            .filter(|s| !s.is_empty())
-                            .unwrap_or("default");
-                        Some(Workload {
-                            kind,
-                            name: o.metadata.name.clone()?,
-                            service_account: sa.to_string(),
-                            restarted_for: template
-                                .get("metadata")
-                                .and_then(|m| m.get("annotations"))
-                                .and_then(|a| a.get(RESTARTED_FOR_ANNOTATION))
-                                .and_then(Value::as_str)
-                                .map(str::to_string),
-                        })
-                    })
-                    .collect::<Vec<_>>(),
-            )
-        }))
-        .await?;
-        Ok(lists.into_iter().flatten().collect())
-    }
-
-    /// Roll a workload by applying the pod-template annotation naming the role its pods
-    /// must be started for.
-    pub async fn restart(&self, w: &Workload, role_arn: &str) -> Result<(), Error> {
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(self.client.clone(), &self.namespace, &resource(w.kind));
-        let body = json!({
-            "apiVersion": "apps/v1",
-            "kind": w.kind,
-            "metadata": { "name": w.name },
-            "spec": { "template": { "metadata": { "annotations": { RESTARTED_FOR_ANNOTATION: role_arn } } } }
-        });
-        let params = PatchParams::apply(FIELD_MANAGER);
-        let what = format!("{} {}/{}", w.kind.to_lowercase(), self.namespace, w.name);
-        let patch = Patch::Apply(&body);
-        self.call("apply", &what, || api.patch(&w.name, &params, &patch))
-            .await?;
-        Ok(())
     }
 }
 
