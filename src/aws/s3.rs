@@ -108,3 +108,15 @@ pub async fn write_probe(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Re
     delete?;
     Ok(())
 }
+
+/// The write probe's prefix: nothing of Epinio's lives under it.
+pub const PROBE_PREFIX: &str = "epinio-irsa-verify/";
+
+/// A key of the write probe, unique to this moment: `epinio-irsa-verify/<who>-<nanos>`.
+pub fn probe_key(who: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos().to_string())
+        .unwrap_or_default();
+    format!("{PROBE_PREFIX}{who}-{nanos}")
+}

@@ -14,6 +14,7 @@
 //! - staging's S3 client: the `download-s3-blob` init container, aws CLI image
 //!   `amazon/aws-cli:2.13.26` by default: web identity works, Pod Identity needs >= 2.15.0.
 
+pub mod gateway;
 mod table;
 
 pub use table::*;
@@ -115,33 +116,6 @@ pub fn resolve(cfg: &Configured, objects: Option<&EpinioObjects>) -> Result<Reso
         epinio,
         warnings,
     })
-}
-
-/// Gateway mode: Epinio's S3 client talks to the gateway with a key pair, so every version
-/// works and nothing is refused. Epinio's ServiceAccounts are still resolved (leniently, as
-/// teardown does), because what an earlier run outside gateway mode gave them is removed; when
-/// they cannot be, the configuration's are used. The summary keeps the version line and says
-/// how S3 is reached.
-pub fn through_gateway(cfg: &Configured, objects: Option<&EpinioObjects>) -> Resolved {
-    let lenient = Configured {
-        allow_unsupported: true,
-        mechanism: Mechanism::Irsa,
-        ..cfg.clone()
-    };
-    let gateway = "S3 through the gateway: yes, for every Epinio from 1.6 (Epinio signs with a cluster-local key pair; the gateway holds the role)";
-    match resolve(&lenient, objects) {
-        Ok(r) => Resolved {
-            epinio: format!("{}\n{gateway}", r.epinio.lines().next().unwrap_or_default()),
-            warnings: Vec::new(),
-            ..r
-        },
-        Err(_) => Resolved {
-            server_service_account: cfg.server.to_string(),
-            staging_service_account: Some(cfg.staging.to_string()),
-            epinio: format!("Epinio's own ServiceAccounts taken from the configuration\n{gateway}"),
-            warnings: Vec::new(),
-        },
-    }
 }
 
 /// No `epinio-server` Deployment yet: the configuration's ServiceAccounts, said so.

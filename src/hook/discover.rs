@@ -78,7 +78,7 @@ pub(super) fn discover(
     let (mechanism, reason) =
         core::choose_mechanism(ctx.config.credential_mode, ctx.cluster, agent, users)?;
     let resolved = if gateway {
-        epinio::through_gateway(&configured(ctx.config, mechanism), epinio)
+        epinio::gateway::through_gateway(&configured(ctx.config, mechanism), epinio)
     } else {
         epinio::resolve(&configured(ctx.config, mechanism), epinio)?
     };

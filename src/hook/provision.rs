@@ -62,13 +62,7 @@ pub(super) async fn read_and_decide(ctx: &Ctx<'_>) -> Result<Decided> {
     let tolerate = mode == CredentialMode::Irsa;
     let (cluster_info, providers, roles, sas, assocs, agent, workloads, epinio) = tokio::join!(
         eks::describe_cluster(&ctx.aws.eks, ctx.cluster),
-        async {
-            if mode == CredentialMode::PodIdentity {
-                Ok(Vec::new())
-            } else {
-                iam.list_providers().await
-            }
-        },
+        list_providers(ctx),
         try_join_all(role_names.iter().map(|n| iam.read_role(n, false))),
         try_join_all(sa_names.iter().map(|n| ctx.kube.read_service_account(n))),
         try_join_all(sa_names.iter().map(|n| find_association(ctx, n, tolerate))),
@@ -134,6 +128,15 @@ pub(super) async fn read_and_decide(ctx: &Ctx<'_>) -> Result<Decided> {
         warnings,
         other: other_pairs(config, &names),
     })
+}
+
+/// The account's OIDC providers, except in `pod-identity` mode (which never uses one).
+async fn list_providers(ctx: &Ctx<'_>) -> std::result::Result<Vec<String>, crate::aws::AwsError> {
+    if ctx.config.credential_mode == CredentialMode::PodIdentity {
+        Ok(Vec::new())
+    } else {
+        ctx.aws.iam.list_providers().await
+    }
 }
 
 /// Each desired ServiceAccount's step, from what was read of it (by name).

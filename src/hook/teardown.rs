@@ -13,7 +13,7 @@ use crate::core;
 use crate::epinio;
 use crate::plan::{self, Facts, Names};
 use crate::report::Report;
-use crate::state::RoleState;
+use crate::state::{EpinioObjects, RoleState};
 use crate::vocab::Change;
 use crate::Result;
 
@@ -26,15 +26,7 @@ pub async fn teardown(config: &Config) -> Result<Report> {
         return Err(config.require_cluster().unwrap_err().into());
     };
     let ctx = context(config, cluster).await?;
-    // Both arrangements' ServiceAccounts and roles: the managed ones and what a switch into or
-    // out of gateway mode may have left.
-    let all = |config: &Config, names: &Names| {
-        let mut pairs = managed_pairs(config, names);
-        let managed = pairs.len();
-        pairs.extend(other_pairs(config, names));
-        (pairs, managed)
-    };
-    let (first_pairs, _) = all(config, &ctx.names);
+    let (first_pairs, _) = all_pairs(config, &ctx.names);
     let first_names: Vec<String> = first_pairs.iter().map(|(_, r)| r.clone()).collect();
     let first_sas: Vec<String> = first_pairs.iter().map(|(sa, _)| sa.clone()).collect();
 
@@ -46,27 +38,14 @@ pub async fn teardown(config: &Config) -> Result<Report> {
         ctx.kube.read_epinio(),
         try_join_all(first_sas.iter().map(|n| read_association(&ctx, n, true))),
     );
-    // Either mechanism's ServiceAccounts are the same ones; only the Epinio check differs.
-    let mut lenient = configured(config, Mechanism::Irsa);
-    lenient.allow_unsupported = true;
-    let (eff, warning) = match epinio::resolve(&lenient, epinio?.as_ref()) {
-        Ok(resolved) => (effective(config, &resolved)?, None),
-        // In gateway mode Epinio's ServiceAccounts only matter if an earlier run managed them.
-        Err(_) if config.gateway_mode() => (config.clone(), None),
-        Err(e) => (
-            config.clone(),
-            Some(format!(
-                "{e} (teardown used the configuration's ServiceAccounts)"
-            )),
-        ),
-    };
+    let (eff, warning) = lenient(config, epinio?.as_ref())?;
     let ctx = Ctx {
         names: Names::new(&eff, cluster),
         config: &eff,
         ..ctx
     };
     let (config, iam) = (ctx.config, &ctx.aws.iam);
-    let (pairs, managed) = all(config, &ctx.names);
+    let (pairs, managed) = all_pairs(config, &ctx.names);
     let role_names: Vec<&str> = pairs.iter().map(|(_, r)| r.as_str()).collect();
     let wanted: Vec<String> = role_names.iter().map(|n| n.to_string()).collect();
     let roles = reread(
@@ -118,6 +97,34 @@ pub async fn teardown(config: &Config) -> Result<Report> {
         .warnings
         .extend(assocs.into_iter().filter_map(|(_, w)| w));
     Ok(report)
+}
+
+/// Both arrangements' ServiceAccounts with their roles' names, the managed ones first (how
+/// many is the second value), then what a switch into or out of gateway mode may have left.
+fn all_pairs(config: &Config, names: &Names) -> (Vec<(String, String)>, usize) {
+    let mut pairs = managed_pairs(config, names);
+    let managed = pairs.len();
+    pairs.extend(other_pairs(config, names));
+    (pairs, managed)
+}
+
+/// The configuration with the ServiceAccounts Epinio uses, never refusing: either mechanism's
+/// ServiceAccounts are the same ones, only the Epinio check differs. When they cannot be
+/// resolved, the configuration's, with a warning (none in gateway mode, where Epinio's only
+/// matter if an earlier run managed them).
+fn lenient(config: &Config, epinio: Option<&EpinioObjects>) -> Result<(Config, Option<String>)> {
+    let mut lenient = configured(config, Mechanism::Irsa);
+    lenient.allow_unsupported = true;
+    Ok(match epinio::resolve(&lenient, epinio) {
+        Ok(resolved) => (effective(config, &resolved)?, None),
+        Err(_) if config.gateway_mode() => (config.clone(), None),
+        Err(e) => (
+            config.clone(),
+            Some(format!(
+                "{e} (teardown used the configuration's ServiceAccounts)"
+            )),
+        ),
+    })
 }
 
 /// The account (and the cluster's facts, when it still exists): from the cluster, else from

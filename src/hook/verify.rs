@@ -19,7 +19,7 @@ use futures::future::try_join_all;
 use super::context::{associations, context, skipped, Ctx};
 use super::discover::{discover, read_agent, Discovered};
 use crate::aws::eks;
-use crate::aws::s3::Readable;
+use crate::aws::s3::{probe_key, Readable};
 use crate::aws::AwsError;
 use crate::checklist::{self, Broken, Links};
 use crate::config::Config;
@@ -33,8 +33,6 @@ use crate::{Error, Result};
 
 const TOKEN_SECONDS: i64 = 600;
 const SESSION: &str = "epinio-irsa-verify";
-/// The write probe's prefix: nothing of Epinio's lives under it.
-pub const PROBE_PREFIX: &str = "epinio-irsa-verify/";
 
 /// `verify`: discovery as `provision` does it, then the checklist and the live chain for every
 /// managed ServiceAccount. Writes nothing but the token requests.
@@ -300,7 +298,7 @@ async fn live_one(ctx: &Ctx<'_>, sa: &str, role_arn: &str, until: Instant) -> Re
         }
     };
     let probe = if exists && ctx.config.verify_write {
-        let key = format!("{PROBE_PREFIX}{sa}-{}", probe_id());
+        let key = probe_key(sa);
         crate::retry::retry(u32::MAX, poll("s3 write"), || {
             crate::aws::s3::write_probe(&s3, bucket, &key)
         })
@@ -315,13 +313,6 @@ async fn live_one(ctx: &Ctx<'_>, sa: &str, role_arn: &str, until: Instant) -> Re
         attempts,
         probe,
     })
-}
-
-pub(super) fn probe_id() -> String {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos().to_string())
-        .unwrap_or_default()
 }
 
 fn live_failure(sa: &str, role_arn: &str, step: &'static str, e: AwsError) -> Error {

@@ -14,7 +14,6 @@ use std::time::Instant;
 use aws_sdk_s3::config::{Credentials, Region};
 
 use super::context::Ctx;
-use super::verify::{probe_id, PROBE_PREFIX};
 use crate::aws::s3::{self, Readable};
 use crate::aws::AwsError;
 use crate::vocab::ThroughGateway;
@@ -69,7 +68,7 @@ pub(super) async fn prove_gateway(ctx: &Ctx<'_>) -> Result<Option<ThroughGateway
         }
     };
     let probe = if bucket_exists && ctx.config.verify_write {
-        let key = format!("{PROBE_PREFIX}gateway-{}", probe_id());
+        let key = s3::probe_key("gateway");
         s3::write_probe(&client, bucket, &key)
             .await
             .map_err(|e| fail("write probe put/get/delete", e))?;
