@@ -313,8 +313,6 @@ passed, so that a switch out of gateway mode finds what the hook had made for it
   value: "true"
 - name: EPINIO_IRSA_GATEWAY_SERVICE_ACCOUNT
   value: {{ include "epinio-irsa.gateway.serviceAccount" . | quote }}
-- name: EPINIO_IRSA_GATEWAY_DEPLOYMENT
-  value: {{ include "epinio-irsa.gateway.name" . | quote }}
 - name: EPINIO_IRSA_GATEWAY_ENDPOINT
   value: {{ include "epinio-irsa.gateway.endpointURL" . | quote }}
 - name: EPINIO_IRSA_S3_ACCESS_KEY_ID

@@ -141,7 +141,6 @@ GATEWAY_TLS_ENV = {"EPINIO_IRSA_GATEWAY_TLS_CERT_FILE", "EPINIO_IRSA_GATEWAY_TLS
 HOOK_GATEWAY_ENV = {
     "EPINIO_IRSA_GATEWAY",
     "EPINIO_IRSA_GATEWAY_SERVICE_ACCOUNT",
-    "EPINIO_IRSA_GATEWAY_DEPLOYMENT",
     "EPINIO_IRSA_GATEWAY_ENDPOINT",
 }
 KEY_GENERATION = ("LC_ALL=C tr -dc A-Z0-9 </dev/urandom | head -c 20", "openssl rand -base64 30")
@@ -466,7 +465,8 @@ def test_hook_env_in_gateway_mode(helm, tmp_path, case):
         assert HOOK_GATEWAY_ENV <= set(plain)
         assert plain["EPINIO_IRSA_GATEWAY"] == "true"
         assert plain["EPINIO_IRSA_GATEWAY_SERVICE_ACCOUNT"] == gsa
-        assert plain["EPINIO_IRSA_GATEWAY_DEPLOYMENT"] == deployment(docs)["metadata"]["name"] == GW
+        # The hook finds the gateway's Deployment by its ServiceAccount (the restart rule).
+        assert "EPINIO_IRSA_GATEWAY_DEPLOYMENT" not in plain
         assert plain["EPINIO_IRSA_GATEWAY_ENDPOINT"] == f"{scheme}://{GW_FQDN}"
         # Gateway mode is IAM mode for the hook, never "static keys, nothing to do":
         # the keys come from the gateway's Secret (verify signs with them), no static Secret.
