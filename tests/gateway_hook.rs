@@ -386,3 +386,96 @@ async fn outside_gateway_mode_epinio_1_14_is_refused_naming_gateway_mode() {
         plan.stdout
     );
 }
+
+/// Epinio's values for both charts: outside gateway mode (keys empty) and in it.
+fn values(gateway: bool) -> Value {
+    let mut v = json!({
+        "seaweedfs": {"enabled": false},
+        "s3": {"bucket": BUCKET},
+        "server": {"stagingWorkloads": {"serviceAccountName": "epinio-staging"}},
+    });
+    if gateway {
+        v["s3"] = json!({
+            "bucket": BUCKET,
+            "endpoint": format!("epinio-irsa-gateway.{NAMESPACE}.svc.cluster.local"),
+            "useSSL": false,
+            "accessKeyID": KEY_ID,
+            "secretAccessKey": SECRET,
+        });
+        v["irsa"] = json!({"gateway": {"enabled": true}});
+    }
+    v
+}
+
+/// Under the Roles `helm template` renders for each mode, enforced by the stand-in as the
+/// apiserver would (403 otherwise): IRSA, the switch into gateway mode (Epinio's annotations
+/// released, the staging ServiceAccount the job made deleted), verify through the gateway, the
+/// switch back, and teardown are all allowed; and every rule gateway mode adds is used.
+#[tokio::test(flavor = "multi_thread")]
+async fn gateway_mode_and_both_switches_run_under_the_charts_rbac() {
+    let mut objects = Chart::new("1.13.9")
+        .staging_workloads("epinio-staging")
+        .objects();
+    objects.extend(gateway_objects());
+    let w = World::with_rbac(BIN, objects, &values(false)).await;
+    w.kube.enable_rollouts(ROLLOUT);
+    let gateway = start_gateway(&w).await;
+    let staging = (
+        "EPINIO_IRSA_STAGING_SERVICE_ACCOUNT",
+        "epinio-staging".to_string(),
+    );
+    let plain = vec![staging.clone()];
+    let mut through = gateway_env(&format!("http://{}", gateway.s3_addr()));
+    through.push(staging);
+    let allowed = |out: &RunOutput, what: &str| {
+        assert!(
+            out.success() && w.kube.rbac_denied().is_empty(),
+            "{what} under the chart's RBAC\nstdout:\n{}\nstderr:\n{}\ndenied: {:?}",
+            out.stdout,
+            out.stderr,
+            w.kube.rbac_denied()
+        );
+    };
+    allowed(&run(&w, "provision", &plain).await, "provision (IRSA)");
+
+    let docs = testkit::world::render_chart(&values(true), &w.dir);
+    w.kube.enable_rbac(&docs, testkit::world::HOOK_USER);
+    allowed(
+        &run(&w, "provision", &through).await,
+        "the switch into gateway mode",
+    );
+    allowed(&run(&w, "verify", &through).await, "verify in gateway mode");
+    assert!(w.service_account("epinio-staging").is_none());
+    let used: Vec<(String, String, String)> = w
+        .kube
+        .rbac_used(NAMESPACE, testkit::world::HOOK_USER)
+        .into_iter()
+        .flat_map(|(_, attrs)| attrs)
+        .map(|a| (a.verb, format!("{}/{}", a.group, a.resource), a.name))
+        .collect();
+    for (verb, resource, name) in [
+        ("get", "/serviceaccounts", GATEWAY_SA),
+        ("patch", "/serviceaccounts", GATEWAY_SA),
+        ("create", "/serviceaccounts/token", GATEWAY_SA),
+        ("get", "apps/deployments", "epinio-irsa-gateway"),
+        ("patch", "/serviceaccounts", "epinio-server"),
+        ("delete", "/serviceaccounts", "epinio-staging"),
+    ] {
+        let key = (verb.to_string(), resource.to_string(), name.to_string());
+        assert!(used.contains(&key), "{key:?} not exercised: {used:?}");
+    }
+
+    let docs = testkit::world::render_chart(&values(false), &w.dir);
+    w.kube.enable_rbac(&docs, testkit::world::HOOK_USER);
+    // Helm deletes the gateway's objects when gateway mode is switched off.
+    w.kube.delete("v1", "ServiceAccount", NAMESPACE, GATEWAY_SA);
+    w.kube
+        .delete("apps/v1", "Deployment", NAMESPACE, "epinio-irsa-gateway");
+    allowed(
+        &run(&w, "provision", &plain).await,
+        "the switch out of gateway mode",
+    );
+    allowed(&run(&w, "teardown", &plain).await, "teardown");
+    assert!(roles(&w.iam_state().await).is_empty());
+    gateway.shutdown().await;
+}

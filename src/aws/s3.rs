@@ -71,8 +71,15 @@ pub async fn bucket_readable(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<Re
     let missing = |e: &AwsError| matches!(e.code.as_deref(), Some("NotFound" | "NoSuchBucket"));
     match head.map_err(|e| s3_error(HEAD_BUCKET, bucket, e)) {
         Err(e) if missing(&e) => return Ok(Readable::Missing),
-        // A HEAD's error has no body; the list's names the cause (SignatureDoesNotMatch, ...).
-        Err(e) => return Err(list.err().map_or(e, |l| s3_error(LIST_OBJECTS, bucket, l))),
+        // A HEAD's 403 has no body; the list's names the cause (SignatureDoesNotMatch,
+        // InvalidAccessKeyId, ...) when it was refused too.
+        Err(e) if e.is("AccessDenied") => {
+            let listed = list.err().map(|l| s3_error(LIST_OBJECTS, bucket, l));
+            return Err(listed
+                .filter(|l| l.code.is_some() && !missing(l))
+                .unwrap_or(e));
+        }
+        Err(e) => return Err(e),
         Ok(_) => {}
     }
     list.map_err(|e| s3_error(LIST_OBJECTS, bucket, e))?;

@@ -849,7 +849,7 @@ def test_gateway_hook_rbac_least_privilege(helm, tmp_path):
     assert granted == {
         ("", "serviceaccounts"): ({"get", "patch"}, {GW_SA}),
         ("", "serviceaccounts/token"): ({"create"}, {GW_SA}),
-        ("apps", "deployments"): ({"get", "patch"}, {GW}),
+        ("apps", "deployments"): ({"get"}, {GW}),
     }
     assert not [d for d in docs if d["kind"] in ("ClusterRole", "ClusterRoleBinding")]
     # the gateway's own ServiceAccount is bound to nothing

@@ -280,6 +280,11 @@ preferences: {{}}
         lock(&self.inner.shared.store).seed(obj);
     }
 
+    /// Deletes an object as another client (Helm) would, outside the API and its RBAC.
+    pub fn delete(&self, api_version: &str, kind: &str, namespace: &str, name: &str) {
+        lock(&self.inner.shared.store).remove_direct(api_version, kind, namespace, name);
+    }
+
     /// The stored object, as the API would return it (with `managedFields`).
     pub fn get(&self, api_version: &str, kind: &str, namespace: &str, name: &str) -> Option<Value> {
         lock(&self.inner.shared.store).get_direct(api_version, kind, namespace, name)

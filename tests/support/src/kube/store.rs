@@ -173,6 +173,19 @@ impl Store {
         );
     }
 
+    /// Removes an object as another client (Helm) would, bypassing the API's checks.
+    pub fn remove_direct(&mut self, api_version: &str, kind: &str, namespace: &str, name: &str) {
+        let key = Key {
+            api_version: api_version.into(),
+            kind: kind.into(),
+            namespace: namespace.into(),
+            name: name.into(),
+        };
+        if self.objects.remove(&key).is_some() {
+            self.revision += 1;
+        }
+    }
+
     pub fn get_direct(
         &self,
         api_version: &str,
