@@ -448,3 +448,118 @@ async fn printed_policy_allows_every_call_and_grants_nothing_unused_in_auto_mode
     )
     .await;
 }
+
+/// Gateway mode, in both directions, with one printed policy (the same for either mode: it
+/// names the server's, staging's and the gateway's roles, since a switch reads and removes the
+/// other arrangement's): IRSA provision, the switch into gateway mode (with verify through a
+/// real gateway), a re-run, Pod Identity in gateway mode, the switch out, teardown. Every AWS
+/// call is judged against the printed policy.
+#[tokio::test(flavor = "multi_thread")]
+async fn printed_policy_allows_every_call_in_gateway_mode_and_both_switches() {
+    use serde_json::json;
+    const SA: &str = "epinio-irsa-gateway";
+    let mut objects = testkit::epinio::Chart::new("1.13.9")
+        .aws_cli(testkit::epinio::POD_IDENTITY_AWS_CLI)
+        .staging_workloads("epinio-staging")
+        .objects();
+    objects.push(json!({"apiVersion": "v1", "kind": "ServiceAccount",
+        "metadata": {"name": SA, "namespace": "epinio"}}));
+    objects.push(json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": SA, "namespace": "epinio"},
+        "spec": {"selector": {"matchLabels": {"app": SA}},
+                 "template": {"metadata": {"labels": {"app": SA}},
+                              "spec": {"serviceAccountName": SA,
+                                       "containers": [{"name": "gateway", "image": "epinio-irsa:test"}]}}}}));
+    let w = World::with_objects(BIN, objects).await;
+    w.install_agent("ACTIVE");
+    w.kube
+        .enable_rollouts(std::time::Duration::from_millis(300));
+    let keys = w.dir.join("gateway-keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    std::fs::write(keys.join("id"), "EPINIOCLUSTERLOCAL01").unwrap();
+    std::fs::write(keys.join("secret"), "cluster-local-secret-0123456789").unwrap();
+    let mut gateway_env = testkit::moto::test_env(&w.moto);
+    for (k, v) in [
+        ("EPINIO_IRSA_GATEWAY_LISTEN", "127.0.0.1:0".to_string()),
+        (
+            "EPINIO_IRSA_GATEWAY_HEALTH_LISTEN",
+            "127.0.0.1:0".to_string(),
+        ),
+        ("EPINIO_IRSA_GATEWAY_BUCKET", "epinio".to_string()),
+        ("EPINIO_IRSA_GATEWAY_PATH_STYLE", "true".to_string()),
+        (
+            "EPINIO_IRSA_GATEWAY_ACCESS_KEY_FILE",
+            keys.join("id").display().to_string(),
+        ),
+        (
+            "EPINIO_IRSA_GATEWAY_SECRET_KEY_FILE",
+            keys.join("secret").display().to_string(),
+        ),
+    ] {
+        gateway_env.push((k.to_string(), v));
+    }
+    let gateway = epinio_irsa::gateway::start(gateway_env)
+        .await
+        .expect("gateway");
+    let endpoint = format!("http://{}", gateway.s3_addr());
+    let plain: Vec<(&str, &str)> = vec![
+        ("EPINIO_IRSA_STAGING_SERVICE_ACCOUNT", "epinio-staging"),
+        ("EPINIO_IRSA_ROLE_PATH", PATH),
+    ];
+    let mut through = plain.clone();
+    through.extend([
+        ("EPINIO_IRSA_GATEWAY", "true"),
+        ("EPINIO_IRSA_S3_ACCESS_KEY_ID", "EPINIOCLUSTERLOCAL01"),
+        (
+            "EPINIO_IRSA_S3_SECRET_ACCESS_KEY",
+            "cluster-local-secret-0123456789",
+        ),
+        ("EPINIO_IRSA_GATEWAY_ENDPOINT", endpoint.as_str()),
+    ]);
+    let mut printed_env = through.clone();
+    printed_env.push(("EPINIO_IRSA_MODE", "auto"));
+    let printed = w.run("installer-policy", &printed_env).await;
+    printed.assert_ok();
+    let policy: Value = serde_json::from_str(&printed.stdout).expect("JSON policy");
+    let mut pod_identity = through.clone();
+    pod_identity.push(("EPINIO_IRSA_MODE", "pod-identity"));
+
+    let mut calls = Vec::new();
+    for env in [&plain, &through, &through, &pod_identity, &plain] {
+        let out = w.run("provision", env).await;
+        out.assert_ok();
+        calls.extend(out.aws_calls.clone());
+    }
+    let out = w.run("teardown", &plain).await;
+    out.assert_ok();
+    calls.extend(out.aws_calls.clone());
+
+    let mut denied: Vec<String> = calls
+        .iter()
+        .filter(|c| c.is_aws())
+        .flat_map(|c| requests(&w, c))
+        .filter(|req| !allows(&policy, req))
+        .map(|req| format!("{} on {} {:?}", req.action, req.resource, req.context))
+        .collect();
+    denied.sort();
+    denied.dedup();
+    assert!(
+        denied.is_empty(),
+        "the printed installer policy denies calls the job makes in gateway mode:\n{}\npolicy:\n{}",
+        denied.join("\n"),
+        printed.stdout
+    );
+    // The switches did delete the other arrangement's roles and associations.
+    let ops: BTreeSet<&str> = calls.iter().map(|c| c.op.as_str()).collect();
+    for op in [
+        "DeleteRole",
+        "DeletePodIdentityAssociation",
+        "CreatePodIdentityAssociation",
+    ] {
+        assert!(
+            ops.contains(op),
+            "no {op} in the gateway scenarios: {ops:?}"
+        );
+    }
+    gateway.shutdown().await;
+}
