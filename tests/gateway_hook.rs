@@ -90,6 +90,19 @@ fn gateway_env(endpoint: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// The environments of a switch with staging under its own ServiceAccount: outside gateway
+/// mode, and in it.
+type Env = Vec<(&'static str, String)>;
+fn switch_envs(gateway: &epinio_irsa::gateway::Gateway) -> (Env, Env) {
+    let staging = (
+        "EPINIO_IRSA_STAGING_SERVICE_ACCOUNT",
+        "epinio-staging".to_string(),
+    );
+    let mut through = gateway_env(&format!("http://{}", gateway.s3_addr()));
+    through.push(staging.clone());
+    (vec![staging], through)
+}
+
 async fn run(w: &World, command: &str, env: &[(&'static str, String)]) -> RunOutput {
     let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     w.run(command, &pairs).await
@@ -237,13 +250,7 @@ async fn switching_into_and_out_of_gateway_mode_leaves_nothing_of_the_other() {
     let chart = Chart::new("1.13.9").staging_workloads("epinio-staging");
     let w = world(chart).await;
     let gateway = start_gateway(&w).await;
-    let staging = (
-        "EPINIO_IRSA_STAGING_SERVICE_ACCOUNT",
-        "epinio-staging".to_string(),
-    );
-    let plain = vec![staging.clone()];
-    let mut through = gateway_env(&format!("http://{}", gateway.s3_addr()));
-    through.push(staging);
+    let (plain, through) = switch_envs(&gateway);
 
     run(&w, "provision", &plain).await.assert_ok();
     let before = roles(&w.iam_state().await);
@@ -420,13 +427,7 @@ async fn gateway_mode_and_both_switches_run_under_the_charts_rbac() {
     let w = World::with_rbac(BIN, objects, &values(false)).await;
     w.kube.enable_rollouts(ROLLOUT);
     let gateway = start_gateway(&w).await;
-    let staging = (
-        "EPINIO_IRSA_STAGING_SERVICE_ACCOUNT",
-        "epinio-staging".to_string(),
-    );
-    let plain = vec![staging.clone()];
-    let mut through = gateway_env(&format!("http://{}", gateway.s3_addr()));
-    through.push(staging);
+    let (plain, through) = switch_envs(&gateway);
     let allowed = |out: &RunOutput, what: &str| {
         assert!(
             out.success() && w.kube.rbac_denied().is_empty(),

@@ -156,51 +156,44 @@ async fn provider_and_roles(
     policy_checked_rx: oneshot::Receiver<()>,
 ) -> Result<(Change, Vec<Change>)> {
     let (config, iam, desired) = (ctx.config, &ctx.aws.iam, &d.desired);
-    if desired.mechanism == Mechanism::PodIdentity {
+    let provider = if desired.mechanism == Mechanism::PodIdentity {
         // Pod Identity needs no OIDC provider: leave whatever is there (teardown removes
-        // ours), and create the roles once the policy is checked.
+        // ours). Only a provider that is there is kept; `pod-identity` mode does not even
+        // list them.
         let _ = provider_checked.send(());
-        policy_checked_rx.await.map_err(|_| Error::Stopped)?;
-        let roles = try_join_all(
-            desired
-                .roles
-                .iter()
-                .zip(&d.steps)
-                .map(|(spec, step)| iam.ensure_role(spec, step, false, dry_run)),
-        )
-        .await?;
-        // Only a provider that is there is kept; `pod-identity` mode does not even list them.
-        let provider = if d.providers.contains(&desired.provider.arn) {
+        if d.providers.contains(&desired.provider.arn) {
             Change::Kept("not used by EKS Pod Identity".into())
         } else {
             Change::Absent
-        };
-        return Ok((provider, roles));
-    }
-    let known = if d.providers.contains(&desired.provider.arn) {
-        iam.read_provider(&desired.provider.arn).await?
+        }
     } else {
-        None
+        let known = if d.providers.contains(&desired.provider.arn) {
+            iam.read_provider(&desired.provider.arn).await?
+        } else {
+            None
+        };
+        core::check_provider(
+            &desired.provider,
+            known.as_ref(),
+            config.create_oidc_provider,
+        )?;
+        let _ = provider_checked.send(());
+        iam.ensure_provider(&desired.provider, known.as_ref(), dry_run)
+            .await?
     };
-    core::check_provider(
-        &desired.provider,
-        known.as_ref(),
-        config.create_oidc_provider,
-    )?;
-    let _ = provider_checked.send(());
-    let change = iam
-        .ensure_provider(&desired.provider, known.as_ref(), dry_run)
-        .await?;
+    // The roles, once the other branch has checked the policy; a role trusting a provider
+    // made in this run is retried while IAM does not know the provider yet.
     policy_checked_rx.await.map_err(|_| Error::Stopped)?;
+    let fresh_provider = provider == Change::Create;
     let roles = try_join_all(
         desired
             .roles
             .iter()
             .zip(&d.steps)
-            .map(|(spec, step)| iam.ensure_role(spec, step, change == Change::Create, dry_run)),
+            .map(|(spec, step)| iam.ensure_role(spec, step, fresh_provider, dry_run)),
     )
     .await?;
-    Ok((change, roles))
+    Ok((provider, roles))
 }
 
 /// One association's write. A create that finds one made concurrently (409, read back) checks
