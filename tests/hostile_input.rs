@@ -161,6 +161,29 @@ fn cases() -> Vec<(&'static str, Vec<(&'static str, String)>)> {
         one("EPINIO_IRSA_CALL_TIMEOUT_SECONDS", s("1.5")),
         one("EPINIO_IRSA_MAX_ATTEMPTS", s("11")),
         one("EPINIO_IRSA_MAX_ATTEMPTS", s("-1")),
+        // Gateway mode: a malformed switch, a bad ServiceAccount or endpoint, a missing key,
+        // a bundled store beside it.
+        one("EPINIO_IRSA_GATEWAY", s("enabled")),
+        one("EPINIO_IRSA_GATEWAY_SERVICE_ACCOUNT", s("gateway/sa")),
+        one("EPINIO_IRSA_GATEWAY_ENDPOINT", s("ftp://gateway")),
+        one("EPINIO_IRSA_GATEWAY_ENDPOINT", s("http://gateway/path")),
+        one("EPINIO_IRSA_GATEWAY_ENDPOINT", s("http://user@gateway")),
+        (
+            "EPINIO_IRSA_S3_SECRET_ACCESS_KEY",
+            vec![
+                ("EPINIO_IRSA_GATEWAY", s("true")),
+                ("EPINIO_IRSA_S3_ACCESS_KEY_ID", s(SECRET)),
+            ],
+        ),
+        (
+            "EPINIO_IRSA_BUNDLED_S3",
+            vec![
+                ("EPINIO_IRSA_GATEWAY", s("true")),
+                ("EPINIO_IRSA_BUNDLED_S3", s("true")),
+                ("EPINIO_IRSA_S3_ACCESS_KEY_ID", s("id")),
+                ("EPINIO_IRSA_S3_SECRET_ACCESS_KEY", s(SECRET)),
+            ],
+        ),
         // Half of the static S3 keys: named, the secret itself never printed.
         (
             "EPINIO_IRSA_S3_ACCESS_KEY_ID",
