@@ -7,6 +7,9 @@
 #
 #   scripts/demo.sh                                IRSA (the default mode)
 #   EPINIO_IRSA_MODE=pod-identity scripts/demo.sh  EKS Pod Identity (auto works too)
+#   EPINIO_IRSA_GATEWAY=true scripts/demo.sh       gateway mode, for Epinio 1.14.1: the S3
+#                                                  gateway runs here too, and the aws CLI copies
+#                                                  through it as Epinio's staging does
 #
 # Installs what it needs (scripts/setup.sh --minimal) and is safe to run again.
 set -euo pipefail
@@ -20,6 +23,11 @@ MODE="${EPINIO_IRSA_MODE:-irsa}"
 case "$MODE" in
   irsa|pod-identity|auto) ;;
   *) echo "demo: EPINIO_IRSA_MODE=$MODE: must be irsa, pod-identity or auto" >&2; exit 2 ;;
+esac
+GATEWAY="${EPINIO_IRSA_GATEWAY:-false}"
+case "$GATEWAY" in
+  true|false) ;;
+  *) echo "demo: EPINIO_IRSA_GATEWAY=$GATEWAY: must be true or false" >&2; exit 2 ;;
 esac
 
 echo "== building epinio-irsa, the Kubernetes stand-in and the AWS proxy"
@@ -58,7 +66,7 @@ wait_for "http://127.0.0.1:$MOTO_PORT/moto-api/"
 KUBE_PORT=$(free_port)
 echo "== starting the Kubernetes stand-in on 127.0.0.1:$KUBE_PORT, seeded with Epinio's objects"
 "$STANDIN" --port "$KUBE_PORT" --seed tests/fixtures/epinio-objects.json \
-  --kubeconfig "$WORK/kubeconfig" --namespace epinio >"$WORK/standin.log" 2>&1 &
+  --kubeconfig "$WORK/kubeconfig" --namespace epinio --rollouts 1500 >"$WORK/standin.log" 2>&1 &
 PIDS+=($!)
 wait_for "http://127.0.0.1:$KUBE_PORT/version"
 
@@ -110,6 +118,59 @@ echo "== the bucket Epinio will use, made ahead as most installs do (else Epinio
 echo "   and verify can then prove only the assume step, and says so)"
 aws s3api create-bucket --bucket epinio >/dev/null
 
+if [[ "$GATEWAY" == true ]]; then
+  echo "== gateway mode: Epinio v1.14.1 (its server cannot use a role), and what the chart renders"
+  echo "   for the gateway: its ServiceAccount and Deployment, and the gateway itself, run here"
+  kubectl_ patch deployment epinio-server -n epinio --type=json -p \
+    '[{"op":"replace","path":"/spec/template/spec/containers/0/image","value":"ghcr.io/epinio/epinio-server:v1.14.1"}]' >/dev/null
+  kubectl_ apply --validate=false -n epinio -f - >/dev/null <<'YAML'
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: epinio-irsa-gateway
+  namespace: epinio
+  labels:
+    app.kubernetes.io/managed-by: Helm
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: epinio-irsa-gateway
+  namespace: epinio
+  labels:
+    app.kubernetes.io/managed-by: Helm
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app.kubernetes.io/name: epinio-irsa-gateway}
+  template:
+    metadata:
+      labels: {app.kubernetes.io/name: epinio-irsa-gateway}
+    spec:
+      serviceAccountName: epinio-irsa-gateway
+      containers: [{name: gateway, image: epinio-irsa, args: [gateway]}]
+YAML
+  # Epinio's s3.accessKeyID / s3.secretAccessKey: a cluster-local pair, made here as the
+  # chart's refusal message says.
+  KEY_ID=$(LC_ALL=C tr -dc A-Z0-9 </dev/urandom | head -c 20 || true)
+  KEY_SECRET=$(openssl rand -base64 30)
+  mkdir -p "$WORK/keys"
+  printf '%s' "$KEY_ID" >"$WORK/keys/accessKeyID"
+  printf '%s' "$KEY_SECRET" >"$WORK/keys/secretAccessKey"
+  GW_PORT=$(free_port); GW_HEALTH=$(free_port)
+  EPINIO_IRSA_GATEWAY_LISTEN="127.0.0.1:$GW_PORT" EPINIO_IRSA_GATEWAY_HEALTH_LISTEN="127.0.0.1:$GW_HEALTH" \
+    EPINIO_IRSA_GATEWAY_BUCKET=epinio EPINIO_IRSA_GATEWAY_PATH_STYLE=true \
+    EPINIO_IRSA_GATEWAY_ACCESS_KEY_FILE="$WORK/keys/accessKeyID" \
+    EPINIO_IRSA_GATEWAY_SECRET_KEY_FILE="$WORK/keys/secretAccessKey" \
+    "$BIN" gateway >"$WORK/gateway.log" 2>&1 &
+  PIDS+=($!)
+  wait_for "http://127.0.0.1:$GW_HEALTH/readyz"
+  export EPINIO_IRSA_GATEWAY=true EPINIO_IRSA_GATEWAY_ENDPOINT="http://127.0.0.1:$GW_PORT"
+  export EPINIO_IRSA_S3_ACCESS_KEY_ID="$KEY_ID" EPINIO_IRSA_S3_SECRET_ACCESS_KEY="$KEY_SECRET"
+  echo "   gateway listening on 127.0.0.1:$GW_PORT (the Service, in a cluster); its credentials:"
+  curl -fsS "http://127.0.0.1:$GW_HEALTH/credentials"; echo
+fi
+
 echo; echo "== epinio-irsa plan (writes nothing)"
 "$BIN" plan
 
@@ -127,6 +188,19 @@ aws eks list-pod-identity-associations --cluster-name demo \
 echo; echo "== what it did in Kubernetes"
 kubectl_ get serviceaccounts -n epinio -o custom-columns='NAME:.metadata.name,ROLE:.metadata.annotations.eks\.amazonaws\.com/role-arn,MANAGED-BY:.metadata.labels.app\.kubernetes\.io/managed-by'
 kubectl_ get deployments -n epinio -o custom-columns='NAME:.metadata.name,GENERATION:.metadata.generation,RESTARTED-FOR:.spec.template.metadata.annotations.epinio-irsa/role-arn'
+
+if [[ "$GATEWAY" == true ]]; then
+  echo; echo "== Epinio's staging path through the gateway: aws s3 cp, signed with the cluster-local key"
+  echo "epinio source blob" >"$WORK/blob"
+  AWS_ACCESS_KEY_ID="$KEY_ID" AWS_SECRET_ACCESS_KEY="$KEY_SECRET" \
+    aws --endpoint-url "http://127.0.0.1:$GW_PORT" s3 cp --no-progress "$WORK/blob" s3://epinio/demo-blob
+  AWS_ACCESS_KEY_ID="$KEY_ID" AWS_SECRET_ACCESS_KEY="$KEY_SECRET" \
+    aws --endpoint-url "http://127.0.0.1:$GW_PORT" s3 cp --no-progress s3://epinio/demo-blob "$WORK/blob.back"
+  cmp "$WORK/blob" "$WORK/blob.back" && echo "   round trip through the gateway: identical"
+  echo "   another bucket through the gateway (refused before AWS):"
+  AWS_ACCESS_KEY_ID="$KEY_ID" AWS_SECRET_ACCESS_KEY="$KEY_SECRET" \
+    aws --endpoint-url "http://127.0.0.1:$GW_PORT" s3 ls s3://someone-elses 2>&1 | sed 's/^/   /' || true
+fi
 
 echo; echo "== epinio-irsa provision again (nothing to change)"
 "$BIN" provision

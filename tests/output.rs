@@ -214,15 +214,21 @@ async fn staging_pod_identity_column_describes_the_aws_cli_image_configured() {
     );
 }
 
-/// The demo as a newcomer runs it, output to a file: no warning, no escape byte, and no line of
-/// its `plan` or summaries over 120 columns (JSON documents and the aws CLI's tables excepted).
+/// The demo as a newcomer runs it (IRSA, Pod Identity, and gateway mode with Epinio 1.14.1),
+/// output to a file: no warning, no escape byte, and no line of its `plan` or summaries over 120
+/// columns (JSON documents and the aws CLI's tables excepted).
 #[test]
 fn the_demo_happy_path_does_not_warn() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    for mode in ["irsa", "pod-identity"] {
+    for (mode, gateway) in [
+        ("irsa", "false"),
+        ("pod-identity", "false"),
+        ("irsa", "true"),
+    ] {
         let out = std::process::Command::new("bash")
             .arg(root.join("scripts/demo.sh"))
             .env("EPINIO_IRSA_MODE", mode)
+            .env("EPINIO_IRSA_GATEWAY", gateway)
             .env_remove("EPINIO_IRSA_OUTPUT_WIDTH")
             .output()
             .expect("cannot run scripts/demo.sh");
@@ -248,5 +254,15 @@ fn the_demo_happy_path_does_not_warn() {
             stdout.contains("epinio-irsa provision summary:"),
             "{stdout}"
         );
+        if gateway == "true" {
+            assert!(
+                stdout.contains("round trip through the gateway: identical"),
+                "{stdout}"
+            );
+            assert!(
+                stdout.contains("Epinio's path: s3.accessKeyID -> gateway"),
+                "{stdout}"
+            );
+        }
     }
 }

@@ -12,12 +12,15 @@ use testkit::kube::KubeStandIn;
 
 const USAGE: &str =
     "usage: kube-standin [--port P] [--seed FILE.json] [--kubeconfig PATH [--namespace NS]]
+                    [--rollouts MS]
 
   --port P           listen on 127.0.0.1:P (default: a free port)
   --seed FILE.json   objects to start with: a JSON array or a List ({\"items\": [...]});
                      objects without metadata.namespace go to --namespace
   --kubeconfig PATH  write a kubeconfig for the server to PATH
   --namespace NS     namespace of the kubeconfig's context (default: default)
+  --rollouts MS      run the Deployment controller: a rollout completes MS ms after the
+                     Deployment's generation moves (default: off, status stays as written)
 
 Prints `listening on http://127.0.0.1:P` once it serves.";
 
@@ -26,6 +29,7 @@ struct Args {
     seed: Option<PathBuf>,
     kubeconfig: Option<PathBuf>,
     namespace: String,
+    rollouts: Option<u64>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -34,6 +38,7 @@ fn parse_args() -> Result<Args, String> {
         seed: None,
         kubeconfig: None,
         namespace: "default".to_owned(),
+        rollouts: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -47,6 +52,13 @@ fn parse_args() -> Result<Args, String> {
             "--seed" => args.seed = Some(value.into()),
             "--kubeconfig" => args.kubeconfig = Some(value.into()),
             "--namespace" => args.namespace = value,
+            "--rollouts" => {
+                args.rollouts = Some(
+                    value
+                        .parse()
+                        .map_err(|e| format!("--rollouts {value}: {e}"))?,
+                )
+            }
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -136,6 +148,9 @@ async fn main() -> ExitCode {
         };
     for obj in seed {
         standin.seed(obj);
+    }
+    if let Some(ms) = args.rollouts {
+        standin.enable_rollouts(std::time::Duration::from_millis(ms));
     }
     if let Some(path) = &args.kubeconfig {
         if let Err(e) = standin.write_kubeconfig(path, &args.namespace) {
