@@ -28,7 +28,7 @@ use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, StdError, S3};
 use s3s_aws::Proxy;
 
 use super::credentials::CredentialState;
-use super::log::Note;
+use super::note::Note;
 use crate::config::Region;
 
 pub struct Forward {

@@ -3,13 +3,13 @@
 //!
 //! The line is written when the response body is finished or dropped, so the bytes and the
 //! latency cover the whole streamed transfer, not only the time to the first byte.
-//! [`super::access`] fills in who asked for what ([`Note`]), because only s3s knows the
-//! operation; a request refused before that (a bad signature) is logged without one.
+//! [`super::access`] fills in who asked for what ([`Note`], in `note`), because only s3s knows
+//! the operation; a request refused before that (a bad signature) is logged without one.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -19,45 +19,7 @@ use hyper::{Method, Request, Response};
 use s3s::service::S3Service;
 use s3s::HttpError;
 
-#[derive(Debug, Default)]
-struct Fields {
-    op: Option<String>,
-    bucket: Option<String>,
-    key: Option<String>,
-    caller: Option<String>,
-    error: Option<String>,
-}
-
-/// What the request turned out to be, filled in while s3s handles it.
-#[derive(Debug, Clone, Default)]
-pub struct Note(Arc<Mutex<Fields>>);
-
-impl Note {
-    fn lock(&self) -> MutexGuard<'_, Fields> {
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    pub fn identify(
-        &self,
-        op: &str,
-        bucket: Option<String>,
-        key: Option<String>,
-        caller: Option<String>,
-    ) {
-        let mut f = self.lock();
-        f.op = Some(op.to_string());
-        f.bucket = bucket;
-        f.key = key;
-        f.caller = caller;
-    }
-
-    /// The S3 error code the request ended with (when the gateway knows it).
-    pub fn error(&self, code: &str) {
-        self.lock().error = Some(code.to_string());
-    }
-}
+use super::note::Note;
 
 /// Handles one request through s3s, counting and logging it.
 pub async fn handle(

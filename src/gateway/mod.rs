@@ -9,7 +9,8 @@
 //! - `auth`: who may ask (one key pair); `access`: what they may ask for;
 //! - `forward`: how it is forwarded (s3s-aws over aws-sdk-s3);
 //! - `credentials`: the role's credential state, which `forward` and `health` read;
-//! - `health`: the probe listener; `log`: one line per request; `serve`: listening and
+//! - `health`: the probe listener; `log`: one line per request (`note`: what the request
+//!   turned out to be); `serve`: listening and
 //!   graceful shutdown; `error`: why it could not start.
 //!
 //! This file only wires them: configuration is read once and shared behind `Arc`.
@@ -22,6 +23,7 @@ pub mod error;
 pub mod forward;
 pub mod health;
 pub mod log;
+pub mod note;
 pub mod serve;
 
 use std::collections::HashMap;
