@@ -7,7 +7,8 @@
 //! Split by role, as s3s is:
 //! - `config`: the `EPINIO_IRSA_GATEWAY_*` contract, read once;
 //! - `auth`: who may ask (one key pair); `access`: what they may ask for;
-//! - `forward`: how it is forwarded (s3s-aws over aws-sdk-s3);
+//! - `forward`: how it is forwarded (s3s-aws over aws-sdk-s3); `trailer`: the trailing
+//!   checksum of aws-chunked uploads, checked on the way;
 //! - `credentials`: the role's credential state, which `forward` and `health` read;
 //! - `health`: the probe listener; `log`: one line per request (`note`: what the request
 //!   turned out to be); `serve`: listening and
@@ -25,6 +26,7 @@ pub mod health;
 pub mod log;
 pub mod note;
 pub mod serve;
+pub mod trailer;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
