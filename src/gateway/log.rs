@@ -52,9 +52,15 @@ pub async fn handle(
         s3.call(Request::from_parts(parts, body)).await?
     };
     let status = response.status().as_u16();
+    let length = response
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
     Ok(response.map(|inner| Logged {
         inner,
         bytes_out: 0,
+        length,
         line: Some(Line { status, ..line }),
     }))
 }
@@ -123,10 +129,12 @@ impl Line {
 }
 
 /// The response body: counted, and the request's line written when it ends or is dropped
-/// (`complete = false` when the client went away before the end).
+/// (`complete = false` when the client went away before the end). With a `Content-Length`,
+/// the end is its last byte: hyper stops polling there, before the body says it is over.
 pub struct Logged<B: Body> {
     inner: B,
     bytes_out: u64,
+    length: Option<u64>,
     line: Option<Line>,
 }
 
@@ -143,6 +151,11 @@ impl<B: Body<Data = Bytes> + Unpin> Body for Logged<B> {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     self.bytes_out += data.len() as u64;
+                }
+                if self.length == Some(self.bytes_out) {
+                    if let Some(line) = self.line.take() {
+                        line.emit(self.bytes_out, true);
+                    }
                 }
             }
             Poll::Ready(None) => {
@@ -168,6 +181,7 @@ impl<B: Body> Drop for Logged<B> {
     fn drop(&mut self) {
         // Bodies hyper never polls (HEAD, empty answers) end here, complete.
         let complete = self.inner.is_end_stream()
+            || self.length == Some(self.bytes_out)
             || self.line.as_ref().is_some_and(|l| l.method == Method::HEAD);
         if let Some(line) = self.line.take() {
             line.emit(self.bytes_out, complete);
