@@ -98,3 +98,23 @@ async fn thirty_two_clients_mixing_puts_and_gets_of_1_to_4_mib_for_10_s() {
         "the gateway did not exit cleanly on SIGTERM"
     );
 }
+
+/// SIGTERM as soon as `/readyz` answers 200 (a rollout that replaces a pod at once): the
+/// process drains and exits 0, five times in a row. Before the signal handlers were
+/// registered ahead of the listeners, such a SIGTERM could land before them and kill the
+/// process (exit 143) instead of draining: the benchmark's start-time runs hit it on the
+/// release build. This debug-build test guards the order; it was not shown to fail on the
+/// old code (the window is timing-dependent).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_right_after_ready_drains_and_exits_zero() {
+    let world = FsWorld::start(BUCKET).await;
+    for _ in 0..5 {
+        let gw = GatewayProcess::spawn(
+            Path::new(env!("CARGO_BIN_EXE_epinio-irsa")),
+            &world.gateway_env(),
+        )
+        .await;
+        gw.wait_ready().await;
+        assert!(gw.stop().await, "killed by SIGTERM instead of draining");
+    }
+}
