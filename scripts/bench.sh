@@ -3,6 +3,9 @@
 #
 #   scripts/bench.sh                      5 job and 5 manual samples, delays 0,50,150 ms
 #   scripts/bench.sh --runs 3 --manual-runs 1 --delays 150     (any option of the harness)
+#   scripts/bench.sh --gateway [--quick] [--load-seconds 60]    the gateway's benchmark instead
+#                                 (issue 17, BENCHMARKS.md "Gateway"): benches/gateway.rs on the
+#                                 release build, s3s-fs in-process as the backend, no tools needed
 #
 # 1. tools: moto + aws CLI in .tools/venv (scripts/setup.sh --minimal), GNU time for the RSS
 # 2. the release binary, built once: cargo build --release -p epinio-irsa (LTO, ~7-10 min cold)
@@ -18,7 +21,14 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 case "${1:-}" in
-  -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  --gateway)
+    shift
+    # The harness, the gateway binary it spawns (CARGO_BIN_EXE_epinio-irsa) and s3s-fs are all
+    # built in the bench profile (the release settings): one build, ~15-20 min cold on 2 cores.
+    printf '[bench] cargo bench --bench gateway (release build of the harness and the gateway)\n' >&2
+    exec cargo bench --bench gateway -- "$@"
+    ;;
 esac
 
 say() { printf '[bench] %s\n' "$*" >&2; }

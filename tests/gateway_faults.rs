@@ -1,7 +1,12 @@
 //! Backend faults, injected by the proxy between the gateway and moto: S3's 500 and 503
 //! `SlowDown` reach the client with their status and code (the gateway does not retry; the
 //! client does), a dropped backend connection becomes a retryable `ServiceUnavailable`, and
-//! the gateway keeps serving afterwards.
+//! the gateway keeps serving afterwards. Credentials that run out while the credentials
+//! endpoint has no new ones: `ServiceUnavailable` without an AWS call, then recovery by
+//! itself once the endpoint answers again. (Connections dropped in the middle of a body:
+//! `gateway_midway.rs`.)
+
+use std::time::{Duration, Instant, SystemTime};
 
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
@@ -152,5 +157,141 @@ async fn backend_errors_pass_through_and_the_gateway_keeps_serving() {
         6,
         "each injected fault was sent once, not retried by the gateway: {faulted:?}"
     );
+    gw.shutdown().await;
+}
+
+/// The credentials endpoint stops handing out credentials (the agent or STS is down) while
+/// the gateway serves, with sets that live 16 s. The SDK's identity cache asks for a new set
+/// some time before expiry (when exactly is the cache's business; seen here: 2-4 s before),
+/// and that refresh fails. Proves: from the first failed refresh on, and after expiry,
+/// every request gets `ServiceUnavailable` naming the credentials, none reaches AWS, and no
+/// PUT sent after expiry succeeds (none is signed with expired credentials); `/credentials`
+/// says `failed` and `expired`; when the endpoint answers again, the gateway recovers by
+/// itself (its retry loop backs off to 15 s at most) and serves without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_that_expire_while_the_endpoint_is_down_give_service_unavailable_then_recover()
+{
+    let policy = epinio_irsa::plan::s3_policy(Partition::Aws, BUCKET).to_string();
+    let world = GatewayWorld::start(&policy).await;
+    world
+        .admin_s3()
+        .create_bucket()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("create");
+    world.set_credential_lifetime(Duration::from_secs(16));
+    let gw = gateway::start(world.gateway_env()).await.expect("start");
+    wait_for_credentials(gw.health_addr()).await;
+    let s3 = epinio_client(
+        &format!("http://{}", gw.s3_addr()),
+        ACCESS_KEY,
+        SECRET_KEY,
+        1,
+    );
+    let put = |key: String| {
+        let s3 = s3.clone();
+        async move {
+            s3.put_object()
+                .bucket(BUCKET)
+                .key(key)
+                .body(ByteStream::from_static(b"z"))
+                .send()
+                .await
+        }
+    };
+    put("before".into())
+        .await
+        .expect("PUT with fresh credentials");
+    world.fail_credentials(true);
+    let expires = world.issued().last().expect("a set was issued").expires;
+    let until = Instant::now()
+        + expires
+            .duration_since(SystemTime::now())
+            .unwrap_or_default()
+        + Duration::from_secs(1);
+    // (succeeded, message, S3 calls so far) for each attempt
+    let mut outcomes = Vec::new();
+    let mut n = 0;
+    while Instant::now() < until {
+        let sent = SystemTime::now();
+        let r = put(format!("during/{n}")).await;
+        assert!(
+            r.is_err() || sent < expires,
+            "a PUT sent after the credentials expired succeeded"
+        );
+        n += 1;
+        let calls = world.s3_calls().len();
+        match r {
+            Ok(_) => outcomes.push((true, String::new(), calls)),
+            Err(e) => {
+                let message = e.message().unwrap_or_default().to_string();
+                assert_eq!(
+                    (status(&e), e.code()),
+                    (503, Some("ServiceUnavailable")),
+                    "{e:?}"
+                );
+                assert!(message.contains("credentials"), "{message}");
+                outcomes.push((false, message, calls));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let first_failure = outcomes
+        .iter()
+        .position(|o| !o.0)
+        .unwrap_or_else(|| panic!("no request failed after expiry: {outcomes:?}"));
+    assert!(
+        outcomes[first_failure..].iter().all(|o| !o.0),
+        "a request succeeded after a failed refresh: {outcomes:?}"
+    );
+    let calls_at_failure = outcomes[first_failure].2;
+    assert_eq!(
+        world.s3_calls().len(),
+        calls_at_failure,
+        "AWS was called while the gateway had no valid credentials"
+    );
+    eprintln!(
+        "{} PUTs succeeded, then {} got ServiceUnavailable: {}",
+        first_failure,
+        outcomes.len() - first_failure,
+        outcomes[first_failure].1
+    );
+    let (_, body) = testkit::gateway::get(&format!("http://{}/credentials", gw.health_addr()))
+        .await
+        .expect("/credentials");
+    let report: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+    assert_eq!(
+        (&report["state"], &report["expired"]),
+        (&serde_json::json!("failed"), &serde_json::json!(true)),
+        "{report}"
+    );
+
+    // The endpoint answers again: the gateway recovers without a restart.
+    world.fail_credentials(false);
+    let back = Instant::now();
+    let deadline = back + Duration::from_secs(30);
+    loop {
+        match put("after".into()).await {
+            Ok(_) => break,
+            Err(e) if Instant::now() < deadline => {
+                assert_eq!(e.code(), Some("ServiceUnavailable"), "{e:?}");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(e) => panic!("no recovery 30 s after the endpoint came back: {e:?}"),
+        }
+    }
+    eprintln!(
+        "recovered {:?} after the endpoint came back",
+        back.elapsed()
+    );
+    let got = s3
+        .get_object()
+        .bucket(BUCKET)
+        .key("after")
+        .send()
+        .await
+        .expect("GET after recovery");
+    assert_eq!(got.body.collect().await.expect("body").to_vec(), b"z");
     gw.shutdown().await;
 }

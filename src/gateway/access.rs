@@ -14,7 +14,7 @@ use s3s::access::{S3Access, S3AccessContext};
 use s3s::path::S3Path;
 use s3s::{s3_error, S3Error, S3ErrorCode, S3Result};
 
-use super::log::Note;
+use super::note::Note;
 use crate::config::Bucket;
 
 /// Operations on the bucket itself: `HeadBucket` and `CreateBucket` (every Epinio server),

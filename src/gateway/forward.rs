@@ -5,13 +5,14 @@
 //! (`mod.rs` configures it so), because the client does, and retrying both would multiply.
 //!
 //! Only the operations [`super::access`] admits are implemented here; every other one keeps
-//! s3s's default answer, `NotImplemented`, as a second fence. Three adjustments:
+//! s3s's default answer, `NotImplemented`, as a second fence. Four adjustments:
 //! - `CreateBucket` names the bucket's configured region as location constraint (Epinio
 //!   1.14 sends one only when its endpoint contains `amazonaws.com`, which the gateway's
 //!   does not), except in `us-east-1`, where S3 refuses an explicit one.
 //! - A ranged `GetObject` is sent without `x-amz-checksum-mode` and answered without
 //!   checksums: a full-object checksum on a partial body makes the SDKs reject it.
 //! - No credentials yet means `ServiceUnavailable` without an AWS call.
+//! - An aws-chunked upload's trailing checksum is checked against the data (`trailer`).
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -28,7 +29,8 @@ use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, StdError, S3};
 use s3s_aws::Proxy;
 
 use super::credentials::CredentialState;
-use super::log::Note;
+use super::note::Note;
+use super::trailer;
 use crate::config::Region;
 
 pub struct Forward {
@@ -108,6 +110,20 @@ impl Forward {
     }
 }
 
+/// An aws-chunked upload's trailing checksum, checked as the body streams (`trailer`).
+async fn check_trailer(
+    body: &mut Option<StreamingBlob>,
+    headers: &hyper::HeaderMap,
+    trailers: Option<&s3s::TrailingHeaders>,
+    note: Option<&Note>,
+) -> S3Result<()> {
+    let checked = trailer::check(body, headers, trailers).await;
+    if let (Err(e), Some(note)) = (&checked, note) {
+        note.error(e.code().as_str());
+    }
+    checked
+}
+
 /// Whether AWS answered (an error with its status and code, passed through as it is).
 fn answered_by_aws<E: std::error::Error + Send + Sync + 'static>(e: &S3Error) -> bool {
     e.source()
@@ -160,6 +176,14 @@ impl S3 for Forward {
         &self,
         mut req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
+        let note = req.extensions.get::<Note>();
+        check_trailer(
+            &mut req.input.body,
+            &req.headers,
+            req.trailing_headers.as_ref(),
+            note,
+        )
+        .await?;
         let watch = BodyWatch::wrap(&mut req.input.body);
         self.relay::<op::put_object::PutObjectError, _, _>(req, Some(watch), |p, r| p.put_object(r))
             .await
@@ -222,6 +246,14 @@ impl S3 for Forward {
         &self,
         mut req: S3Request<UploadPartInput>,
     ) -> S3Result<S3Response<UploadPartOutput>> {
+        let note = req.extensions.get::<Note>();
+        check_trailer(
+            &mut req.input.body,
+            &req.headers,
+            req.trailing_headers.as_ref(),
+            note,
+        )
+        .await?;
         let watch = BodyWatch::wrap(&mut req.input.body);
         self.relay::<op::upload_part::UploadPartError, _, _>(req, Some(watch), |p, r| {
             p.upload_part(r)
@@ -274,6 +306,9 @@ impl BodyWatch {
 
     fn failure(&self) -> Option<S3Error> {
         let seen = self.0.lock().ok()?.clone()?;
+        if seen.contains(trailer::MISMATCH) {
+            return Some(trailer::bad_digest(&seen));
+        }
         let (code, message) = if seen.contains("Sha256Mismatch") {
             (
                 S3ErrorCode::Custom("XAmzContentSHA256Mismatch".into()),

@@ -3,13 +3,13 @@
 //!
 //! The line is written when the response body is finished or dropped, so the bytes and the
 //! latency cover the whole streamed transfer, not only the time to the first byte.
-//! [`super::access`] fills in who asked for what ([`Note`]), because only s3s knows the
-//! operation; a request refused before that (a bad signature) is logged without one.
+//! [`super::access`] fills in who asked for what ([`Note`], in `note`), because only s3s knows
+//! the operation; a request refused before that (a bad signature) is logged without one.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -19,45 +19,7 @@ use hyper::{Method, Request, Response};
 use s3s::service::S3Service;
 use s3s::HttpError;
 
-#[derive(Debug, Default)]
-struct Fields {
-    op: Option<String>,
-    bucket: Option<String>,
-    key: Option<String>,
-    caller: Option<String>,
-    error: Option<String>,
-}
-
-/// What the request turned out to be, filled in while s3s handles it.
-#[derive(Debug, Clone, Default)]
-pub struct Note(Arc<Mutex<Fields>>);
-
-impl Note {
-    fn lock(&self) -> MutexGuard<'_, Fields> {
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    pub fn identify(
-        &self,
-        op: &str,
-        bucket: Option<String>,
-        key: Option<String>,
-        caller: Option<String>,
-    ) {
-        let mut f = self.lock();
-        f.op = Some(op.to_string());
-        f.bucket = bucket;
-        f.key = key;
-        f.caller = caller;
-    }
-
-    /// The S3 error code the request ended with (when the gateway knows it).
-    pub fn error(&self, code: &str) {
-        self.lock().error = Some(code.to_string());
-    }
-}
+use super::note::Note;
 
 /// Handles one request through s3s, counting and logging it.
 pub async fn handle(
@@ -90,9 +52,15 @@ pub async fn handle(
         s3.call(Request::from_parts(parts, body)).await?
     };
     let status = response.status().as_u16();
+    let length = response
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
     Ok(response.map(|inner| Logged {
         inner,
         bytes_out: 0,
+        length,
         line: Some(Line { status, ..line }),
     }))
 }
@@ -161,10 +129,12 @@ impl Line {
 }
 
 /// The response body: counted, and the request's line written when it ends or is dropped
-/// (`complete = false` when the client went away before the end).
+/// (`complete = false` when the client went away before the end). With a `Content-Length`,
+/// the end is its last byte: hyper stops polling there, before the body says it is over.
 pub struct Logged<B: Body> {
     inner: B,
     bytes_out: u64,
+    length: Option<u64>,
     line: Option<Line>,
 }
 
@@ -181,6 +151,11 @@ impl<B: Body<Data = Bytes> + Unpin> Body for Logged<B> {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     self.bytes_out += data.len() as u64;
+                }
+                if self.length == Some(self.bytes_out) {
+                    if let Some(line) = self.line.take() {
+                        line.emit(self.bytes_out, true);
+                    }
                 }
             }
             Poll::Ready(None) => {
@@ -206,6 +181,7 @@ impl<B: Body> Drop for Logged<B> {
     fn drop(&mut self) {
         // Bodies hyper never polls (HEAD, empty answers) end here, complete.
         let complete = self.inner.is_end_stream()
+            || self.length == Some(self.bytes_out)
             || self.line.as_ref().is_some_and(|l| l.method == Method::HEAD);
         if let Some(line) = self.line.take() {
             line.emit(self.bytes_out, complete);

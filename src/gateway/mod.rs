@@ -7,9 +7,11 @@
 //! Split by role, as s3s is:
 //! - `config`: the `EPINIO_IRSA_GATEWAY_*` contract, read once;
 //! - `auth`: who may ask (one key pair); `access`: what they may ask for;
-//! - `forward`: how it is forwarded (s3s-aws over aws-sdk-s3);
+//! - `forward`: how it is forwarded (s3s-aws over aws-sdk-s3); `trailer`: the trailing
+//!   checksum of aws-chunked uploads, checked on the way;
 //! - `credentials`: the role's credential state, which `forward` and `health` read;
-//! - `health`: the probe listener; `log`: one line per request; `serve`: listening and
+//! - `health`: the probe listener; `log`: one line per request (`note`: what the request
+//!   turned out to be); `serve`: listening and
 //!   graceful shutdown; `error`: why it could not start.
 //!
 //! This file only wires them: configuration is read once and shared behind `Arc`.
@@ -22,7 +24,9 @@ pub mod error;
 pub mod forward;
 pub mod health;
 pub mod log;
+pub mod note;
 pub mod serve;
+pub mod trailer;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -98,8 +102,11 @@ where
         .build()
         .map_err(GatewayError::Runtime)?;
     runtime.block_on(async {
+        // Before anything listens: a SIGTERM that comes as soon as `/readyz` answers must
+        // drain, not kill (the handlers only exist once registered).
+        let stop = Stop::install();
         let gateway = start_with(config, env).await?;
-        let stop = stop_signal().await;
+        let stop = stop.wait().await;
         tracing::info!(signal = stop, "shutting down");
         gateway.shutdown().await;
         tracing::info!("stopped");
@@ -258,17 +265,38 @@ fn s3_limits() -> S3Config {
     c
 }
 
-async fn stop_signal() -> &'static str {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => tokio::select! {
-            _ = term.recv() => "SIGTERM",
-            _ = tokio::signal::ctrl_c() => "SIGINT",
-        },
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot listen for SIGTERM; stopping on SIGINT only");
-            let _ = tokio::signal::ctrl_c().await;
-            "SIGINT"
+/// SIGTERM and SIGINT, registered up front.
+struct Stop {
+    term: Option<tokio::signal::unix::Signal>,
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl Stop {
+    fn install() -> Stop {
+        use tokio::signal::unix::{signal, SignalKind};
+        let register = |kind: SignalKind, name: &str| {
+            signal(kind)
+                .map_err(|e| tracing::warn!(error = %e, "cannot listen for {name}"))
+                .ok()
+        };
+        Stop {
+            term: register(SignalKind::terminate(), "SIGTERM"),
+            int: register(SignalKind::interrupt(), "SIGINT"),
+        }
+    }
+
+    async fn wait(mut self) -> &'static str {
+        async fn next(s: &mut Option<tokio::signal::unix::Signal>) {
+            match s {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        }
+        tokio::select! {
+            _ = next(&mut self.term) => "SIGTERM",
+            _ = next(&mut self.int) => "SIGINT",
         }
     }
 }

@@ -3,7 +3,9 @@
 Runs the image with podman (runc, see containers.conf) and checks that the binary
 inside prints its version, runs as UID 65532 with no shell in the image, and
 completes `provision` and `teardown` from inside the container against moto and
-the Kubernetes stand-in running on the host (--network=host).
+the Kubernetes stand-in running on the host (--network=host). It also runs
+`epinio-irsa gateway` from the image in front of moto and puts and gets an object
+through it with boto3.
 
 Run: .tools/venv/bin/python -m pytest tests/image   (scripts/test.sh does, after the build)
 """
@@ -288,7 +290,7 @@ def test_version(podman):
 def test_help_lists_the_hook_commands(podman):
     res = run([podman, "run", "--rm", "--pull=never", "--network=none", IMAGE, "--help"])
     assert res.returncode == 0, res.stderr
-    for command in ("provision", "teardown", "plan", "installer-policy"):
+    for command in ("provision", "teardown", "plan", "installer-policy", "gateway"):
         assert command in res.stdout
 
 
@@ -442,3 +444,102 @@ def test_pod_identity_provision_and_teardown_from_the_container(podman, moto, aw
         assert code == 0, f"teardown failed (exit {code}):\nstdout:\n{out}\nstderr:\n{err}\ntermination log: {term}"
         listed = aws(aws_endpoint, "eks", "list-pod-identity-associations", "--cluster-name", CLUSTER)
         assert listed["associations"] == [], listed
+
+
+def wait_http(url: str, timeout: float = 30.0) -> int:
+    """GET `url` until it answers (any status); the status, or 0 after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as res:
+                return res.status
+        except urllib.error.HTTPError as e:
+            return e.code
+        except OSError:
+            time.sleep(0.1)
+    return 0
+
+
+def test_gateway_from_the_container(podman, moto, tmp_path):
+    """`epinio-irsa gateway` from the image, as the chart runs it (read-only root, no
+    capabilities, UID 65532, Epinio's key pair mounted at the default path), in front of
+    moto with moto's static credentials (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY: the
+    role's credential chain is tested in tests/gateway_*.rs, not here). Proves: /readyz
+    answers 200, boto3 signed with Epinio's key pair puts and gets an object through it (the
+    bytes checked by SHA-256, and in moto itself), another bucket is refused with
+    AccessDenied, the process runs as 65532 with no capabilities, and SIGTERM stops it with
+    exit code 0."""
+    import hashlib
+
+    import boto3
+    from botocore.config import Config
+
+    bucket, key_id, secret = "epinio-gateway-image", "EPINIOIMAGEKEY000001", "image-test-secret/0123456789"
+    aws(moto, "s3api", "create-bucket", "--bucket", bucket)
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    (keys / "accessKeyID").write_text(key_id)
+    (keys / "secretAccessKey").write_text(secret)
+    for f in keys.iterdir():
+        f.chmod(0o644)
+    keys.chmod(0o755)
+    tmp_path.chmod(0o755)
+    s3_port, health_port = free_port(), free_port()
+    env = {
+        **AWS_ENV,
+        "AWS_ENDPOINT_URL": moto,
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "EPINIO_IRSA_GATEWAY_BUCKET": bucket,
+        "EPINIO_IRSA_GATEWAY_REGION": REGION,
+        "EPINIO_IRSA_GATEWAY_LISTEN": f"127.0.0.1:{s3_port}",
+        "EPINIO_IRSA_GATEWAY_HEALTH_LISTEN": f"127.0.0.1:{health_port}",
+        "EPINIO_IRSA_GATEWAY_PATH_STYLE": "true",
+    }
+    cmd = container_cmd(podman, ["gateway"], env, mounts=[f"{keys}:/etc/epinio-irsa-gateway/keys:ro"])
+    cmd.insert(2, "--detach")
+    started = run(cmd)
+    assert started.returncode == 0, started.stderr
+    cid = started.stdout.strip()
+    try:
+        ready = wait_http(f"http://127.0.0.1:{health_port}/readyz")
+        assert ready == 200, f"/readyz: {ready}\n" + run([podman, "logs", cid]).stderr
+
+        pid = run([podman, "inspect", "--format", "{{.State.Pid}}", cid]).stdout.strip()
+        status = Path(f"/proc/{pid}/status").read_text()
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        assert fields["Uid"].split() == ["65532"] * 4, fields["Uid"]
+        assert int(fields["CapEff"].strip(), 16) == 0, "no effective capabilities"
+
+        client = boto3.client(
+            "s3",
+            endpoint_url=f"http://127.0.0.1:{s3_port}",
+            aws_access_key_id=key_id,
+            aws_secret_access_key=secret,
+            region_name=REGION,
+            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
+        )
+        data = os.urandom(1024 * 1024 + 1)
+        client.put_object(Bucket=bucket, Key="apps/blob", Body=data)
+        assert client.head_object(Bucket=bucket, Key="apps/blob")["ContentLength"] == len(data)
+        got = client.get_object(Bucket=bucket, Key="apps/blob")["Body"].read()
+        assert hashlib.sha256(got).hexdigest() == hashlib.sha256(data).hexdigest()
+        direct = boto3.client(
+            "s3", endpoint_url=moto, region_name=REGION,
+            aws_access_key_id=AWS_ENV["AWS_ACCESS_KEY_ID"], aws_secret_access_key=AWS_ENV["AWS_SECRET_ACCESS_KEY"],
+        )
+        stored = direct.get_object(Bucket=bucket, Key="apps/blob")["Body"].read()
+        assert hashlib.sha256(stored).hexdigest() == hashlib.sha256(data).hexdigest(), "moto holds other bytes"
+        try:
+            client.head_bucket(Bucket="someone-elses")
+            raise AssertionError("another bucket was served")
+        except client.exceptions.ClientError as e:
+            assert e.response["ResponseMetadata"]["HTTPStatusCode"] == 403, e.response
+    finally:
+        stop = run([podman, "stop", "--time", "20", cid])
+        code = run([podman, "inspect", "--format", "{{.State.ExitCode}}", cid]).stdout.strip()
+        logs = run([podman, "logs", cid]).stderr
+        run([podman, "rm", "-f", cid])
+    print(f"\ngateway in the container: stopped with exit code {code}\n{logs[-2000:]}")
+    assert stop.returncode == 0, stop.stderr
+    assert code == "0", f"exit code {code} after SIGTERM:\n{logs}"
+    assert "stopped" in logs, logs

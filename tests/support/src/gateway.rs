@@ -187,7 +187,17 @@ pub fn epinio_client(
     secret: &str,
     attempts: u32,
 ) -> aws_sdk_s3::Client {
-    let config = aws_sdk_s3::Config::builder()
+    aws_sdk_s3::Client::from_conf(epinio_config(endpoint, access, secret, attempts).build())
+}
+
+/// The configuration of [`epinio_client`], to add to (an HTTPS client, an interceptor).
+pub fn epinio_config(
+    endpoint: &str,
+    access: &str,
+    secret: &str,
+    attempts: u32,
+) -> aws_sdk_s3::config::Builder {
+    aws_sdk_s3::Config::builder()
         .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
         .endpoint_url(endpoint)
         .region(aws_sdk_s3::config::Region::new("us-east-1"))
@@ -196,8 +206,6 @@ pub fn epinio_client(
         .retry_config(
             aws_sdk_s3::config::retry::RetryConfig::standard().with_max_attempts(attempts),
         )
-        .build();
-    aws_sdk_s3::Client::from_conf(config)
 }
 
 /// Waits (up to 20 s) until the gateway's `/credentials` says `ready`.

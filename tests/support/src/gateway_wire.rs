@@ -46,6 +46,9 @@ pub struct Wire<'a> {
     pub signed_body: Vec<u8>,
     pub body: Vec<u8>,
     pub time: SystemTime,
+    /// Signed and sent as `x-amz-content-sha256` instead of the SHA-256 of `signed_body`
+    /// (`STREAMING-UNSIGNED-PAYLOAD-TRAILER`, `UNSIGNED-PAYLOAD`).
+    pub content_sha256: Option<String>,
 }
 
 impl<'a> Wire<'a> {
@@ -57,12 +60,20 @@ impl<'a> Wire<'a> {
             signed_body: Vec::new(),
             body: Vec::new(),
             time: SystemTime::now(),
+            content_sha256: None,
         }
     }
 
     pub fn body(mut self, body: &[u8]) -> Self {
         self.signed_body = body.to_vec();
         self.body = body.to_vec();
+        self
+    }
+
+    /// Sends `body` as it is, signed with `x-amz-content-sha256: value`.
+    pub fn raw_body(mut self, body: Vec<u8>, value: &str) -> Self {
+        self.body = body;
+        self.content_sha256 = Some(value.to_string());
         self
     }
 
@@ -94,7 +105,10 @@ impl<'a> Wire<'a> {
             self.method,
             &self.url,
             headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-            SignableBody::Bytes(&self.signed_body),
+            match &self.content_sha256 {
+                Some(v) => SignableBody::Precomputed(v.clone()),
+                None => SignableBody::Bytes(&self.signed_body),
+            },
         )
         .expect("signable request");
         let (instructions, _) = sign(signable, &params).expect("signing works").into_parts();

@@ -7,6 +7,10 @@
 pub mod epinio;
 pub mod gateway;
 pub mod gateway_agent;
+pub mod gateway_cut;
+pub mod gateway_fs;
+pub mod gateway_load;
+pub mod gateway_process;
 pub mod gateway_wire;
 pub mod iam_eval;
 pub mod kube;

@@ -1,0 +1,46 @@
+//! What a request turned out to be, noted while s3s handles it: [`super::access`] knows the
+//! operation, bucket, key and caller, [`super::forward`] the S3 error it ended with, and
+//! [`super::log`] writes them into the request's line. Its own file so that the three share
+//! it without depending on one another.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+#[derive(Debug, Default)]
+pub(super) struct Fields {
+    pub(super) op: Option<String>,
+    pub(super) bucket: Option<String>,
+    pub(super) key: Option<String>,
+    pub(super) caller: Option<String>,
+    pub(super) error: Option<String>,
+}
+
+/// What the request turned out to be, filled in while s3s handles it.
+#[derive(Debug, Clone, Default)]
+pub struct Note(Arc<Mutex<Fields>>);
+
+impl Note {
+    pub(super) fn lock(&self) -> MutexGuard<'_, Fields> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn identify(
+        &self,
+        op: &str,
+        bucket: Option<String>,
+        key: Option<String>,
+        caller: Option<String>,
+    ) {
+        let mut f = self.lock();
+        f.op = Some(op.to_string());
+        f.bucket = bucket;
+        f.key = key;
+        f.caller = caller;
+    }
+
+    /// The S3 error code the request ended with (when the gateway knows it).
+    pub fn error(&self, code: &str) {
+        self.lock().error = Some(code.to_string());
+    }
+}
