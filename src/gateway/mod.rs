@@ -18,6 +18,7 @@
 
 pub mod access;
 pub mod auth;
+mod coalesce;
 pub mod config;
 pub mod credentials;
 pub mod error;
