@@ -28,7 +28,6 @@ use s3s::stream::{ByteStream, RemainingLength};
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, StdError, S3};
 use s3s_aws::Proxy;
 
-use super::coalesce::Coalesced;
 use super::credentials::CredentialState;
 use super::note::Note;
 use super::trailer;
@@ -201,7 +200,6 @@ impl S3 for Forward {
         let mut res = self
             .relay::<op::get_object::GetObjectError, _, _>(req, None, |p, r| p.get_object(r))
             .await?;
-        res.output.body = Coalesced::wrap(res.output.body.take());
         if ranged {
             let o = &mut res.output;
             o.checksum_crc32 = None;

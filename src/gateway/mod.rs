@@ -18,7 +18,6 @@
 
 pub mod access;
 pub mod auth;
-mod coalesce;
 pub mod config;
 pub mod credentials;
 pub mod error;
