@@ -110,18 +110,20 @@ impl Forward {
     }
 }
 
-/// An aws-chunked upload's trailing checksum, checked as the body streams (`trailer`).
-async fn check_trailer(
+/// An upload's body, ready to forward: an aws-chunked upload's trailing checksum checked as
+/// the body streams (`trailer`), and watched so that a failure mid-upload is explained.
+async fn upload_body(
     body: &mut Option<StreamingBlob>,
     headers: &hyper::HeaderMap,
     trailers: Option<&s3s::TrailingHeaders>,
     note: Option<&Note>,
-) -> S3Result<()> {
+) -> S3Result<BodyWatch> {
     let checked = trailer::check(body, headers, trailers).await;
     if let (Err(e), Some(note)) = (&checked, note) {
         note.error(e.code().as_str());
     }
-    checked
+    checked?;
+    Ok(BodyWatch::wrap(body))
 }
 
 /// Whether AWS answered (an error with its status and code, passed through as it is).
@@ -176,15 +178,13 @@ impl S3 for Forward {
         &self,
         mut req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
-        let note = req.extensions.get::<Note>();
-        check_trailer(
+        let watch = upload_body(
             &mut req.input.body,
             &req.headers,
             req.trailing_headers.as_ref(),
-            note,
+            req.extensions.get::<Note>(),
         )
         .await?;
-        let watch = BodyWatch::wrap(&mut req.input.body);
         self.relay::<op::put_object::PutObjectError, _, _>(req, Some(watch), |p, r| p.put_object(r))
             .await
     }
@@ -246,15 +246,13 @@ impl S3 for Forward {
         &self,
         mut req: S3Request<UploadPartInput>,
     ) -> S3Result<S3Response<UploadPartOutput>> {
-        let note = req.extensions.get::<Note>();
-        check_trailer(
+        let watch = upload_body(
             &mut req.input.body,
             &req.headers,
             req.trailing_headers.as_ref(),
-            note,
+            req.extensions.get::<Note>(),
         )
         .await?;
-        let watch = BodyWatch::wrap(&mut req.input.body);
         self.relay::<op::upload_part::UploadPartError, _, _>(req, Some(watch), |p, r| {
             p.upload_part(r)
         })
