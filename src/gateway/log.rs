@@ -113,8 +113,9 @@ impl Line {
             op = f.op.as_deref().unwrap_or("-"),
             method = %self.method,
             bucket = f.bucket.as_deref().unwrap_or("-"),
-            // Debug formatting escapes control characters, so a key cannot forge log lines.
-            key = ?f.key.as_deref().unwrap_or("-"),
+            // Control characters and quotes escaped, so a key cannot forge log lines; no
+            // surrounding quotes, so the JSON value is the key itself.
+            key = %f.key.as_deref().unwrap_or("-").escape_debug(),
             status = self.status,
             error = f.error.as_deref().unwrap_or("-"),
             bytes_in = self.bytes_in.load(Ordering::Relaxed),

@@ -22,6 +22,8 @@ pub struct LogSummary {
     /// Requests logged with `complete: false` or an `error` other than `-`.
     pub failed_requests: Vec<String>,
     pub warnings: Vec<String>,
+    /// Every line after the start, for tests that look for what must never be logged.
+    pub all: Vec<String>,
 }
 
 pub struct GatewayProcess {
@@ -78,6 +80,7 @@ impl GatewayProcess {
                 let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
                 let mut s = sink.lock().unwrap_or_else(|p| p.into_inner());
                 s.lines += 1;
+                s.all.push(line.clone());
                 if v["fields"]["message"] == "request" {
                     s.requests += 1;
                     let f = &v["fields"];
