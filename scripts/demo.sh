@@ -153,7 +153,7 @@ YAML
   # Epinio's s3.accessKeyID / s3.secretAccessKey: a cluster-local pair, made here as the
   # chart's refusal message says.
   KEY_ID=$(LC_ALL=C tr -dc A-Z0-9 </dev/urandom | head -c 20 || true)
-  KEY_SECRET=$(openssl rand -base64 30)
+  KEY_SECRET=$("$VENV/python" -c 'import base64, secrets; print(base64.b64encode(secrets.token_bytes(30)).decode())')
   mkdir -p "$WORK/keys"
   printf '%s' "$KEY_ID" >"$WORK/keys/accessKeyID"
   printf '%s' "$KEY_SECRET" >"$WORK/keys/secretAccessKey"

@@ -47,8 +47,9 @@ async fn one_line_per_request_with_its_fields_and_never_a_secret_or_signature() 
         .next()
         .unwrap()
         .to_string();
-    let got = reqwest_get(presigned.uri()).await;
-    assert_eq!(got, b"epinio source");
+    // A plain GET of the presigned URL, as a browser or `curl` sends it (no SDK signing).
+    let (status, got) = testkit::gateway::get(presigned.uri()).await.expect("GET");
+    assert_eq!((status, got.as_ref()), (200, &b"epinio source"[..]));
     // A key that tries to forge a log line.
     let forged = "apps/x\n{\"fields\":{\"message\":\"request\"}}";
     s3.put_object()
@@ -117,19 +118,4 @@ async fn one_line_per_request_with_its_fields_and_never_a_secret_or_signature() 
         gw.stop().await,
         "the gateway did not exit cleanly on SIGTERM"
     );
-}
-
-/// A plain GET of a presigned URL, as a browser or `curl` would send it (no SDK signing).
-async fn reqwest_get(uri: &str) -> Vec<u8> {
-    let out = tokio::process::Command::new("curl")
-        .args(["-fsS", uri])
-        .output()
-        .await
-        .expect("run curl");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
 }
