@@ -16,6 +16,7 @@ mod types;
 mod validator;
 pub use read::from_pairs;
 pub use types::*;
+pub(crate) use validator::Validator;
 
 /// Label/tag value marking what this job created.
 pub const MANAGED_BY_KEY: &str = "app.kubernetes.io/managed-by";

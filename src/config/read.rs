@@ -172,15 +172,7 @@ fn read(
             v.fail("EPINIO_IRSA_PERMISSIONS_BOUNDARY", b, allowed);
         }
     }
-    let log_format = match non_empty(raw.log_format).as_deref() {
-        None => LogFormat::Text,
-        Some(f) if f.eq_ignore_ascii_case("text") => LogFormat::Text,
-        Some(f) if f.eq_ignore_ascii_case("json") => LogFormat::Json,
-        Some(f) => {
-            v.fail("EPINIO_IRSA_LOG_FORMAT", f, "must be text or json");
-            LogFormat::Text
-        }
-    };
+    let log_format = v.log_format("EPINIO_IRSA_LOG_FORMAT", raw.log_format);
     let credential_mode = match non_empty(raw.mode).as_deref() {
         None => CredentialMode::Irsa,
         Some(m) if m.eq_ignore_ascii_case("irsa") => CredentialMode::Irsa,

@@ -1,5 +1,5 @@
 //! The [`Validator`]: turns each raw string into its validated type and collects every problem,
-//! each naming its variable and what is allowed.
+//! each naming its variable and what is allowed. The hook's contract and the gateway's use it.
 
 use super::*;
 
@@ -10,12 +10,12 @@ pub(super) fn non_empty(v: Option<String>) -> Option<String> {
 
 /// Collects every problem while reading; nothing is reported until all was read.
 #[derive(Default)]
-pub(super) struct Validator {
-    pub(super) errors: Vec<ConfigError>,
+pub(crate) struct Validator {
+    pub(crate) errors: Vec<ConfigError>,
 }
 
 impl Validator {
-    pub(super) fn fail(&mut self, variable: &'static str, value: &str, allowed: impl Into<String>) {
+    pub(crate) fn fail(&mut self, variable: &'static str, value: &str, allowed: impl Into<String>) {
         self.errors.push(ConfigError {
             variable,
             value: value.to_string(),
@@ -24,7 +24,7 @@ impl Validator {
     }
 
     /// A validated value, `None` when unset, empty or invalid (then recorded).
-    pub(super) fn parse<T: std::str::FromStr<Err = String>>(
+    pub(crate) fn parse<T: std::str::FromStr<Err = String>>(
         &mut self,
         variable: &'static str,
         raw: Option<String>,
@@ -39,7 +39,7 @@ impl Validator {
         }
     }
 
-    pub(super) fn boolean(
+    pub(crate) fn boolean(
         &mut self,
         variable: &'static str,
         raw: Option<String>,
@@ -57,7 +57,7 @@ impl Validator {
     }
 
     /// A whole number within `range` (inclusive), `default` when unset.
-    pub(super) fn number(
+    pub(crate) fn number(
         &mut self,
         variable: &'static str,
         raw: Option<String>,
@@ -82,8 +82,21 @@ impl Validator {
         }
     }
 
+    /// `text` or `json`, in any case; `text` when unset.
+    pub(crate) fn log_format(&mut self, variable: &'static str, raw: Option<String>) -> LogFormat {
+        match non_empty(raw).as_deref() {
+            None => LogFormat::Text,
+            Some(f) if f.eq_ignore_ascii_case("text") => LogFormat::Text,
+            Some(f) if f.eq_ignore_ascii_case("json") => LogFormat::Json,
+            Some(f) => {
+                self.fail(variable, f, "must be text or json");
+                LogFormat::Text
+            }
+        }
+    }
+
     /// A comma-separated list of validated, distinct values.
-    pub(super) fn list<T>(&mut self, variable: &'static str, raw: Option<String>) -> Vec<T>
+    pub(crate) fn list<T>(&mut self, variable: &'static str, raw: Option<String>) -> Vec<T>
     where
         T: std::str::FromStr<Err = String> + PartialEq,
     {
@@ -104,7 +117,7 @@ impl Validator {
         out
     }
 
-    pub(super) fn tags(&mut self, raw: Option<String>) -> BTreeMap<String, String> {
+    pub(crate) fn tags(&mut self, raw: Option<String>) -> BTreeMap<String, String> {
         const VAR: &str = "EPINIO_IRSA_TAGS";
         let mut tags = BTreeMap::new();
         let Some(list) = non_empty(raw) else {
@@ -138,7 +151,7 @@ impl Validator {
         tags
     }
 
-    pub(super) fn rule(
+    pub(crate) fn rule(
         &mut self,
         variable: &'static str,
         value: &str,

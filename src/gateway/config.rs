@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::{Bucket, ConfigError, ConfigErrors, LogFormat, Region, Secret};
+use crate::config::{Bucket, ConfigError, ConfigErrors, LogFormat, Region, Secret, Validator};
 
 pub const LISTEN: &str = "EPINIO_IRSA_GATEWAY_LISTEN";
 pub const HEALTH_LISTEN: &str = "EPINIO_IRSA_GATEWAY_HEALTH_LISTEN";
@@ -98,44 +98,37 @@ where
         .filter(|(_, v)| !v.is_empty())
         .collect();
     let raw = raw(&all)?;
-    let mut errors = Vec::new();
-    let mut fail = |variable: &'static str, value: &str, allowed: String| {
-        errors.push(ConfigError {
-            variable,
-            value: value.to_string(),
-            allowed,
-        })
-    };
-    let listen = addr(LISTEN, raw.listen, DEFAULT_LISTEN, &mut fail);
+    let mut v = Validator::default();
+    let listen = addr(&mut v, LISTEN, raw.listen, DEFAULT_LISTEN);
     let health_listen = addr(
+        &mut v,
         HEALTH_LISTEN,
         raw.health_listen,
         DEFAULT_HEALTH_LISTEN,
-        &mut fail,
     );
-    let bucket = match raw.bucket {
-        None => {
-            fail(BUCKET, "", "required: Epinio's bucket (s3.bucket)".into());
-            None
-        }
-        Some(b) => b.parse::<Bucket>().map_err(|e| fail(BUCKET, &b, e)).ok(),
-    };
-    let region = region(raw.region, &all, &mut fail);
+    if raw.bucket.is_none() {
+        v.fail(BUCKET, "", "required: Epinio's bucket (s3.bucket)");
+    }
+    let bucket: Option<Bucket> = v.parse(BUCKET, raw.bucket);
+    let region = region(&mut v, raw.region, &all);
     let (access_key_id, secret_access_key) =
-        key_pair(raw.access_key_file, raw.secret_key_file, &mut fail);
-    let tls = tls(raw.tls_cert_file, raw.tls_key_file, &mut fail);
-    let path_style = boolean(PATH_STYLE, raw.path_style, &mut fail);
-    let log_format = log_format(raw.log_format, &mut fail);
+        key_pair(&mut v, raw.access_key_file, raw.secret_key_file);
+    let tls = tls(&mut v, raw.tls_cert_file, raw.tls_key_file);
+    let path_style = v.boolean(PATH_STYLE, raw.path_style, false);
+    let log_format = v.log_format(LOG_FORMAT, raw.log_format);
+    let seconds = |v: &mut Validator, var, raw, default| {
+        Duration::from_secs(v.number(var, raw, 1..=3600, default, " of seconds"))
+    };
     let header_read_timeout = seconds(
+        &mut v,
         HEADER_READ_TIMEOUT,
         raw.header_read_timeout_seconds,
         DEFAULT_HEADER_READ_TIMEOUT_SECONDS,
-        &mut fail,
     );
-    let drain = seconds(DRAIN, raw.drain_seconds, DEFAULT_DRAIN_SECONDS, &mut fail);
+    let drain = seconds(&mut v, DRAIN, raw.drain_seconds, DEFAULT_DRAIN_SECONDS);
     match (bucket, region, access_key_id, secret_access_key) {
         (Some(bucket), Some(region), Some(access_key_id), Some(secret_access_key))
-            if errors.is_empty() =>
+            if v.errors.is_empty() =>
         {
             Ok(GatewayConfig {
                 listen,
@@ -151,11 +144,9 @@ where
                 drain,
             })
         }
-        _ => Err(ConfigErrors(errors)),
+        _ => Err(ConfigErrors(v.errors)),
     }
 }
-
-type Fail<'a> = dyn FnMut(&'static str, &str, String) + 'a;
 
 /// The `EPINIO_IRSA_GATEWAY_*` variables of `all`, as strings.
 fn raw(all: &HashMap<String, String>) -> Result<Raw, ConfigErrors> {
@@ -175,24 +166,24 @@ fn raw(all: &HashMap<String, String>) -> Result<Raw, ConfigErrors> {
 /// Epinio's key pair from its two files (the mounted Secret); the access key id must be
 /// usable in SigV4's credential scope.
 fn key_pair(
+    v: &mut Validator,
     access: Option<String>,
     secret: Option<String>,
-    fail: &mut Fail,
 ) -> (Option<Secret>, Option<Secret>) {
     let access_key_file = path(access, DEFAULT_ACCESS_KEY_FILE);
     let secret_key_file = path(secret, DEFAULT_SECRET_KEY_FILE);
-    let access_key_id = key_file(ACCESS_KEY_FILE, &access_key_file, fail);
-    let secret_access_key = key_file(SECRET_KEY_FILE, &secret_key_file, fail);
+    let access_key_id = key_file(v, ACCESS_KEY_FILE, &access_key_file);
+    let secret_access_key = key_file(v, SECRET_KEY_FILE, &secret_key_file);
     if let Some(id) = &access_key_id {
         if !id.expose().chars().all(|c| c.is_ascii_graphic()) || id.expose().contains('/') {
             let shown = access_key_file.display().to_string();
-            fail(ACCESS_KEY_FILE, &shown, "the access key id must be printable ASCII without spaces or '/' (it is part of SigV4's credential scope)".into());
+            v.fail(ACCESS_KEY_FILE, &shown, "the access key id must be printable ASCII without spaces or '/' (it is part of SigV4's credential scope)");
         }
     }
     (access_key_id, secret_access_key)
 }
 
-fn addr(var: &'static str, raw: Option<String>, default: &str, fail: &mut Fail) -> SocketAddr {
+fn addr(v: &mut Validator, var: &'static str, raw: Option<String>, default: &str) -> SocketAddr {
     let fallback = || {
         default
             .parse()
@@ -201,10 +192,10 @@ fn addr(var: &'static str, raw: Option<String>, default: &str, fail: &mut Fail) 
     match raw {
         None => fallback(),
         Some(s) => s.parse().unwrap_or_else(|_| {
-            fail(
+            v.fail(
                 var,
                 &s,
-                "an IP address and port, such as 0.0.0.0:9000 or [::]:9000".into(),
+                "an IP address and port, such as 0.0.0.0:9000 or [::]:9000",
             );
             fallback()
         }),
@@ -212,25 +203,25 @@ fn addr(var: &'static str, raw: Option<String>, default: &str, fail: &mut Fail) 
 }
 
 /// `EPINIO_IRSA_GATEWAY_REGION`, else the standard `AWS_REGION` / `AWS_DEFAULT_REGION`.
-fn region(raw: Option<String>, all: &HashMap<String, String>, fail: &mut Fail) -> Option<Region> {
+fn region(v: &mut Validator, raw: Option<String>, all: &HashMap<String, String>) -> Option<Region> {
     let (var, value) = match raw {
         Some(r) => (REGION, r),
         None => match all.get(AWS_REGION).or_else(|| all.get(AWS_DEFAULT_REGION)) {
             Some(r) => (AWS_REGION, r.clone()),
             None => {
-                fail(
+                v.fail(
                     REGION,
                     "",
-                    "required: the bucket's region (or set AWS_REGION)".into(),
+                    "required: the bucket's region (or set AWS_REGION)",
                 );
                 return None;
             }
         },
     };
-    value.parse().map_err(|e| fail(var, &value, e)).ok()
+    v.parse(var, Some(value))
 }
 
-fn tls(cert: Option<String>, key: Option<String>, fail: &mut Fail) -> Option<TlsFiles> {
+fn tls(v: &mut Validator, cert: Option<String>, key: Option<String>) -> Option<TlsFiles> {
     match (cert, key) {
         (None, None) => None,
         (Some(cert), Some(key)) => Some(TlsFiles {
@@ -238,7 +229,7 @@ fn tls(cert: Option<String>, key: Option<String>, fail: &mut Fail) -> Option<Tls
             key: key.into(),
         }),
         (Some(cert), None) => {
-            fail(
+            v.fail(
                 TLS_KEY_FILE,
                 "",
                 format!("required when {TLS_CERT_FILE} is set ({cert})"),
@@ -246,7 +237,7 @@ fn tls(cert: Option<String>, key: Option<String>, fail: &mut Fail) -> Option<Tls
             None
         }
         (None, Some(key)) => {
-            fail(
+            v.fail(
                 TLS_CERT_FILE,
                 "",
                 format!("required when {TLS_KEY_FILE} is set ({key})"),
@@ -256,66 +247,28 @@ fn tls(cert: Option<String>, key: Option<String>, fail: &mut Fail) -> Option<Tls
     }
 }
 
-fn log_format(raw: Option<String>, fail: &mut Fail) -> LogFormat {
-    match raw.as_deref() {
-        None => LogFormat::Text,
-        Some(f) if f.eq_ignore_ascii_case("text") => LogFormat::Text,
-        Some(f) if f.eq_ignore_ascii_case("json") => LogFormat::Json,
-        Some(f) => {
-            fail(LOG_FORMAT, f, "must be text or json".into());
-            LogFormat::Text
-        }
-    }
-}
-
 fn path(raw: Option<String>, default: &str) -> PathBuf {
     raw.map_or_else(|| PathBuf::from(default), PathBuf::from)
 }
 
 /// One key of the pair, from its file; a trailing newline (as `echo` leaves it) is dropped.
-fn key_file(var: &'static str, path: &Path, fail: &mut Fail) -> Option<Secret> {
+fn key_file(v: &mut Validator, var: &'static str, path: &Path) -> Option<Secret> {
     let shown = path.display().to_string();
     match std::fs::read_to_string(path) {
         Ok(s) => {
             let value = s.trim_end_matches(['\r', '\n']);
             if value.is_empty() {
-                fail(var, &shown, "the file is empty: mount the Secret that holds Epinio's s3.accessKeyID and s3.secretAccessKey".into());
+                v.fail(var, &shown, "the file is empty: mount the Secret that holds Epinio's s3.accessKeyID and s3.secretAccessKey");
                 None
             } else {
                 Some(Secret::new(value))
             }
         }
         Err(e) => {
-            fail(var, &shown, format!("cannot read the key file ({e}): mount the Secret that holds Epinio's s3.accessKeyID and s3.secretAccessKey"));
+            v.fail(var, &shown, format!("cannot read the key file ({e}): mount the Secret that holds Epinio's s3.accessKeyID and s3.secretAccessKey"));
             None
         }
     }
-}
-
-fn boolean(var: &'static str, raw: Option<String>, fail: &mut Fail) -> bool {
-    match raw {
-        None => false,
-        Some(v) if v.eq_ignore_ascii_case("true") => true,
-        Some(v) if v.eq_ignore_ascii_case("false") => false,
-        Some(v) => {
-            fail(var, &v, "must be true or false (any case)".into());
-            false
-        }
-    }
-}
-
-fn seconds(var: &'static str, raw: Option<String>, default: u64, fail: &mut Fail) -> Duration {
-    let n = match raw {
-        None => default,
-        Some(s) => match s.parse::<u64>() {
-            Ok(n) if (1..=3600).contains(&n) => n,
-            _ => {
-                fail(var, &s, "whole seconds from 1 to 3600".into());
-                default
-            }
-        },
-    };
-    Duration::from_secs(n)
 }
 
 #[cfg(test)]
