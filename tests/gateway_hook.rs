@@ -22,28 +22,12 @@ const SECRET: &str = "cluster-local-secret-0123456789abcdefghij";
 const BUCKET: &str = "epinio";
 const ROLE_ANNOTATION: &str = "eks.amazonaws.com/role-arn";
 
-/// The objects Helm renders for the gateway: its ServiceAccount and Deployment.
-fn gateway_objects() -> Vec<Value> {
-    let helm = json!({"app.kubernetes.io/managed-by": "Helm", "app.kubernetes.io/name": "epinio-irsa-gateway"});
-    vec![
-        json!({"apiVersion": "v1", "kind": "ServiceAccount",
-               "metadata": {"name": GATEWAY_SA, "namespace": NAMESPACE, "labels": helm}}),
-        json!({"apiVersion": "apps/v1", "kind": "Deployment",
-               "metadata": {"name": "epinio-irsa-gateway", "namespace": NAMESPACE, "labels": helm},
-               "spec": {"replicas": 2,
-                        "selector": {"matchLabels": {"app.kubernetes.io/name": "epinio-irsa-gateway"}},
-                        "template": {"metadata": {"labels": {"app.kubernetes.io/name": "epinio-irsa-gateway"}},
-                                     "spec": {"serviceAccountName": GATEWAY_SA,
-                                              "containers": [{"name": "gateway", "image": "epinio-irsa:test", "args": ["gateway"]}]}}}}),
-    ]
-}
-
 /// The stand-in's Deployment controller takes this long to report a rollout.
 const ROLLOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 async fn world(chart: Chart) -> World {
     let mut objects = chart.objects();
-    objects.extend(gateway_objects());
+    objects.extend(testkit::gateway::helm_objects(NAMESPACE));
     let w = World::with_objects(BIN, objects).await;
     w.kube.enable_rollouts(ROLLOUT);
     w
@@ -51,31 +35,7 @@ async fn world(chart: Chart) -> World {
 
 /// A real gateway forwarding to the world's moto, holding Epinio's key pair.
 async fn start_gateway(w: &World) -> epinio_irsa::gateway::Gateway {
-    let keys = w.dir.join("gateway-keys");
-    std::fs::create_dir_all(&keys).unwrap();
-    std::fs::write(keys.join("accessKeyID"), KEY_ID).unwrap();
-    std::fs::write(keys.join("secretAccessKey"), SECRET).unwrap();
-    let mut env = testkit::moto::test_env(&w.moto);
-    env.extend(
-        [
-            ("EPINIO_IRSA_GATEWAY_LISTEN", "127.0.0.1:0".to_string()),
-            (
-                "EPINIO_IRSA_GATEWAY_HEALTH_LISTEN",
-                "127.0.0.1:0".to_string(),
-            ),
-            ("EPINIO_IRSA_GATEWAY_BUCKET", BUCKET.to_string()),
-            ("EPINIO_IRSA_GATEWAY_PATH_STYLE", "true".to_string()),
-            (
-                "EPINIO_IRSA_GATEWAY_ACCESS_KEY_FILE",
-                keys.join("accessKeyID").display().to_string(),
-            ),
-            (
-                "EPINIO_IRSA_GATEWAY_SECRET_KEY_FILE",
-                keys.join("secretAccessKey").display().to_string(),
-            ),
-        ]
-        .map(|(k, v)| (k.to_string(), v)),
-    );
+    let env = testkit::gateway::env_beside(&w.moto, &w.dir, BUCKET, (KEY_ID, SECRET));
     epinio_irsa::gateway::start(env)
         .await
         .expect("gateway starts")
@@ -423,7 +383,7 @@ async fn gateway_mode_and_both_switches_run_under_the_charts_rbac() {
     let mut objects = Chart::new("1.13.9")
         .staging_workloads("epinio-staging")
         .objects();
-    objects.extend(gateway_objects());
+    objects.extend(testkit::gateway::helm_objects(NAMESPACE));
     let w = World::with_rbac(BIN, objects, &values(false)).await;
     w.kube.enable_rollouts(ROLLOUT);
     let gateway = start_gateway(&w).await;

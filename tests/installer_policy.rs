@@ -456,48 +456,17 @@ async fn printed_policy_allows_every_call_and_grants_nothing_unused_in_auto_mode
 /// call is judged against the printed policy.
 #[tokio::test(flavor = "multi_thread")]
 async fn printed_policy_allows_every_call_in_gateway_mode_and_both_switches() {
-    use serde_json::json;
-    const SA: &str = "epinio-irsa-gateway";
     let mut objects = testkit::epinio::Chart::new("1.13.9")
         .aws_cli(testkit::epinio::POD_IDENTITY_AWS_CLI)
         .staging_workloads("epinio-staging")
         .objects();
-    objects.push(json!({"apiVersion": "v1", "kind": "ServiceAccount",
-        "metadata": {"name": SA, "namespace": "epinio"}}));
-    objects.push(json!({"apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": SA, "namespace": "epinio"},
-        "spec": {"selector": {"matchLabels": {"app": SA}},
-                 "template": {"metadata": {"labels": {"app": SA}},
-                              "spec": {"serviceAccountName": SA,
-                                       "containers": [{"name": "gateway", "image": "epinio-irsa:test"}]}}}}));
+    objects.extend(testkit::gateway::helm_objects("epinio"));
     let w = World::with_objects(BIN, objects).await;
     w.install_agent("ACTIVE");
     w.kube
         .enable_rollouts(std::time::Duration::from_millis(300));
-    let keys = w.dir.join("gateway-keys");
-    std::fs::create_dir_all(&keys).unwrap();
-    std::fs::write(keys.join("id"), "EPINIOCLUSTERLOCAL01").unwrap();
-    std::fs::write(keys.join("secret"), "cluster-local-secret-0123456789").unwrap();
-    let mut gateway_env = testkit::moto::test_env(&w.moto);
-    for (k, v) in [
-        ("EPINIO_IRSA_GATEWAY_LISTEN", "127.0.0.1:0".to_string()),
-        (
-            "EPINIO_IRSA_GATEWAY_HEALTH_LISTEN",
-            "127.0.0.1:0".to_string(),
-        ),
-        ("EPINIO_IRSA_GATEWAY_BUCKET", "epinio".to_string()),
-        ("EPINIO_IRSA_GATEWAY_PATH_STYLE", "true".to_string()),
-        (
-            "EPINIO_IRSA_GATEWAY_ACCESS_KEY_FILE",
-            keys.join("id").display().to_string(),
-        ),
-        (
-            "EPINIO_IRSA_GATEWAY_SECRET_KEY_FILE",
-            keys.join("secret").display().to_string(),
-        ),
-    ] {
-        gateway_env.push((k.to_string(), v));
-    }
+    let keys = ("EPINIOCLUSTERLOCAL01", "cluster-local-secret-0123456789");
+    let gateway_env = testkit::gateway::env_beside(&w.moto, &w.dir, "epinio", keys);
     let gateway = epinio_irsa::gateway::start(gateway_env)
         .await
         .expect("gateway");

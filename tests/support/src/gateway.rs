@@ -302,3 +302,60 @@ async fn role(admin: &aws_config::SdkConfig, s3_policy: &str) -> String {
         .expect("PutRolePolicy");
     role.role().map(|r| r.arn().to_string()).expect("role ARN")
 }
+
+/// What Epinio's namespace holds in gateway mode besides Epinio, as Helm renders it: the
+/// gateway's ServiceAccount and its 2-replica Deployment running under it (name
+/// `epinio-irsa-gateway` for both, release `epinio-irsa`).
+pub fn helm_objects(namespace: &str) -> Vec<serde_json::Value> {
+    use serde_json::json;
+    const NAME: &str = "epinio-irsa-gateway";
+    let helm = json!({"app.kubernetes.io/managed-by": "Helm", "app.kubernetes.io/name": NAME});
+    vec![
+        json!({"apiVersion": "v1", "kind": "ServiceAccount",
+               "metadata": {"name": NAME, "namespace": namespace, "labels": helm}}),
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+               "metadata": {"name": NAME, "namespace": namespace, "labels": helm},
+               "spec": {"replicas": 2,
+                        "selector": {"matchLabels": {"app.kubernetes.io/name": NAME}},
+                        "template": {"metadata": {"labels": {"app.kubernetes.io/name": NAME}},
+                                     "spec": {"serviceAccountName": NAME,
+                                              "containers": [{"name": "gateway", "image": "epinio-irsa:test", "args": ["gateway"]}]}}}}),
+    ]
+}
+
+/// The environment of a gateway started in-process beside a hook scenario: loopback ports,
+/// `bucket`, Epinio's key pair written as files under `dir`, and forwarding to `moto` with
+/// moto's own keys (the role the hook makes cannot be assumed by web identity in moto).
+pub fn env_beside(
+    moto: &Moto,
+    dir: &Path,
+    bucket: &str,
+    (key_id, secret): (&str, &str),
+) -> Vec<(String, String)> {
+    let keys = dir.join("gateway-keys");
+    std::fs::create_dir_all(&keys).expect("key dir");
+    std::fs::write(keys.join("accessKeyID"), key_id).expect("key file");
+    std::fs::write(keys.join("secretAccessKey"), secret).expect("key file");
+    let mut env = moto::test_env(moto);
+    env.extend(
+        [
+            ("EPINIO_IRSA_GATEWAY_LISTEN", "127.0.0.1:0".to_string()),
+            (
+                "EPINIO_IRSA_GATEWAY_HEALTH_LISTEN",
+                "127.0.0.1:0".to_string(),
+            ),
+            ("EPINIO_IRSA_GATEWAY_BUCKET", bucket.to_string()),
+            ("EPINIO_IRSA_GATEWAY_PATH_STYLE", "true".to_string()),
+            (
+                "EPINIO_IRSA_GATEWAY_ACCESS_KEY_FILE",
+                keys.join("accessKeyID").display().to_string(),
+            ),
+            (
+                "EPINIO_IRSA_GATEWAY_SECRET_KEY_FILE",
+                keys.join("secretAccessKey").display().to_string(),
+            ),
+        ]
+        .map(|(k, v)| (k.to_string(), v)),
+    );
+    env
+}
