@@ -201,6 +201,14 @@ fn pretty(doc: &str) -> String {
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write_summary(f)?;
+        self.write_documents(f)
+    }
+}
+
+impl Report {
+    /// Everything but the JSON documents.
+    fn write_summary(&self, f: &mut impl fmt::Write) -> fmt::Result {
         if let Some(why) = &self.skipped {
             return writeln!(f, "epinio-irsa {}: nothing to do: {why}", self.command);
         }
@@ -238,11 +246,9 @@ impl fmt::Display for Report {
         for w in &self.warnings {
             writeln!(f, "WARNING: {w}")?;
         }
-        self.write_documents(f)
+        Ok(())
     }
-}
 
-impl Report {
     fn write_documents(&self, f: &mut impl fmt::Write) -> fmt::Result {
         for (title, doc) in &self.documents {
             writeln!(f, "\n{title}:\n{doc}")?;
@@ -254,11 +260,8 @@ impl Report {
     /// (0: not wrapped), at spaces only so that no ARN or name is split, continuation lines
     /// indented under their first.
     pub fn render(&self, width: usize) -> String {
-        let body = Report {
-            documents: Vec::new(),
-            ..self.clone()
-        };
-        let text = body.to_string();
+        let mut text = String::new();
+        let _ = self.write_summary(&mut text);
         let mut out = String::with_capacity(text.len());
         for line in text.lines() {
             if width == 0 || line.len() <= width {
