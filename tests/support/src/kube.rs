@@ -442,13 +442,18 @@ async fn handle(
     let denied = lock(&shared.rbac).as_mut().and_then(|rbac| {
         let token = header(hyper::header::AUTHORIZATION);
         let token = token.as_deref().and_then(|t| t.strip_prefix("Bearer "));
-        let attrs = rbac::attributes(&rec.method, &rec.path, &rec.query);
-        let create = attrs.clone().filter(|_| creates).map(|mut a| {
-            a.verb = "create".into();
-            a
-        });
-        rbac.check(token, attrs)
-            .and_then(|()| create.map_or(Ok(()), |c| rbac.check(token, Some(c))))
+        let target = rbac::attributes(&rec.method, &rec.path, &rec.query);
+        let create = match &target {
+            rbac::Target::Resource(a) if creates => {
+                Some(rbac::Target::Resource(rbac::Attributes {
+                    verb: "create".into(),
+                    ..a.clone()
+                }))
+            }
+            _ => None,
+        };
+        rbac.check(token, target)
+            .and_then(|()| create.map_or(Ok(()), |c| rbac.check(token, c)))
             .err()
     });
     // Cloned out so the interceptor can call back into the stand-in.

@@ -476,6 +476,11 @@ impl World {
             .collect()
     }
 
+    /// The kubeconfig every run uses (under RBAC, it authenticates as the hook).
+    pub fn kubeconfig(&self) -> &Path {
+        &self.kubeconfig
+    }
+
     /// Write a kubeconfig like the world's, whose user authenticates with `token` (a bearer
     /// token, as a ServiceAccount token would be), and return its path; pass it as
     /// `KUBECONFIG` in a run's extra environment.

@@ -1,11 +1,19 @@
-//! Authentication and RBAC authorization, as the kube-apiserver does them for namespaced
-//! requests: a bearer token names a user; the user's rules are those of the Roles its
+//! Authentication and RBAC authorization, as the kube-apiserver does them for a subject bound
+//! only by Roles: a bearer token names a user; the user's rules are those of the Roles its
 //! RoleBindings in the request's namespace grant; a request is allowed when one rule matches its
 //! verb, API group, resource (with `/subresource`) and, where the request names an object,
-//! `resourceNames`. Anything else is 403 with the apiserver's message; no or an unknown token
-//! is 401. Discovery (`/api`, `/apis`, `/version`) is open to authenticated users, as the
-//! `system:discovery` ClusterRole makes it. ClusterRoles, aggregation and impersonation are not
-//! modelled; the job needs none.
+//! `resourceNames`. Request attributes follow the apiserver's `RequestInfo`: a path
+//! `/api/v1/namespaces/NS` is the object `namespaces "NS"` *in* namespace NS (so a Role in NS
+//! could grant it; ours do not). Refused, with the apiserver's 403 messages:
+//! - any other request outside a namespace (`/api/v1/nodes`, `/api/v1/serviceaccounts`,
+//!   `/apis/apps/v1/deployments`): "at the cluster scope", since no ClusterRole is modelled;
+//! - any non-resource path except discovery (`/api`, `/api/v1`, `/apis`, `/apis/G`, `/apis/G/V`,
+//!   `/version`, `/openapi`, `/openapi/*`) and health (`/healthz`, `/livez`, `/readyz`), which
+//!   the `system:discovery` and `system:public-info-viewer` ClusterRoles open to every
+//!   authenticated user.
+//!
+//! No or an unknown token is 401. ClusterRoles, aggregation and impersonation are not modelled;
+//! the job needs none.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -132,25 +140,40 @@ impl Rbac {
     }
 
     /// `Err((status, Status body))` when the request must be refused.
-    pub fn check(
-        &mut self,
-        token: Option<&str>,
-        attrs: Option<Attributes>,
-    ) -> Result<(), (u16, Value)> {
+    pub fn check(&mut self, token: Option<&str>, target: Target) -> Result<(), (u16, Value)> {
         let Some(user) = token.and_then(|t| self.users.get(t)).cloned() else {
             return Err((
                 401,
                 status(401, "Unauthorized", "Unauthorized".into(), None),
             ));
         };
-        let Some(a) = attrs else {
-            return Ok(()); // discovery
+        let a = match target {
+            Target::Open => return Ok(()),
+            Target::Path { verb, path } => {
+                let message = format!("forbidden: User \"{user}\" cannot {verb} path \"{path}\"");
+                self.denied.push((
+                    user,
+                    Attributes {
+                        verb,
+                        group: String::new(),
+                        resource: path,
+                        namespace: String::new(),
+                        name: String::new(),
+                    },
+                ));
+                return Err((403, status(403, "Forbidden", message, None)));
+            }
+            Target::Resource(a) => a,
         };
-        let rules = self
-            .rules
-            .get(&(a.namespace.clone(), user.clone()))
-            .cloned()
-            .unwrap_or_default();
+        // Cluster-scoped requests: no ClusterRoleBinding is modelled, so nothing grants them.
+        let rules = if a.namespace.is_empty() {
+            Vec::new()
+        } else {
+            self.rules
+                .get(&(a.namespace.clone(), user.clone()))
+                .cloned()
+                .unwrap_or_default()
+        };
         if let Some(i) = rules.iter().position(|r| r.allows(&a)) {
             self.used
                 .entry((a.namespace.clone(), user, i))
@@ -158,31 +181,11 @@ impl Rbac {
                 .insert(a);
             return Ok(());
         }
-        let (res, sub) = a.resource.split_once('/').unwrap_or((&a.resource, ""));
-        let what = if a.name.is_empty() {
-            res.to_string()
-        } else {
-            format!("{res} \"{}\"", a.name)
-        };
-        let sub_text = if sub.is_empty() {
-            String::new()
-        } else {
-            format!("/{sub}")
-        };
-        let message = format!(
-            "{what} is forbidden: User \"{user}\" cannot {} resource \"{res}{sub_text}\" in API group \"{}\" in the namespace \"{}\"",
-            a.verb, a.group, a.namespace
-        );
-        self.denied.push((user, a.clone()));
-        Err((
-            403,
-            status(
-                403,
-                "Forbidden",
-                message,
-                Some(json!({"name": a.name, "kind": res})),
-            ),
-        ))
+        let message = forbidden_message(&user, &a);
+        let (res, _) = a.resource.split_once('/').unwrap_or((&a.resource, ""));
+        let details = json!({"name": a.name, "kind": res});
+        self.denied.push((user, a));
+        Err((403, status(403, "Forbidden", message, Some(details))))
     }
 
     /// Every request refused so far, with its user.
@@ -223,39 +226,111 @@ fn status(code: u16, reason: &str, message: String, details: Option<Value>) -> V
     v
 }
 
-/// The attributes of a request path and method; `None` for discovery and other non-resource
-/// paths (open to any authenticated user here).
-pub fn attributes(
-    method: &str,
-    path: &str,
-    query: &BTreeMap<String, String>,
-) -> Option<Attributes> {
+/// What a request asks for, as the apiserver's `RequestInfo` sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Discovery and health: open to every authenticated user.
+    Open,
+    /// Any other non-resource path: nothing here grants it.
+    Path { verb: String, path: String },
+    /// A resource request; `namespace` is empty at the cluster scope.
+    Resource(Attributes),
+}
+
+fn forbidden_message(user: &str, a: &Attributes) -> String {
+    let (res, sub) = a.resource.split_once('/').unwrap_or((&a.resource, ""));
+    let what = if a.name.is_empty() {
+        res.to_string()
+    } else {
+        format!("{res} \"{}\"", a.name)
+    };
+    let sub_text = if sub.is_empty() {
+        String::new()
+    } else {
+        format!("/{sub}")
+    };
+    let scope = if a.namespace.is_empty() {
+        "at the cluster scope".to_string()
+    } else {
+        format!("in the namespace \"{}\"", a.namespace)
+    };
+    format!(
+        "{what} is forbidden: User \"{user}\" cannot {} resource \"{res}{sub_text}\" in API group \"{}\" {scope}",
+        a.verb, a.group
+    )
+}
+
+/// Whether a non-resource path is discovery or health (`system:discovery`,
+/// `system:public-info-viewer`).
+fn open_path(segs: &[&str]) -> bool {
+    matches!(
+        segs,
+        [] | ["api"]
+            | ["api", _]
+            | ["apis"]
+            | ["apis", _]
+            | ["apis", _, _]
+            | ["version"]
+            | ["healthz"]
+            | ["livez"]
+            | ["readyz"]
+    ) || segs.first() == Some(&"openapi")
+}
+
+/// The target of a request path and method, as the apiserver's `RequestInfo` resolves it.
+pub fn attributes(method: &str, path: &str, query: &BTreeMap<String, String>) -> Target {
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let verb_of = |named: bool| {
+        let watch = query.get("watch").is_some_and(|w| w == "true" || w == "1");
+        match method {
+            "GET" | "HEAD" if watch => "watch",
+            "GET" | "HEAD" if !named => "list",
+            "GET" | "HEAD" => "get",
+            "POST" => "create",
+            "PUT" => "update",
+            "PATCH" => "patch",
+            "DELETE" if !named => "deletecollection",
+            "DELETE" => "delete",
+            _ => "unknown",
+        }
+        .to_string()
+    };
     let (group, rest) = match segs.as_slice() {
-        ["api", _v, rest @ ..] => ("", rest),
-        ["apis", g, _v, rest @ ..] => (*g, rest),
-        _ => return None,
+        ["api", _v, rest @ ..] if !rest.is_empty() => ("", rest),
+        ["apis", g, _v, rest @ ..] if !rest.is_empty() => (*g, rest),
+        s if open_path(s) => return Target::Open,
+        _ => {
+            let verb = match method {
+                "GET" | "HEAD" => "get",
+                "POST" => "post",
+                "PUT" => "put",
+                "PATCH" => "patch",
+                "DELETE" => "delete",
+                _ => "unknown",
+            };
+            return Target::Path {
+                verb: verb.to_string(),
+                path: path.to_string(),
+            };
+        }
     };
-    let (namespace, resource, name, sub) = match rest {
-        ["namespaces", ns, res] => (*ns, *res, "", ""),
-        ["namespaces", ns, res, name] => (*ns, *res, *name, ""),
-        ["namespaces", ns, res, name, sub] => (*ns, *res, *name, *sub),
-        _ => return None,
+    // `/namespaces/NS/...` moves into NS, except the namespace object itself and its `status`
+    // and `finalize` subresources, which are the object `namespaces "NS"` in NS.
+    let (namespace, rest) = match rest {
+        ["namespaces", ns, next, ..] if !matches!(*next, "status" | "finalize") => {
+            (*ns, &rest[2..])
+        }
+        ["namespaces", ns, ..] => (*ns, rest),
+        _ => ("", rest),
     };
-    let watch = query.get("watch").is_some_and(|w| w == "true" || w == "1");
-    let verb = match method {
-        "GET" | "HEAD" if watch => "watch",
-        "GET" | "HEAD" if name.is_empty() => "list",
-        "GET" | "HEAD" => "get",
-        "POST" => "create",
-        "PUT" => "update",
-        "PATCH" => "patch",
-        "DELETE" if name.is_empty() => "deletecollection",
-        "DELETE" => "delete",
-        _ => "unknown",
+    let (resource, name, sub) = match rest {
+        [res] => (*res, "", ""),
+        [res, name] => (*res, *name, ""),
+        [res, name, sub, ..] => (*res, *name, *sub),
+        [] => unreachable!("a resource path has a resource"),
     };
-    Some(Attributes {
-        verb: verb.to_string(),
+    Target::Resource(Attributes {
+        verb: verb_of(!name.is_empty()),
         group: group.to_string(),
         resource: if sub.is_empty() {
             resource.to_string()
