@@ -86,6 +86,13 @@ async fn provision_verifies_every_service_account_before_restarting() {
         )
         .unwrap();
         assert_eq!(claims["aud"], json!(["sts.amazonaws.com"]));
+        // Issued by the cluster's issuer (the one the OIDC provider trusts), for the job's
+        // 10 minutes.
+        assert_eq!(claims["iss"], json!(w.issuer));
+        assert_eq!(
+            claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(),
+            600
+        );
         assert!(claims["sub"]
             .as_str()
             .unwrap()
@@ -388,4 +395,74 @@ async fn a_principal_iam_does_not_know_yet_is_retried_after_creating_the_provide
     let out = w.run("provision", &[]).await;
     assert_eq!(out.code, Some(1), "{}", out.stdout);
     assert!(out.stderr.contains("Invalid principal"), "{}", out.stderr);
+}
+
+/// The stand-in's TokenRequest answers as the apiserver does: the cluster's issuer, an
+/// `expirationTimestamp` that is `exp`, 3600 s by default, and 422 under 10 minutes.
+#[tokio::test(flavor = "multi_thread")]
+async fn token_requests_are_bounded_and_issued_by_the_clusters_issuer() {
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    use kube::api::{Api, PostParams};
+    let w = World::new(BIN).await;
+    let kubeconfig = kube::config::Kubeconfig::read_from(w.kubeconfig()).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .unwrap();
+    let api = Api::<ServiceAccount>::namespaced(kube::Client::try_from(config).unwrap(), NAMESPACE);
+    let request = |seconds: Option<i64>| TokenRequest {
+        spec: TokenRequestSpec {
+            audiences: vec!["sts.amazonaws.com".into()],
+            expiration_seconds: seconds,
+            bound_object_ref: None,
+        },
+        ..TokenRequest::default()
+    };
+    let pp = PostParams::default();
+    for (seconds, detail) in [
+        (599, "599: may not specify a duration less than 10 minutes"),
+        (
+            (1 << 32) + 1,
+            "4294967297: may not specify a duration larger than 2^32 seconds",
+        ),
+    ] {
+        match api
+            .create_token_request("epinio-server", &pp, &request(Some(seconds)))
+            .await
+        {
+            Err(kube::Error::Api(s)) => {
+                assert_eq!(s.code, 422);
+                assert_eq!(
+                    s.message,
+                    format!("TokenRequest.authentication.k8s.io \"epinio-server\" is invalid: spec.expirationSeconds: Invalid value: {detail}")
+                );
+            }
+            other => panic!("expirationSeconds {seconds} accepted: {other:?}"),
+        }
+    }
+    assert!(
+        w.kube.tokens().is_empty(),
+        "a refused request issues no token"
+    );
+    for (seconds, want) in [(None, 3600), (Some(600), 600)] {
+        let out = api
+            .create_token_request("epinio-server", &pp, &request(seconds))
+            .await
+            .unwrap();
+        let status = out.status.unwrap();
+        use base64::Engine;
+        let claims: Value = serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(status.token.split('.').nth(1).unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(claims["iss"], json!(w.issuer));
+        let (iat, exp) = (
+            claims["iat"].as_i64().unwrap(),
+            claims["exp"].as_i64().unwrap(),
+        );
+        assert_eq!(exp - iat, want);
+        assert_eq!(status.expiration_timestamp.0.as_second(), exp);
+    }
 }

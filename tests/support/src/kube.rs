@@ -78,6 +78,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use validate::FieldError;
+
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -141,6 +143,8 @@ struct Shared {
     interceptor: Mutex<Option<Interceptor>>,
     /// Every token TokenRequest issued, for tests that check none leaks.
     tokens: Mutex<Vec<String>>,
+    /// The service-account issuer TokenRequest writes into `iss`.
+    issuer: Mutex<String>,
     /// Authentication and authorization, when enabled ([`KubeStandIn::enable_rbac`]).
     rbac: Mutex<Option<rbac::Rbac>>,
     /// `host:port`, for the discovery document that advertises it.
@@ -178,6 +182,7 @@ impl KubeStandIn {
             log: Mutex::new(Vec::new()),
             interceptor: Mutex::new(None),
             tokens: Mutex::new(Vec::new()),
+            issuer: Mutex::new("https://kubernetes.default.svc.cluster.local".to_string()),
             rbac: Mutex::new(None),
             server_address: addr.to_string(),
             started: store::now(),
@@ -269,6 +274,11 @@ preferences: {{}}
             .as_ref()
             .map(|r| r.used(namespace, user))
             .unwrap_or_default()
+    }
+
+    /// The service-account issuer tokens carry from now on (EKS: the cluster's OIDC issuer).
+    pub fn set_issuer(&self, issuer: &str) {
+        *lock(&self.inner.shared.issuer) = issuer.to_string();
     }
 
     /// The tokens TokenRequest issued so far.
@@ -571,9 +581,12 @@ impl Shared {
     }
 
     /// TokenRequest (`POST .../serviceaccounts/NAME/token`): a JWT-shaped token (unsigned:
-    /// nothing here verifies signatures) whose `sub` is `system:serviceaccount:NS:NAME` and
-    /// whose `aud` is the requested audiences, as the kube-apiserver issues them. 404 when the
-    /// ServiceAccount does not exist. Creates no object.
+    /// nothing here verifies signatures) whose `iss` is the cluster's issuer
+    /// ([`KubeStandIn::set_issuer`]), `sub` is `system:serviceaccount:NS:NAME`, `aud` the
+    /// requested audiences and `exp` now plus `expirationSeconds` (default 3600), as the
+    /// kube-apiserver issues them; `status.expirationTimestamp` is that `exp`. 422 for
+    /// `expirationSeconds` under 600 or over 2^32, 404 when the ServiceAccount does not exist.
+    /// Creates no object.
     fn token_request(
         &self,
         rec: &RecordedRequest,
@@ -601,21 +614,37 @@ impl Shared {
             .get("audiences")
             .cloned()
             .unwrap_or_else(|| serde_json::json!(["https://kubernetes.default.svc"]));
+        // The apiserver's ValidateTokenRequest: at least 10 minutes, at most 2^32 seconds.
         let seconds = spec
             .get("expirationSeconds")
-            .and_then(Value::as_u64)
+            .and_then(Value::as_i64)
             .unwrap_or(3600);
+        let bound = match seconds {
+            s if s < 600 => Some("may not specify a duration less than 10 minutes"),
+            s if s > 1 << 32 => Some("may not specify a duration larger than 2^32 seconds"),
+            _ => None,
+        };
+        if let Some(detail) = bound {
+            let error = FieldError::invalid_number("spec.expirationSeconds", seconds, detail);
+            return Err(ApiError::invalid_kind(
+                "TokenRequest.authentication.k8s.io",
+                "authentication.k8s.io",
+                name,
+                &[error],
+            ));
+        }
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or_default();
+        let exp = now + seconds.unsigned_abs();
         let claims = serde_json::json!({
-            "iss": "https://kubernetes.default.svc.cluster.local",
+            "iss": lock(&self.issuer).clone(),
             "sub": format!("system:serviceaccount:{ns}:{name}"),
             "aud": audiences,
             "iat": now,
             "nbf": now,
-            "exp": now + seconds,
+            "exp": exp,
             "kubernetes.io": {"namespace": ns, "serviceaccount": {"name": name, "uid": sa["metadata"]["uid"]}},
         });
         let part = |v: &Value| URL_SAFE_NO_PAD.encode(v.to_string());
@@ -633,7 +662,7 @@ impl Shared {
                 "apiVersion": "authentication.k8s.io/v1",
                 "metadata": {"name": name, "namespace": ns},
                 "spec": {"audiences": claims["aud"], "expirationSeconds": seconds},
-                "status": {"token": token, "expirationTimestamp": store::now()},
+                "status": {"token": token, "expirationTimestamp": store::format_time(exp)},
             })),
             changed: false,
         })

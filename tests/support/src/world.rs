@@ -105,6 +105,7 @@ impl World {
         for obj in objects {
             kube.seed(obj);
         }
+        kube.set_issuer(&issuer);
         let (moto_url, kube_url) = (moto.endpoint(), kube.url());
         let (aws_proxy, kube_proxy) =
             tokio::join!(Proxy::start(&moto_url), Proxy::start(&kube_url));

@@ -1191,7 +1191,7 @@ pub(crate) fn now() -> String {
     format_time(secs)
 }
 
-fn format_time(secs: u64) -> String {
+pub(crate) fn format_time(secs: u64) -> String {
     // Howard Hinnant's days-to-civil algorithm.
     let z = (secs / 86_400) as i64 + 719_468;
     let era = z.div_euclid(146_097);

@@ -9,6 +9,8 @@ use serde_json::Value;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum FieldErrorKind {
     Invalid(String),
+    /// An invalid number, which the real server prints without quotes.
+    InvalidNumber(i64),
     Required,
     TooLong(usize),
     Forbidden,
@@ -31,6 +33,14 @@ impl FieldError {
         }
     }
 
+    pub fn invalid_number(field: &str, value: i64, detail: impl Into<String>) -> Self {
+        FieldError {
+            field: field.into(),
+            kind: FieldErrorKind::InvalidNumber(value),
+            detail: detail.into(),
+        }
+    }
+
     pub fn required(field: &str, detail: &str) -> Self {
         FieldError {
             field: field.into(),
@@ -49,7 +59,7 @@ impl FieldError {
 
     pub fn cause_type(&self) -> &'static str {
         match self.kind {
-            FieldErrorKind::Invalid(_) => "FieldValueInvalid",
+            FieldErrorKind::Invalid(_) | FieldErrorKind::InvalidNumber(_) => "FieldValueInvalid",
             FieldErrorKind::Required => "FieldValueRequired",
             FieldErrorKind::TooLong(_) => "FieldValueTooLong",
             FieldErrorKind::Forbidden => "FieldValueForbidden",
@@ -60,6 +70,9 @@ impl FieldError {
     pub fn body(&self) -> String {
         match &self.kind {
             FieldErrorKind::Invalid(value) => format!("Invalid value: {value:?}: {}", self.detail),
+            FieldErrorKind::InvalidNumber(value) => {
+                format!("Invalid value: {value}: {}", self.detail)
+            }
             FieldErrorKind::Required => format!("Required value: {}", self.detail),
             FieldErrorKind::TooLong(max) => format!("Too long: must have at most {max} bytes"),
             FieldErrorKind::Forbidden => format!("Forbidden: {}", self.detail),
