@@ -106,6 +106,30 @@ impl AwsError {
     pub fn not_found(&self) -> bool {
         self.is("NoSuchEntity") || self.is("ResourceNotFoundException")
     }
+    /// Worth another attempt: throttled, or [`AwsError::may_have_committed`].
+    pub fn transient(&self) -> bool {
+        self.may_have_committed()
+            || matches!(
+                self.code.as_deref(),
+                Some("Throttling" | "ThrottlingException" | "RequestLimitExceeded" | "SlowDown")
+            )
+    }
+    /// A failure after which a write may still have been applied: no answer at all (reset,
+    /// timeout) or a server-side failure. A throttled or refused call was not applied.
+    pub fn may_have_committed(&self) -> bool {
+        match self.code.as_deref() {
+            None => true,
+            Some(code) => matches!(
+                code,
+                "InternalFailure"
+                    | "InternalError"
+                    | "ServiceFailure"
+                    | "ServiceUnavailable"
+                    | "ServiceUnavailableException"
+                    | "ServerException"
+            ),
+        }
+    }
     /// A response that lacks what the service model promises.
     pub fn malformed(op: &'static str, resource: &str, what: &str) -> AwsError {
         AwsError {

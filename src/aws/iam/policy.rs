@@ -184,9 +184,16 @@ impl Iam {
     /// keeps at most KEPT_VERSIONS); when someone else filled the slots, list and delete the
     /// oldest non-default versions, then try again, bounded, as a concurrent run may fill the
     /// slot we freed. Returns the new version id.
+    ///
+    /// `CreatePolicyVersion` is not idempotent: a retry after a lost answer (a reset, a
+    /// timeout, a 5xx) would publish the document a second time. So the SDK does not retry
+    /// it; after such a failure the default version is read back, and when it already holds
+    /// the document the lost call did commit and its version is the one published.
     async fn publish_version(&self, spec: &PolicySpec) -> Result<String, Error> {
         let arn = &spec.arn;
-        for _ in 0..3 {
+        let (mut full, mut unclear) = (0, 0);
+        let mut delay = crate::retry::FIRST_DELAY;
+        while full < 3 {
             let result = call(
                 CREATE_POLICY_VERSION,
                 arn,
@@ -195,6 +202,11 @@ impl Iam {
                     .policy_arn(arn)
                     .policy_document(&spec.document)
                     .set_as_default(true)
+                    .customize()
+                    .config_override(
+                        aws_sdk_iam::config::Builder::default()
+                            .retry_config(aws_config::retry::RetryConfig::disabled()),
+                    )
                     .send(),
             )
             .await;
@@ -207,6 +219,7 @@ impl Iam {
                         .to_string())
                 }
                 Err(e) if e.is("LimitExceeded") => {
+                    full += 1;
                     let old = self.list_versions(arn).await?;
                     // `old` excludes the default version: keep at most MAX - 2 of them, so
                     // the new version fits.
@@ -217,6 +230,19 @@ impl Iam {
                             .map(|id| self.delete_version(arn, id)),
                     )
                     .await?;
+                }
+                Err(e) if e.transient() && unclear + 1 < self.attempts => {
+                    unclear += 1;
+                    tracing::info!(error = %e, "publishing the policy version failed, retrying");
+                    let read_back = e.may_have_committed();
+                    if let Some(state) = self.read_policy(arn, false).await?.filter(|_| read_back) {
+                        let current = self.default_document(arn, &state.default_version).await?;
+                        if same_document(&current, &spec.document) {
+                            return Ok(state.default_version);
+                        }
+                    }
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(crate::retry::MAX_DELAY);
                 }
                 Err(e) => return Err(e.into()),
             }

@@ -89,6 +89,12 @@ pub enum Fault {
     /// Wait this long, then forward (pick a duration above the client's
     /// timeout to model a hung upstream).
     Slow(Duration),
+    /// The answer is lost: forward the call and let it commit upstream, then drop the
+    /// connection (RST) instead of relaying the response.
+    CommitThenReset,
+    /// The answer is lost: forward the call and let it commit upstream, then answer 500
+    /// (`InternalFailure` / `InternalError`) instead of the real response.
+    CommitThenInternalFailure,
 }
 
 impl Fault {
@@ -104,11 +110,14 @@ impl Fault {
             Fault::InvalidPrincipal => "InvalidPrincipal",
             Fault::ResetConnection => "ResetConnection",
             Fault::Slow(_) => "Slow",
+            Fault::CommitThenReset => "CommitThenReset",
+            Fault::CommitThenInternalFailure => "CommitThenInternalFailure",
         }
     }
 
     /// Parse a CLI fault name: `throttling`, `unavailable`, `internal`,
-    /// `nosuchentity`, `conflict`, `reset`, `slow:MS` (case-insensitive; the
+    /// `nosuchentity`, `conflict`, `reset`, `slow:MS`, `commit-reset`, `commit-500`
+    /// (case-insensitive; the
     /// [`Fault::name`] spellings are accepted too).
     pub fn parse(s: &str) -> Result<Fault, String> {
         let lower = s.to_ascii_lowercase();
@@ -127,6 +136,8 @@ impl Fault {
             "accessdenied" | "403" => Fault::AccessDenied,
             "invalidprincipal" => Fault::InvalidPrincipal,
             "reset" | "resetconnection" => Fault::ResetConnection,
+            "commit-reset" | "committhenreset" => Fault::CommitThenReset,
+            "commit-500" | "committheninternalfailure" => Fault::CommitThenInternalFailure,
             _ => return Err(format!("unknown fault {s:?}")),
         })
     }
@@ -228,7 +239,8 @@ pub struct Call {
     /// When the response was complete (or the connection was dropped).
     pub end: Instant,
     /// HTTP status returned to the client; 0 when the connection was reset
-    /// (or the client went away before an answer).
+    /// (or the client went away before an answer). Under a `CommitThen*` fault: the status
+    /// upstream answered, which the client never saw.
     pub status: u16,
     /// Name of the injected fault ([`Fault::name`]), or `"CrashAfterWrites"`.
     pub injected: Option<String>,
@@ -1306,6 +1318,89 @@ async fn forward(
     out
 }
 
+/// Ask moto something with the caller's own headers (so it passes wherever the call itself
+/// would): `(status, body)`, or `None` when moto could not be reached.
+async fn ask_moto(
+    state: &State,
+    parts: &hyper::http::request::Parts,
+    method: Method,
+    path: String,
+    body: Option<String>,
+) -> Option<(u16, Bytes)> {
+    let mut req = Request::new(Full::new(Bytes::from(body.clone().unwrap_or_default())));
+    *req.method_mut() = method;
+    let uri: Uri = match path.parse() {
+        Ok(u) => u,
+        Err(_) => Uri::from_static("/"),
+    };
+    let target = state.upstream.target(&uri);
+    copy_end_to_end(
+        &parts.headers,
+        req.headers_mut(),
+        &[header::EXPECT, header::CONTENT_LENGTH, header::CONTENT_TYPE],
+    );
+    if body.is_some() {
+        req.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("application/x-www-form-urlencoded"),
+        );
+        // moto routes Query calls by the credential scope's service: IAM's.
+        if let Some(auth) = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+        {
+            let iam = auth.replace("/eks/aws4_request", "/iam/aws4_request");
+            if let Ok(v) = header::HeaderValue::from_str(&iam) {
+                req.headers_mut().insert(header::AUTHORIZATION, v);
+            }
+        }
+    }
+    *req.uri_mut() = target.ok()?;
+    let resp = state.client.request(req).await.ok()?;
+    let status = resp.status().as_u16();
+    let bytes = resp.into_body().collect().await.ok()?.to_bytes();
+    Some((status, bytes))
+}
+
+/// moto counts an `AttachRolePolicy` of a policy already attached to the role as a second
+/// attachment (its `attachment_count` goes up again, so a later `DeletePolicy` fails with
+/// `DeleteConflict` after one detach). IAM attaches once and answers success. So the proxy
+/// asks moto first and answers such a call itself, as IAM would.
+async fn already_attached(
+    state: &State,
+    parts: &hyper::http::request::Parts,
+    class: &Classification,
+) -> bool {
+    let (Some(role), Some(policy)) = (
+        param(&class.params, "RoleName"),
+        param(&class.params, "PolicyArn"),
+    ) else {
+        return false;
+    };
+    let form = format!(
+        "Action=ListAttachedRolePolicies&Version=2010-05-08&RoleName={}",
+        percent_encoding::utf8_percent_encode(role, percent_encoding::NON_ALPHANUMERIC)
+    );
+    match ask_moto(state, parts, Method::POST, "/".into(), Some(form)).await {
+        Some((200, body)) => String::from_utf8_lossy(&body)
+            .contains(&format!("<PolicyArn>{}</PolicyArn>", xml_escape(policy))),
+        _ => false,
+    }
+}
+
+fn attached_already() -> Response<Full<Bytes>> {
+    let body = format!(
+        "<AttachRolePolicyResponse xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\"><ResponseMetadata><RequestId>{}</RequestId></ResponseMetadata></AttachRolePolicyResponse>",
+        request_id()
+    );
+    Response::builder()
+        .status(200)
+        .header(header::CONTENT_TYPE, "text/xml")
+        .body(Full::new(Bytes::from(body)))
+        .expect("valid response")
+}
+
 /// Answer a Pod Identity call from the stand-in, after asking moto what it needs: the cluster
 /// (`DescribeCluster`) and, when the body names a role, whether it exists (`GetRole`). Both go
 /// with the caller's own headers, so they pass wherever the call itself would.
@@ -1316,42 +1411,7 @@ async fn serve_pod_identity(
     route: &crate::pod_identity::Route,
 ) -> Response<Full<Bytes>> {
     let ask = |method: Method, path: String, body: Option<String>| {
-        let mut req = Request::new(Full::new(Bytes::from(body.clone().unwrap_or_default())));
-        *req.method_mut() = method;
-        let uri: Uri = match path.parse() {
-            Ok(u) => u,
-            Err(_) => Uri::from_static("/"),
-        };
-        let target = state.upstream.target(&uri);
-        copy_end_to_end(
-            &parts.headers,
-            req.headers_mut(),
-            &[header::EXPECT, header::CONTENT_LENGTH, header::CONTENT_TYPE],
-        );
-        if body.is_some() {
-            req.headers_mut().insert(
-                header::CONTENT_TYPE,
-                header::HeaderValue::from_static("application/x-www-form-urlencoded"),
-            );
-            // moto routes Query calls by the credential scope's service: IAM's.
-            if let Some(auth) = parts
-                .headers
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-            {
-                let iam = auth.replace("/eks/aws4_request", "/iam/aws4_request");
-                if let Ok(v) = header::HeaderValue::from_str(&iam) {
-                    req.headers_mut().insert(header::AUTHORIZATION, v);
-                }
-            }
-        }
-        async move {
-            *req.uri_mut() = target.ok()?;
-            let resp = state.client.request(req).await.ok()?;
-            let status = resp.status().as_u16();
-            let bytes = resp.into_body().collect().await.ok()?.to_bytes();
-            Some((status, bytes))
-        }
+        ask_moto(state, parts, method, path, body)
     };
     let cluster = route.cluster().to_string();
     let cluster_path = format!(
@@ -1462,6 +1522,8 @@ async fn handle(
         }
     }
 
+    // A fault that loses the answer is applied after the call has committed upstream.
+    let mut lost = None;
     if let Some(fault) = state.pick_fault(&class.op) {
         guard.set_injected(fault.name());
         match fault {
@@ -1471,6 +1533,7 @@ async fn handle(
                 return Err(ResetRequested);
             }
             Fault::Slow(d) => tokio::time::sleep(d).await,
+            Fault::CommitThenReset | Fault::CommitThenInternalFailure => lost = Some(fault),
             other => {
                 let resp = fault_response(&class, &other);
                 guard.finish(resp.status().as_u16());
@@ -1491,13 +1554,32 @@ async fn handle(
         .flatten();
     let resp = match route {
         Some(route) => serve_pod_identity(&state, &parts, &body, &route).await,
+        None if class.op == "AttachRolePolicy"
+            && already_attached(&state, &parts, &class).await =>
+        {
+            attached_already()
+        }
         None => forward(&state, &parts, body).await,
     };
     if let Some(mut s) = slot {
         s.success = resp.status().is_success();
     }
-    guard.finish(resp.status().as_u16());
-    Ok(resp)
+    match lost {
+        // Both are recorded with the status upstream gave, which the client never sees.
+        Some(Fault::CommitThenReset) => {
+            reset.store(true, Ordering::SeqCst);
+            guard.finish(resp.status().as_u16());
+            Err(ResetRequested)
+        }
+        Some(_) => {
+            guard.finish(resp.status().as_u16());
+            Ok(fault_response(&class, &Fault::InternalFailure))
+        }
+        None => {
+            guard.finish(resp.status().as_u16());
+            Ok(resp)
+        }
+    }
 }
 
 async fn accept_loop(listener: TcpListener, state: Arc<State>, shutdown: watch::Receiver<bool>) {

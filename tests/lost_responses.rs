@@ -1,0 +1,280 @@
+//! Lost answers: the classic cloud failure where a write succeeds but its response never
+//! arrives. For every write a clean run makes (IAM creates, attaches, tags and policy versions;
+//! EKS association create, update, tag and delete; Kubernetes applies, restarts and deletes),
+//! the proxy forwards that one write, lets it commit, then drops the connection or answers 500
+//! instead of relaying the answer. The retry inside the run, or else the next run, must end in
+//! exactly the state a clean run leaves: no duplicate, no orphan, no ownership refusal of what
+//! the job itself made.
+
+mod reliability;
+
+use reliability::{assert_same, provision_env, state, teardown_env, State, BIN};
+use serde_json::Value;
+use testkit::epinio::Chart;
+use testkit::proxy::{Call, Fault, Rule};
+use testkit::world::{RunOutput, World};
+
+const FAULTS: [Fault; 2] = [Fault::CommitThenReset, Fault::CommitThenInternalFailure];
+const PI: [(&str, &str); 2] = [
+    ("EPINIO_IRSA_STAGING_SERVICE_ACCOUNT", "epinio-staging"),
+    ("EPINIO_IRSA_MODE", "pod-identity"),
+];
+
+/// Every write of a run: (AWS or not, operation, how many calls of that operation came before).
+fn write_points(out: &RunOutput) -> Vec<(bool, String, usize)> {
+    let mut points: Vec<(bool, String, usize)> = Vec::new();
+    let calls: Vec<&Call> = out.aws_calls.iter().chain(&out.kube_calls).collect();
+    for c in calls.iter().filter(|c| c.is_write) {
+        let nth = points
+            .iter()
+            .filter(|(aws, op, _)| *aws == c.is_aws() && *op == c.op)
+            .count();
+        points.push((c.is_aws(), c.op.clone(), nth));
+    }
+    points
+}
+
+/// How the runs with a lost answer ended.
+#[derive(Debug, Default)]
+struct Tally {
+    points: usize,
+    /// Converged within the run (the retry saw the committed write and went on).
+    within: usize,
+    /// Failed, and the next run converged; with the failing run's error.
+    next_run: Vec<String>,
+}
+
+/// Runs `command` once clean from the state `prepare` makes, then once per write of that clean
+/// run and per fault with that write's answer lost, each time from the same start, and checks
+/// that every one ends (after at most one more run) in the clean run's state.
+async fn every_write_loses_its_answer(
+    w: &World,
+    what: &str,
+    prepare: impl AsyncFn(&World),
+    command: &str,
+    env: &[(&str, &str)],
+) -> (Tally, State) {
+    // Twice: the first run on a fresh world may do what later ones need not (a restart for a
+    // pod template that never had the annotation); the second is what every point repeats.
+    prepare(w).await;
+    w.run(command, env).await.assert_ok();
+    prepare(w).await;
+    let clean = w.run(command, env).await;
+    clean.assert_ok();
+    let expected = state(w).await;
+    let points = write_points(&clean);
+    assert!(!points.is_empty(), "{what}: a clean run writes");
+    let mut tally = Tally::default();
+    for (aws, op, nth) in &points {
+        for fault in FAULTS {
+            prepare(w).await;
+            let proxy = if *aws { &w.aws_proxy } else { &w.kube_proxy };
+            proxy.add_rule(Rule::new(op.clone(), fault.clone(), 1).after(*nth));
+            let out = w.run(command, env).await;
+            proxy.clear_rules();
+            let label = format!("{what}: answer of {op} #{nth} lost ({})", fault.name());
+            let hit: Vec<&Call> = out
+                .aws_calls
+                .iter()
+                .chain(&out.kube_calls)
+                .filter(|c| c.injected.as_deref() == Some(fault.name()))
+                .collect();
+            assert_eq!(hit.len(), 1, "{label}: the fault fired once");
+            assert!(
+                (200..300).contains(&hit[0].status),
+                "{label}: the write committed upstream ({})",
+                hit[0].status
+            );
+            tally.points += 1;
+            if out.success() {
+                tally.within += 1;
+            } else {
+                for refusal in [
+                    "was not created by epinio-irsa",
+                    "belongs to another",
+                    "did not make",
+                ] {
+                    assert!(
+                        !out.stderr.contains(refusal),
+                        "{label}: refused its own write as someone else's:\n{}",
+                        out.stderr
+                    );
+                }
+                let error = out
+                    .stderr
+                    .lines()
+                    .find(|l| l.starts_with("error:"))
+                    .unwrap_or("(no error line)")
+                    .to_string();
+                let again = w.run(command, env).await;
+                assert!(
+                    again.success(),
+                    "{label}: the next run must converge\nfirst: {error}\nstdout:\n{}\nstderr:\n{}",
+                    again.stdout,
+                    again.stderr
+                );
+                tally.next_run.push(format!("{label}: {error}"));
+            }
+            assert_same(&state(w).await, &expected, &label);
+        }
+    }
+    println!(
+        "{what}: {} lost answers, {} converged within the run, {} on the next run",
+        tally.points,
+        tally.within,
+        tally.next_run.len()
+    );
+    for line in &tally.next_run {
+        println!("  next run needed: {line}");
+    }
+    (tally, expected)
+}
+
+async fn irsa_provision(w: &World) {
+    w.run("provision", &provision_env(&[])).await.assert_ok();
+}
+
+async fn irsa_teardown(w: &World) {
+    w.run("teardown", &teardown_env(&[])).await.assert_ok();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn irsa_provision_and_teardown_converge_when_any_answer_is_lost() {
+    let w = World::new(BIN).await;
+    let (p, _) = every_write_loses_its_answer(
+        &w,
+        "provision",
+        irsa_teardown,
+        "provision",
+        &provision_env(&[]),
+    )
+    .await;
+    assert!(p.points >= 2 * 8, "{p:?}");
+    let (t, _) = every_write_loses_its_answer(
+        &w,
+        "teardown",
+        irsa_provision,
+        "teardown",
+        &teardown_env(&[]),
+    )
+    .await;
+    assert!(t.points >= 2 * 6, "{t:?}");
+}
+
+/// A new policy version (the bucket moved), a trust policy someone changed, and the tags that
+/// record the version: each of those writes loses its answer.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_policy_and_trust_update_converges_when_any_answer_is_lost() {
+    let w = World::new(BIN).await;
+    let bucket = ("EPINIO_IRSA_S3_BUCKET", "epinio-moved");
+    let prepare = async |w: &World| {
+        irsa_teardown(w).await;
+        irsa_provision(w).await;
+        let role = w.iam_state().await["roles"]
+            .as_object()
+            .and_then(|r| r.keys().find(|k| k.ends_with("-server")).cloned())
+            .expect("server role");
+        w.iam
+            .update_assume_role_policy()
+            .role_name(role)
+            .policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"sts:AssumeRole"}]}"#)
+            .send()
+            .await
+            .expect("drift the trust policy");
+    };
+    let (u, expected) = every_write_loses_its_answer(
+        &w,
+        "update",
+        prepare,
+        "provision",
+        &provision_env(&[bucket]),
+    )
+    .await;
+    assert!(u.points >= 2 * 3, "{u:?}");
+    // No second version of the same document: exactly what a clean update leaves.
+    let policies = expected.iam["policies"].as_object().expect("policies");
+    for (name, p) in policies {
+        assert_eq!(p["versions"], 2, "{name}: {p}");
+    }
+}
+
+async fn pod_identity_world() -> World {
+    let chart = Chart::new("1.13.9")
+        .aws_cli(testkit::epinio::POD_IDENTITY_AWS_CLI)
+        .staging_workloads("epinio-staging");
+    let w = World::with_objects(BIN, chart.objects()).await;
+    w.install_agent("ACTIVE");
+    w
+}
+
+fn creates_answered_409(out: &[Call]) -> usize {
+    out.iter()
+        .filter(|c| c.op == "CreatePodIdentityAssociation" && c.status == 409)
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pod_identity_provision_repair_and_teardown_converge_when_any_answer_is_lost() {
+    let w = pod_identity_world().await;
+    let teardown = async |w: &World| {
+        w.run("teardown", &PI).await.assert_ok();
+    };
+    let provision = async |w: &World| {
+        w.run("provision", &PI).await.assert_ok();
+    };
+    let (p, _) =
+        every_write_loses_its_answer(&w, "pod-identity provision", teardown, "provision", &PI)
+            .await;
+    assert!(p.points >= 2 * 6, "{p:?}");
+
+    // The association made but its answer lost: the retry is answered 409, and the job takes
+    // over the association it made (read back, ours by its tags) within the same run.
+    teardown(&w).await;
+    w.aws_proxy.add_rule(Rule::once(
+        "CreatePodIdentityAssociation",
+        Fault::CommitThenReset,
+    ));
+    let out = w.run("provision", &PI).await;
+    w.aws_proxy.clear_rules();
+    out.assert_ok();
+    assert_eq!(
+        creates_answered_409(&out.aws_calls),
+        1,
+        "{:?}",
+        out.aws_calls
+    );
+    assert_eq!(w.pod_identity().associations().len(), 2);
+
+    // Drift repaired: the server's association repointed elsewhere (Update) and staging's
+    // ownership tag removed (TagResource); each answer lost.
+    let drift = async |w: &World| {
+        teardown(w).await;
+        provision(w).await;
+        let a = w.pod_identity().associations();
+        let server = a
+            .iter()
+            .find(|x| x.service_account == "epinio-server")
+            .unwrap();
+        let staging = a
+            .iter()
+            .find(|x| x.service_account == "epinio-staging")
+            .unwrap();
+        let other = format!("arn:aws:iam::{}:role/elsewhere", w.account());
+        w.pod_identity().set_role(&server.id, &other);
+        let mut tags = staging.tags.clone();
+        tags.remove("app.kubernetes.io/managed-by");
+        w.pod_identity().set_tags(&staging.id, tags);
+    };
+    let (r, _) =
+        every_write_loses_its_answer(&w, "pod-identity repair", drift, "provision", &PI).await;
+    let ops: Vec<&str> = ["UpdatePodIdentityAssociation", "TagResource"].to_vec();
+    assert_eq!(r.points, 2 * ops.len(), "{r:?}");
+
+    let (t, torn_down) =
+        every_write_loses_its_answer(&w, "pod-identity teardown", provision, "teardown", &PI).await;
+    assert!(t.points >= 2 * 4, "{t:?}");
+    assert_eq!(
+        torn_down.iam["pod_identity_associations"],
+        Value::Array(vec![])
+    );
+}
