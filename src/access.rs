@@ -180,6 +180,9 @@ pub struct Scope<'a> {
     pub region: Option<&'a str>,
     pub cluster: &'a str,
     pub role_arns: Vec<String>,
+    /// With a role path: the same roles without it (`role/NAME`), where IAM may authorize a
+    /// read of a role that does not exist yet. Empty without a path.
+    pub pathless_role_arns: Vec<String>,
     pub policy_arn: String,
     /// The S3 policy and the extra policies, the only ones the job may attach.
     pub attachable: Vec<String>,
@@ -289,6 +292,24 @@ pub fn installer_policy(scope: &Scope) -> Value {
         };
         statements.push(json!({
             "Sid": sid, "Effect": "Allow", "Action": action, "Resource": scope.resources(on)
+        }));
+    }
+    // A role that does not exist yet has no path IAM could know, so a read of it (the first
+    // provision's GetRole, which must answer NoSuchEntity) may be authorized against
+    // `role/NAME` rather than `role/PATH/NAME`; without this grant that read would be
+    // AccessDenied on real IAM and the first run would fail. Reads only: every write names a
+    // role that exists, or creates it with its path.
+    let missing_reads: Vec<&str> = [GET_ROLE, LIST_ATTACHED_ROLE_POLICIES, LIST_ROLE_POLICIES]
+        .into_iter()
+        .filter(|a| scope.calls(*a))
+        .map(|a| a.name)
+        .collect();
+    if !scope.pathless_role_arns.is_empty() && !missing_reads.is_empty() {
+        statements.push(json!({
+            "Sid": "ReadRolesBeforeTheirPathExists",
+            "Effect": "Allow",
+            "Action": missing_reads,
+            "Resource": scope.pathless_role_arns,
         }));
     }
     statements.push(json!({

@@ -81,8 +81,15 @@ fn requests(w: &World, call: &Call) -> Vec<Request> {
             path.unwrap_or(PATH.into())
         )
     };
+    // A role that does not exist has no path IAM could know: a read of it may be authorized
+    // against the pathless ARN (`role/NAME`), so the replay judges it there.
+    let missing_role = call.status == 404
+        && matches!(
+            op,
+            "GetRole" | "ListAttachedRolePolicies" | "ListRolePolicies"
+        );
     let resource = if let Some(name) = p("RoleName") {
-        role(name, p("Path"))
+        role(name, p("Path").or(missing_role.then(|| "/".to_string())))
     } else if let Some(arn) = p("PolicyArn") {
         arn
     } else if op == "CreatePolicy" {

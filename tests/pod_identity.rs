@@ -514,7 +514,6 @@ async fn a_create_right_after_a_delete_is_retried_until_the_delete_settles() {
 #[tokio::test(flavor = "multi_thread")]
 async fn pod_identity_calls_survive_transient_faults_and_name_persistent_ones() {
     let w = world(Some("ACTIVE")).await;
-    let start = state(&w).await;
     let clean = w.run("provision", &env("pod-identity")).await;
     clean.assert_ok();
     let provisioned = state(&w).await;
@@ -578,7 +577,70 @@ async fn pod_identity_calls_survive_transient_faults_and_name_persistent_ones() 
         &torn_down,
         "teardown after a throttled delete",
     );
-    let _ = start;
+
+    // The calls of a re-run that repairs drift: Describe (each association found), Update
+    // (the server's repointed elsewhere) and TagResource (staging's lost a tag).
+    let drift = |w: &World| {
+        let a = w.pod_identity().associations();
+        let server = a
+            .iter()
+            .find(|x| x.service_account == "epinio-server")
+            .unwrap();
+        let staging = a
+            .iter()
+            .find(|x| x.service_account == "epinio-staging")
+            .unwrap();
+        let other = format!("arn:aws:iam::{}:role/elsewhere", w.account());
+        w.pod_identity().set_role(&server.id, &other);
+        let mut tags = staging.tags.clone();
+        tags.remove("app.kubernetes.io/managed-by");
+        w.pod_identity().set_tags(&staging.id, tags);
+    };
+    w.run("provision", &env("pod-identity")).await.assert_ok();
+    for op in [
+        "DescribePodIdentityAssociation",
+        "UpdatePodIdentityAssociation",
+        "TagResource",
+    ] {
+        for fault in [
+            Fault::Throttling,
+            Fault::ServiceUnavailable,
+            Fault::ResetConnection,
+        ] {
+            drift(&w);
+            w.aws_proxy.add_rule(Rule::once(op, fault.clone()));
+            let out = w.run("provision", &with_fast()).await;
+            w.aws_proxy.clear_rules();
+            out.assert_ok();
+            assert!(
+                out.aws_calls
+                    .iter()
+                    .any(|c| c.op == op && c.injected.is_some()),
+                "{op} {fault:?} was never injected"
+            );
+            assert_same(
+                &state(&w).await,
+                &provisioned,
+                &format!("repair, {op} {fault:?}"),
+            );
+        }
+        drift(&w);
+        w.aws_proxy.add_rule(Rule::always(op, Fault::Throttling));
+        let out = w.run("provision", &with_fast()).await;
+        w.aws_proxy.clear_rules();
+        assert!(!out.success(), "{op}: persistent throttling must fail");
+        assert!(
+            out.stderr.contains(&format!("eks:{op}")),
+            "{op}: {}",
+            out.stderr
+        );
+        w.run("provision", &env("pod-identity")).await.assert_ok();
+        assert_same(
+            &state(&w).await,
+            &provisioned,
+            &format!("repair, {op} persistent, re-run"),
+        );
+    }
 }
 
 /// Crash after every write of a Pod Identity provision (and of a switch back to IRSA): the
@@ -664,7 +726,7 @@ async fn the_stand_in_answers_in_the_shapes_of_the_service_model() {
             .iam
             .create_role()
             .role_name(name)
-            .assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[]}"#)
+            .assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"pods.eks.amazonaws.com"},"Action":["sts:AssumeRole","sts:TagSession"]}]}"#)
             .send()
             .await
             .unwrap();
@@ -980,5 +1042,78 @@ async fn a_role_eks_cannot_see_yet_is_retried_then_named() {
         out.stderr
     );
     w.run("provision", &env("pod-identity")).await.assert_ok();
+    assert_eq!(w.pod_identity().associations().len(), 2);
+}
+
+/// EKS refuses an association whose role's trust does not admit Pod Identity ("Trust policy
+/// of the role provided is invalid"), and matches the whole role ARN. So a switch from IRSA
+/// must change the roles' trust before it creates the associations: the stand-in, which now
+/// refuses as EKS does, shows the refusal when the order is the other way round, and the
+/// job's switch makes every trust update before the first association create.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_switch_to_pod_identity_updates_the_trust_before_it_creates_the_associations() {
+    let w = world(Some("ACTIVE")).await;
+    w.run("provision", &env("irsa")).await.assert_ok();
+    let iam = w.iam_state().await;
+    let server = role_arn(&iam, "-server");
+
+    // Association first, trust second (the wrong order), by hand through the same endpoint.
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_sdk_eks::config::Region::new(testkit::moto::REGION))
+        .credentials_provider(aws_sdk_eks::config::Credentials::for_tests())
+        .endpoint_url(w.aws_proxy.url())
+        .load()
+        .await;
+    let eks = aws_sdk_eks::Client::new(&sdk);
+    let create = |role: String| {
+        eks.create_pod_identity_association()
+            .cluster_name(CLUSTER)
+            .namespace(NAMESPACE)
+            .service_account("by-hand")
+            .role_arn(role)
+            .send()
+    };
+    let refused = create(server.clone()).await.unwrap_err();
+    let refused = aws_sdk_eks::error::DisplayErrorContext(&refused).to_string();
+    assert!(
+        refused.contains("InvalidParameterException")
+            && refused.contains("Trust policy of the role provided is invalid"),
+        "{refused}"
+    );
+    // The same name under another path is another role.
+    let (head, name) = server.rsplit_once('/').unwrap();
+    let elsewhere = format!("{head}/other-path/{name}");
+    let refused = create(elsewhere).await.unwrap_err();
+    assert!(
+        aws_sdk_eks::error::DisplayErrorContext(&refused)
+            .to_string()
+            .contains("does not exist or is not accessible"),
+        "{refused:?}"
+    );
+    assert!(w.pod_identity().associations().is_empty());
+
+    // The job's switch: both trusts updated, then both associations created.
+    let out = w.run("provision", &env("pod-identity")).await;
+    out.assert_ok();
+    let last_trust = out
+        .aws_calls
+        .iter()
+        .filter(|c| c.op == "UpdateAssumeRolePolicy")
+        .map(|c| c.end)
+        .max()
+        .expect("the switch updates the trust");
+    let first_create = out
+        .aws_calls
+        .iter()
+        .filter(|c| c.op == "CreatePodIdentityAssociation")
+        .map(|c| c.start)
+        .min()
+        .expect("the switch creates associations");
+    assert!(last_trust <= first_create, "{:?}", out.aws_calls);
+    assert!(out
+        .aws_calls
+        .iter()
+        .filter(|c| c.op == "CreatePodIdentityAssociation")
+        .all(|c| c.status == 200));
     assert_eq!(w.pod_identity().associations().len(), 2);
 }

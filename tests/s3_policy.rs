@@ -65,6 +65,23 @@ fn judged<T, E>(
     }
 }
 
+/// The calls [`epinio_calls`] makes, in order: each must be judged on every bucket.
+const EPINIO_CALLS: [&str; 13] = [
+    "ListObjectsV2 (s3:ListBucket)",
+    "GetBucketLocation",
+    "PutObject",
+    "HeadObject (StatObject)",
+    "GetObject",
+    "CreateMultipartUpload",
+    "UploadPart",
+    "ListParts",
+    "ListMultipartUploads",
+    "CompleteMultipartUpload",
+    "CreateMultipartUpload (to abort)",
+    "AbortMultipartUpload",
+    "DeleteObject (RemoveObject)",
+];
+
 async fn epinio_calls(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<(&'static str, Verdict)> {
     let key = "apps/blob-1";
     let mut out = Vec::new();
@@ -103,8 +120,16 @@ async fn epinio_calls(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<(&'static st
         .send()
         .await;
     out.push(("CreateMultipartUpload", judged(&upload)));
-    if let Ok(upload) = upload {
-        let id = upload.upload_id().unwrap_or_default().to_string();
+    // Every call is made, whatever the ones before it were told: on a bucket the policy does
+    // not grant, the follow-ups carry an upload id that never existed, and access control
+    // must still refuse them before looking it up.
+    {
+        let id = upload
+            .as_ref()
+            .ok()
+            .and_then(|u| u.upload_id())
+            .unwrap_or("no-such-upload")
+            .to_string();
         let part = s3
             .upload_part()
             .bucket(bucket)
@@ -155,20 +180,24 @@ async fn epinio_calls(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<(&'static st
             .key("apps/aborted")
             .send()
             .await;
-        if let Ok(second) = second {
-            let id = second.upload_id().unwrap_or_default().to_string();
-            out.push((
-                "AbortMultipartUpload",
-                judged(
-                    &s3.abort_multipart_upload()
-                        .bucket(bucket)
-                        .key("apps/aborted")
-                        .upload_id(id)
-                        .send()
-                        .await,
-                ),
-            ));
-        }
+        out.push(("CreateMultipartUpload (to abort)", judged(&second)));
+        let id = second
+            .as_ref()
+            .ok()
+            .and_then(|u| u.upload_id())
+            .unwrap_or("no-such-upload")
+            .to_string();
+        out.push((
+            "AbortMultipartUpload",
+            judged(
+                &s3.abort_multipart_upload()
+                    .bucket(bucket)
+                    .key("apps/aborted")
+                    .upload_id(id)
+                    .send()
+                    .await,
+            ),
+        ));
     }
     out.push((
         "DeleteObject (RemoveObject)",
@@ -268,6 +297,8 @@ async fn moto_judges_the_generated_s3_policy_grants_epinio_its_bucket_and_nothin
     .await);
 
     let allowed = epinio_calls(&pod, BUCKET).await;
+    let names = |v: &[(&'static str, Verdict)]| v.iter().map(|(n, _)| *n).collect::<Vec<_>>();
+    assert_eq!(names(&allowed), EPINIO_CALLS, "every call was judged");
     let failed: Vec<_> = allowed
         .iter()
         .filter(|(_, v)| *v != Verdict::Allowed)
@@ -277,6 +308,7 @@ async fn moto_judges_the_generated_s3_policy_grants_epinio_its_bucket_and_nothin
         "the generated policy denies Epinio's calls on its bucket: {failed:?}"
     );
     let denied = epinio_calls(&pod, OTHER).await;
+    assert_eq!(names(&denied), EPINIO_CALLS, "every call was judged");
     let passed: Vec<_> = denied
         .iter()
         .filter(|(_, v)| *v != Verdict::Denied)

@@ -340,6 +340,15 @@ pub fn installer_policy(
             .chain(names.other_roles())
             .map(|r| account.role(path, r))
             .collect(),
+        pathless_role_arns: if path == "/" {
+            Vec::new()
+        } else {
+            names
+                .roles()
+                .chain(names.other_roles())
+                .map(|r| account.role("/", r))
+                .collect()
+        },
         policy_arn,
         attachable,
         boundary: config.permissions_boundary.as_deref(),

@@ -9,8 +9,11 @@
 //! - one association per cluster, namespace and ServiceAccount: a second create is
 //!   `ResourceInUseException` (409), and so is a create within the settle window after a
 //!   delete of the same one (`set_delete_settle`), as EKS answers while a delete completes;
-//! - the role of a create or update must be an IAM role ARN of an existing role (asked of
-//!   moto: `GetRole`), else `InvalidParameterException`;
+//! - the role of a create or update must be the full ARN (account and path) of an existing
+//!   role (asked of moto: `GetRole`), else `InvalidParameterException` "does not exist or is
+//!   not accessible"; and its trust policy must let `pods.eks.amazonaws.com` call
+//!   `sts:AssumeRole` and `sts:TagSession`, else `InvalidParameterException` "Trust policy of
+//!   the role provided is invalid";
 //! - association ids look like `a-` and 17 lower-case letters and digits; another shape is
 //!   `InvalidParameterException`, an unknown one `ResourceNotFoundException`;
 //! - associations an EKS add-on made carry `ownerArn`; updating or deleting them directly is
@@ -207,8 +210,51 @@ impl Route {
 pub struct World {
     /// The cluster's ARN, `None` when moto has no such cluster.
     pub cluster_arn: Option<String>,
-    /// Whether the role named in the request exists in IAM (`None`: no role in the request).
-    pub role_exists: Option<bool>,
+    /// The role the request names, as IAM holds it (`None`: no role in the request).
+    pub role: Option<IamRole>,
+}
+
+/// What IAM says of a role EKS is handed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IamRole {
+    /// No role of that name.
+    Missing,
+    /// The role's full ARN (with its path) and its trust policy.
+    Found { arn: String, trust: Value },
+}
+
+/// Whether a trust policy lets EKS Pod Identity assume the role: an `Allow` for the service
+/// principal `pods.eks.amazonaws.com` with both `sts:AssumeRole` and `sts:TagSession`.
+pub fn trust_admits_pod_identity(trust: &Value) -> bool {
+    let list = |v: &Value| -> Vec<String> {
+        match v {
+            Value::String(s) => vec![s.clone()],
+            Value::Array(a) => a
+                .iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    let statements = match &trust["Statement"] {
+        Value::Array(a) => a.clone(),
+        one @ Value::Object(_) => vec![one.clone()],
+        _ => Vec::new(),
+    };
+    statements.iter().any(|st| {
+        let actions = list(&st["Action"]);
+        let has = |a: &str| {
+            actions
+                .iter()
+                .any(|x| x.eq_ignore_ascii_case(a) || x == "sts:*" || x == "*")
+        };
+        st["Effect"] == "Allow"
+            && list(&st["Principal"]["Service"])
+                .iter()
+                .any(|p| p == "pods.eks.amazonaws.com")
+            && has("sts:AssumeRole")
+            && has("sts:TagSession")
+    })
 }
 
 /// An answer: HTTP status, error type (for `x-amzn-ErrorType`) and JSON body.
@@ -440,11 +486,23 @@ impl PodIdentity {
                     format!("roleArn {arn} is not a valid IAM role ARN"),
                     cluster,
                 )),
-                Some(arn) if world.role_exists == Some(false) => Err(invalid(
-                    format!("Role {arn} does not exist or is not accessible"),
-                    cluster,
-                )),
-                Some(arn) => Ok(Some(arn.to_string())),
+                // EKS matches the whole ARN, account and path included, not just the name.
+                Some(arn) => match &world.role {
+                    Some(IamRole::Found { arn: real, trust }) if real == arn => {
+                        if trust_admits_pod_identity(trust) {
+                            Ok(Some(arn.to_string()))
+                        } else {
+                            Err(invalid(
+                                "Trust policy of the role provided is invalid".into(),
+                                cluster,
+                            ))
+                        }
+                    }
+                    _ => Err(invalid(
+                        format!("Role {arn} does not exist or is not accessible"),
+                        cluster,
+                    )),
+                },
             }
         };
         let find = |inner: &Inner, id: &str| {
@@ -703,8 +761,73 @@ mod tests {
     fn world() -> World {
         World {
             cluster_arn: Some(ARN.into()),
-            role_exists: Some(true),
+            role: Some(IamRole::Found {
+                arn: ROLE.into(),
+                trust: json!({"Statement": [{"Effect": "Allow",
+                    "Principal": {"Service": "pods.eks.amazonaws.com"},
+                    "Action": ["sts:AssumeRole", "sts:TagSession"]}]}),
+            }),
         }
+    }
+
+    #[test]
+    fn the_role_must_be_the_whole_arn_of_a_role_whose_trust_admits_pod_identity() {
+        let p = PodIdentity::default();
+        let attempt = |role: &str, iam: Option<IamRole>| {
+            let body = json!({"namespace": "ns", "serviceAccount": "sa", "roleArn": role});
+            let w = World {
+                cluster_arn: Some(ARN.into()),
+                role: iam,
+            };
+            p.serve(
+                &Route::Create {
+                    cluster: "demo".into(),
+                },
+                &[],
+                body.to_string().as_bytes(),
+                &w,
+            )
+        };
+        let found = |arn: &str, trust: Value| {
+            Some(IamRole::Found {
+                arn: arn.into(),
+                trust,
+            })
+        };
+        let good = json!({"Statement": {"Effect": "Allow",
+            "Principal": {"Service": ["pods.eks.amazonaws.com"]},
+            "Action": ["sts:AssumeRole", "sts:TagSession"]}});
+        // Same name, other path or other account: not that role.
+        for asked in [
+            "arn:aws:iam::123456789012:role/r",
+            "arn:aws:iam::210987654321:role/epinio/r",
+        ] {
+            let a = attempt(asked, found(ROLE, good.clone()));
+            assert_eq!(a.error_type, Some("InvalidParameterException"), "{asked}");
+            assert!(a.body["message"]
+                .as_str()
+                .unwrap()
+                .contains("does not exist"));
+        }
+        assert_eq!(attempt(ROLE, Some(IamRole::Missing)).status, 400);
+        // A trust for IRSA only, or without sts:TagSession: refused.
+        for trust in [
+            json!({"Statement": [{"Effect": "Allow",
+                "Principal": {"Federated": "arn:aws:iam::123456789012:oidc-provider/x"},
+                "Action": "sts:AssumeRoleWithWebIdentity"}]}),
+            json!({"Statement": [{"Effect": "Allow",
+                "Principal": {"Service": "pods.eks.amazonaws.com"}, "Action": "sts:AssumeRole"}]}),
+            json!({"Statement": [{"Effect": "Deny",
+                "Principal": {"Service": "pods.eks.amazonaws.com"},
+                "Action": ["sts:AssumeRole", "sts:TagSession"]}]}),
+        ] {
+            let a = attempt(ROLE, found(ROLE, trust.clone()));
+            assert_eq!(
+                a.body["message"], "Trust policy of the role provided is invalid",
+                "{trust}"
+            );
+        }
+        assert_eq!(attempt(ROLE, found(ROLE, good)).status, 200);
     }
 
     fn create(p: &PodIdentity, sa: &str) -> Answer {

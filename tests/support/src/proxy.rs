@@ -1401,6 +1401,28 @@ fn attached_already() -> Response<Full<Bytes>> {
         .expect("valid response")
 }
 
+/// The role's ARN and trust policy from IAM's `GetRole` XML (the document URL-encoded, as IAM
+/// returns it).
+fn iam_role(xml: &[u8]) -> Option<crate::pod_identity::IamRole> {
+    let xml = String::from_utf8_lossy(xml);
+    let element = |name: &str| {
+        let open = format!("<{name}>");
+        let start = xml.find(&open)? + open.len();
+        let end = start + xml[start..].find(&format!("</{name}>"))?;
+        Some(
+            xml[start..end]
+                .replace("&quot;", "\"")
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&amp;", "&"),
+        )
+    };
+    let arn = element("Arn")?;
+    let trust =
+        serde_json::from_str(&percent_decode(&element("AssumeRolePolicyDocument")?)).ok()?;
+    Some(crate::pod_identity::IamRole::Found { arn, trust })
+}
+
 /// Answer a Pod Identity call from the stand-in, after asking moto what it needs: the cluster
 /// (`DescribeCluster`) and, when the body names a role, whether it exists (`GetRole`). Both go
 /// with the caller's own headers, so they pass wherever the call itself would.
@@ -1437,7 +1459,7 @@ async fn serve_pod_identity(
     let role = serde_json::from_slice::<serde_json::Value>(body)
         .ok()
         .and_then(|v| v["roleArn"].as_str().map(str::to_string));
-    let role_exists = match role.as_deref().and_then(crate::pod_identity::role_name) {
+    let role = match role.as_deref().and_then(crate::pod_identity::role_name) {
         None => None,
         Some(name) => {
             let form = format!(
@@ -1445,8 +1467,11 @@ async fn serve_pod_identity(
                 percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC)
             );
             match ask(Method::POST, "/".into(), Some(form)).await {
-                Some((200, _)) => Some(true),
-                Some((404, _)) => Some(false),
+                Some((200, xml)) => match iam_role(&xml) {
+                    Some(found) => Some(found),
+                    None => return failure("for the role (unreadable GetRole answer)"),
+                },
+                Some((404, _)) => Some(crate::pod_identity::IamRole::Missing),
                 _ => return failure("for the role"),
             }
         }
@@ -1460,10 +1485,7 @@ async fn serve_pod_identity(
         route,
         &query,
         body,
-        &crate::pod_identity::World {
-            cluster_arn,
-            role_exists,
-        },
+        &crate::pod_identity::World { cluster_arn, role },
     );
     let mut b = Response::builder()
         .status(answer.status)
