@@ -254,6 +254,27 @@ impl Scope<'_> {
     }
 }
 
+/// A role that does not exist yet has no path IAM could know, so a read of it (the first
+/// provision's GetRole, which must answer NoSuchEntity) may be authorized against `role/NAME`
+/// rather than `role/PATH/NAME`; without this grant that read would be AccessDenied on real
+/// IAM and the first run would fail. Reads only: every write names a role that exists, or
+/// creates it with its path. `None` without a role path.
+fn missing_role_reads(scope: &Scope) -> Option<Value> {
+    let reads: Vec<&str> = [GET_ROLE, LIST_ATTACHED_ROLE_POLICIES, LIST_ROLE_POLICIES]
+        .into_iter()
+        .filter(|a| scope.calls(*a))
+        .map(|a| a.name)
+        .collect();
+    (!scope.pathless_role_arns.is_empty() && !reads.is_empty()).then(|| {
+        json!({
+            "Sid": "ReadRolesBeforeTheirPathExists",
+            "Effect": "Allow",
+            "Action": reads,
+            "Resource": scope.pathless_role_arns,
+        })
+    })
+}
+
 /// The least-privilege policy the job itself needs for `scope`: one statement per resource,
 /// plus the two conditioned ones (which policies may be attached; which boundary roles get).
 pub fn installer_policy(scope: &Scope) -> Value {
@@ -294,24 +315,7 @@ pub fn installer_policy(scope: &Scope) -> Value {
             "Sid": sid, "Effect": "Allow", "Action": action, "Resource": scope.resources(on)
         }));
     }
-    // A role that does not exist yet has no path IAM could know, so a read of it (the first
-    // provision's GetRole, which must answer NoSuchEntity) may be authorized against
-    // `role/NAME` rather than `role/PATH/NAME`; without this grant that read would be
-    // AccessDenied on real IAM and the first run would fail. Reads only: every write names a
-    // role that exists, or creates it with its path.
-    let missing_reads: Vec<&str> = [GET_ROLE, LIST_ATTACHED_ROLE_POLICIES, LIST_ROLE_POLICIES]
-        .into_iter()
-        .filter(|a| scope.calls(*a))
-        .map(|a| a.name)
-        .collect();
-    if !scope.pathless_role_arns.is_empty() && !missing_reads.is_empty() {
-        statements.push(json!({
-            "Sid": "ReadRolesBeforeTheirPathExists",
-            "Effect": "Allow",
-            "Action": missing_reads,
-            "Resource": scope.pathless_role_arns,
-        }));
-    }
+    statements.extend(missing_role_reads(scope));
     statements.push(json!({
         "Sid": "AttachOnlyTheseFewPolicies",
         "Effect": "Allow",
