@@ -11,6 +11,8 @@
 //! identity in moto (its access control crashes on it, see `tests/s3_policy.rs`); the
 //! gateway's credential path through a role is proven in `tests/gateway_forward.rs`.
 
+mod reliability;
+
 use serde_json::{json, Value};
 use testkit::epinio::Chart;
 use testkit::world::{RunOutput, World, NAMESPACE};
@@ -438,5 +440,61 @@ async fn gateway_mode_and_both_switches_run_under_the_charts_rbac() {
     );
     allowed(&run(&w, "teardown", &plain).await, "teardown");
     assert!(roles(&w.iam_state().await).is_empty());
+    gateway.shutdown().await;
+}
+
+/// Lost answers in gateway mode: every write of a gateway-mode provision and teardown, and of
+/// both switches (into gateway mode: Epinio's roles, annotations and created ServiceAccount
+/// removed; out of it: the gateway's role released), with its answer lost after it committed
+/// (connection dropped or 500), converges to a clean run's state within the run or on the next
+/// one (`reliability::every_write_loses_its_answer`).
+#[tokio::test(flavor = "multi_thread")]
+async fn gateway_mode_and_both_switches_converge_when_any_answer_is_lost() {
+    let w = world(Chart::new("1.13.9").staging_workloads("epinio-staging")).await;
+    // Every provision waits for the gateway's rollout; a short one keeps 80-odd runs quick.
+    w.kube.enable_rollouts(std::time::Duration::from_millis(50));
+    create_bucket(&w).await;
+    let gateway = start_gateway(&w).await;
+    let (plain, through) = switch_envs(&gateway);
+    fn as_str(env: &Env) -> Vec<(&str, &str)> {
+        env.iter().map(|(k, v)| (*k, v.as_str())).collect()
+    }
+    let (p, t) = (as_str(&plain), as_str(&through));
+    let fresh = async |w: &World| {
+        run(w, "teardown", &through).await.assert_ok();
+    };
+    let in_gateway = async |w: &World| {
+        run(w, "teardown", &through).await.assert_ok();
+        run(w, "provision", &through).await.assert_ok();
+    };
+    let in_plain = async |w: &World| {
+        run(w, "teardown", &through).await.assert_ok();
+        run(w, "provision", &plain).await.assert_ok();
+    };
+    use reliability::every_write_loses_its_answer as lose;
+    let mut points = 0;
+    points += lose(&w, "gateway provision", fresh, "provision", &t)
+        .await
+        .0
+        .points;
+    points += lose(&w, "gateway teardown", in_gateway, "teardown", &t)
+        .await
+        .0
+        .points;
+    points += lose(&w, "switch into gateway mode", in_plain, "provision", &t)
+        .await
+        .0
+        .points;
+    points += lose(
+        &w,
+        "switch out of gateway mode",
+        in_gateway,
+        "provision",
+        &p,
+    )
+    .await
+    .0
+    .points;
+    assert!(points >= 2 * 20, "{points} lost answers");
     gateway.shutdown().await;
 }

@@ -8,127 +8,16 @@
 
 mod reliability;
 
-use reliability::{assert_same, provision_env, state, teardown_env, State, BIN};
+use reliability::{every_write_loses_its_answer, provision_env, teardown_env, BIN};
 use serde_json::Value;
 use testkit::epinio::Chart;
 use testkit::proxy::{Call, Fault, Rule};
-use testkit::world::{RunOutput, World};
+use testkit::world::World;
 
-const FAULTS: [Fault; 2] = [Fault::CommitThenReset, Fault::CommitThenInternalFailure];
 const PI: [(&str, &str); 2] = [
     ("EPINIO_IRSA_STAGING_SERVICE_ACCOUNT", "epinio-staging"),
     ("EPINIO_IRSA_MODE", "pod-identity"),
 ];
-
-/// Every write of a run: (AWS or not, operation, how many calls of that operation came before).
-fn write_points(out: &RunOutput) -> Vec<(bool, String, usize)> {
-    let mut points: Vec<(bool, String, usize)> = Vec::new();
-    let calls: Vec<&Call> = out.aws_calls.iter().chain(&out.kube_calls).collect();
-    for c in calls.iter().filter(|c| c.is_write) {
-        let nth = points
-            .iter()
-            .filter(|(aws, op, _)| *aws == c.is_aws() && *op == c.op)
-            .count();
-        points.push((c.is_aws(), c.op.clone(), nth));
-    }
-    points
-}
-
-/// How the runs with a lost answer ended.
-#[derive(Debug, Default)]
-struct Tally {
-    points: usize,
-    /// Converged within the run (the retry saw the committed write and went on).
-    within: usize,
-    /// Failed, and the next run converged; with the failing run's error.
-    next_run: Vec<String>,
-}
-
-/// Runs `command` once clean from the state `prepare` makes, then once per write of that clean
-/// run and per fault with that write's answer lost, each time from the same start, and checks
-/// that every one ends (after at most one more run) in the clean run's state.
-async fn every_write_loses_its_answer(
-    w: &World,
-    what: &str,
-    prepare: impl AsyncFn(&World),
-    command: &str,
-    env: &[(&str, &str)],
-) -> (Tally, State) {
-    // Twice: the first run on a fresh world may do what later ones need not (a restart for a
-    // pod template that never had the annotation); the second is what every point repeats.
-    prepare(w).await;
-    w.run(command, env).await.assert_ok();
-    prepare(w).await;
-    let clean = w.run(command, env).await;
-    clean.assert_ok();
-    let expected = state(w).await;
-    let points = write_points(&clean);
-    assert!(!points.is_empty(), "{what}: a clean run writes");
-    let mut tally = Tally::default();
-    for (aws, op, nth) in &points {
-        for fault in FAULTS {
-            prepare(w).await;
-            let proxy = if *aws { &w.aws_proxy } else { &w.kube_proxy };
-            proxy.add_rule(Rule::new(op.clone(), fault.clone(), 1).after(*nth));
-            let out = w.run(command, env).await;
-            proxy.clear_rules();
-            let label = format!("{what}: answer of {op} #{nth} lost ({})", fault.name());
-            let hit: Vec<&Call> = out
-                .aws_calls
-                .iter()
-                .chain(&out.kube_calls)
-                .filter(|c| c.injected.as_deref() == Some(fault.name()))
-                .collect();
-            assert_eq!(hit.len(), 1, "{label}: the fault fired once");
-            assert!(
-                (200..300).contains(&hit[0].status),
-                "{label}: the write committed upstream ({})",
-                hit[0].status
-            );
-            tally.points += 1;
-            if out.success() {
-                tally.within += 1;
-            } else {
-                for refusal in [
-                    "was not created by epinio-irsa",
-                    "belongs to another",
-                    "did not make",
-                ] {
-                    assert!(
-                        !out.stderr.contains(refusal),
-                        "{label}: refused its own write as someone else's:\n{}",
-                        out.stderr
-                    );
-                }
-                let error = out
-                    .stderr
-                    .lines()
-                    .find(|l| l.starts_with("error:"))
-                    .unwrap_or("(no error line)")
-                    .to_string();
-                let again = w.run(command, env).await;
-                assert!(
-                    again.success(),
-                    "{label}: the next run must converge\nfirst: {error}\nstdout:\n{}\nstderr:\n{}",
-                    again.stdout,
-                    again.stderr
-                );
-                tally.next_run.push(format!("{label}: {error}"));
-            }
-            assert_same(&state(w).await, &expected, &label);
-        }
-    }
-    println!(
-        "{what}: {} lost answers, {} converged within the run, {} on the next run",
-        tally.points,
-        tally.within,
-        tally.next_run.len()
-    );
-    for line in &tally.next_run {
-        println!("  next run needed: {line}");
-    }
-    (tally, expected)
-}
 
 async fn irsa_provision(w: &World) {
     w.run("provision", &provision_env(&[])).await.assert_ok();
