@@ -50,8 +50,9 @@ async fn irsa_provision_and_teardown_converge_when_any_answer_is_lost() {
     assert!(t.points >= 2 * 6, "{t:?}");
 }
 
-/// A new policy version (the bucket moved), a trust policy someone changed, and the tags that
-/// record the version: each of those writes loses its answer.
+/// A new policy version (the bucket moved) that prunes the oldest, a trust policy and a role
+/// tag someone changed, and the tags that record the version: each of those writes loses its
+/// answer.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_policy_and_trust_update_converges_when_any_answer_is_lost() {
     let w = World::new(BIN).await;
@@ -65,11 +66,34 @@ async fn a_policy_and_trust_update_converges_when_any_answer_is_lost() {
             .expect("server role");
         w.iam
             .update_assume_role_policy()
-            .role_name(role)
+            .role_name(&role)
             .policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"sts:AssumeRole"}]}"#)
             .send()
             .await
             .expect("drift the trust policy");
+        // A role tag removed (TagRole puts it back) and three spare policy versions, so the
+        // new version fills the kept window and the oldest is pruned (DeletePolicyVersion).
+        w.iam
+            .untag_role()
+            .role_name(role)
+            .tag_keys("app.kubernetes.io/managed-by")
+            .send()
+            .await
+            .expect("drift a role tag");
+        let policy = w.iam_state().await["policies"]
+            .as_object()
+            .and_then(|p| p.keys().next().cloned())
+            .expect("policy");
+        for _ in 0..3 {
+            w.iam
+                .create_policy_version()
+                .policy_arn(&policy)
+                .policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:ListBucket","Resource":"arn:aws:s3:::spare"}]}"#)
+                .set_as_default(false)
+                .send()
+                .await
+                .expect("a spare version");
+        }
     };
     let (u, expected) = every_write_loses_its_answer(
         &w,
@@ -79,11 +103,13 @@ async fn a_policy_and_trust_update_converges_when_any_answer_is_lost() {
         &provision_env(&[bucket]),
     )
     .await;
-    assert!(u.points >= 2 * 3, "{u:?}");
-    // No second version of the same document: exactly what a clean update leaves.
+    // CreatePolicyVersion, DeletePolicyVersion, TagPolicy, UpdateAssumeRolePolicy, TagRole.
+    assert!(u.points >= 2 * 5, "{u:?}");
+    // No second version of the same document: exactly what a clean update leaves (the kept
+    // window of four).
     let policies = expected.iam["policies"].as_object().expect("policies");
     for (name, p) in policies {
-        assert_eq!(p["versions"], 2, "{name}: {p}");
+        assert_eq!(p["versions"], 4, "{name}: {p}");
     }
 }
 
