@@ -106,12 +106,19 @@ impl AwsError {
     pub fn not_found(&self) -> bool {
         self.is("NoSuchEntity") || self.is("ResourceNotFoundException")
     }
-    /// Worth another attempt: throttled, or [`AwsError::may_have_committed`].
+    /// Worth another attempt: throttled, IAM's `ConcurrentModification`, or
+    /// [`AwsError::may_have_committed`].
     pub fn transient(&self) -> bool {
         self.may_have_committed()
             || matches!(
                 self.code.as_deref(),
-                Some("Throttling" | "ThrottlingException" | "RequestLimitExceeded" | "SlowDown")
+                Some(
+                    "Throttling"
+                        | "ThrottlingException"
+                        | "RequestLimitExceeded"
+                        | "SlowDown"
+                        | "ConcurrentModification"
+                )
             )
     }
     /// A failure after which a write may still have been applied: no answer at all (reset,

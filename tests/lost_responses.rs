@@ -113,6 +113,48 @@ async fn a_policy_and_trust_update_converges_when_any_answer_is_lost() {
     }
 }
 
+/// `CreatePolicyVersion` is not retried blind by the SDK (a lost answer would publish twice),
+/// so the job retries it itself: what cannot have committed (throttling, IAM's
+/// `ConcurrentModification`) at once, what may have (a reset, a 500, a 503) after reading the
+/// default version back. Each, once, still ends in one new version within the run.
+#[tokio::test(flavor = "multi_thread")]
+async fn publishing_a_policy_version_retries_what_failed_without_publishing_twice() {
+    let w = World::new(BIN).await;
+    let bucket = ("EPINIO_IRSA_S3_BUCKET", "epinio-moved");
+    irsa_provision(&w).await;
+    w.run("provision", &provision_env(&[bucket]))
+        .await
+        .assert_ok();
+    let expected = reliability::state(&w).await;
+    for fault in [
+        Fault::Throttling,
+        Fault::Conflict,
+        Fault::ServiceUnavailable,
+        Fault::InternalFailure,
+        Fault::ResetConnection,
+    ] {
+        irsa_teardown(&w).await;
+        irsa_provision(&w).await;
+        w.aws_proxy
+            .add_rule(Rule::once("CreatePolicyVersion", fault.clone()));
+        let out = w.run("provision", &provision_env(&[bucket])).await;
+        w.aws_proxy.clear_rules();
+        out.assert_ok();
+        let publishes: Vec<&Call> = out
+            .aws_calls
+            .iter()
+            .filter(|c| c.op == "CreatePolicyVersion")
+            .collect();
+        assert_eq!(publishes.len(), 2, "{fault:?}: {publishes:?}");
+        assert_eq!(publishes[0].injected.as_deref(), Some(fault.name()));
+        reliability::assert_same(
+            &reliability::state(&w).await,
+            &expected,
+            &format!("{fault:?} once on CreatePolicyVersion"),
+        );
+    }
+}
+
 async fn pod_identity_world() -> World {
     let chart = Chart::new("1.13.9")
         .aws_cli(testkit::epinio::POD_IDENTITY_AWS_CLI)
