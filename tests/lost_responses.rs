@@ -155,6 +155,43 @@ async fn publishing_a_policy_version_retries_what_failed_without_publishing_twic
     }
 }
 
+/// The OIDC provider made but its answer lost: the retry finds it (`EntityAlreadyExists`), and
+/// it is still new to IAM, which may call it an invalid principal in a role's trust for a few
+/// seconds. The role create is retried for that as after the job's own create, in the run.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_provider_whose_create_answer_was_lost_is_still_waited_for_by_the_roles() {
+    let w = World::new(BIN).await;
+    let env = provision_env(&[]);
+    w.run("provision", &env).await.assert_ok();
+    let expected = reliability::state(&w).await;
+    w.run("teardown", &teardown_env(&[])).await.assert_ok();
+    w.aws_proxy.add_rule(Rule::once(
+        "CreateOpenIDConnectProvider",
+        Fault::CommitThenReset,
+    ));
+    w.aws_proxy
+        .add_rule(Rule::once("CreateRole", Fault::InvalidPrincipal));
+    let out = w.run("provision", &env).await;
+    w.aws_proxy.clear_rules();
+    out.assert_ok();
+    let injected: Vec<&str> = out
+        .aws_calls
+        .iter()
+        .filter_map(|c| c.injected.as_deref())
+        .collect();
+    assert_eq!(
+        injected,
+        ["CommitThenReset", "InvalidPrincipal"],
+        "{:?}",
+        out.aws_calls
+    );
+    reliability::assert_same(
+        &reliability::state(&w).await,
+        &expected,
+        "provider answer lost",
+    );
+}
+
 async fn pod_identity_world() -> World {
     let chart = Chart::new("1.13.9")
         .aws_cli(testkit::epinio::POD_IDENTITY_AWS_CLI)

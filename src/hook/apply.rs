@@ -156,6 +156,10 @@ async fn provider_and_roles(
     policy_checked_rx: oneshot::Receiver<()>,
 ) -> Result<(Change, Vec<Change>)> {
     let (config, iam, desired) = (ctx.config, &ctx.aws.iam, &d.desired);
+    // Whether the provider was missing when this run read it: then it is new to IAM whoever
+    // made it (this run, this run's create whose answer was lost, or a concurrent run), and
+    // a role trusting it may be refused for a few seconds.
+    let mut appeared = false;
     let provider = if desired.mechanism == Mechanism::PodIdentity {
         // Pod Identity needs no OIDC provider: leave whatever is there (teardown removes
         // ours). Only a provider that is there is kept; `pod-identity` mode does not even
@@ -178,13 +182,14 @@ async fn provider_and_roles(
             config.create_oidc_provider,
         )?;
         let _ = provider_checked.send(());
+        appeared = known.is_none();
         iam.ensure_provider(&desired.provider, known.as_ref(), dry_run)
             .await?
     };
     // The roles, once the other branch has checked the policy; a role trusting a provider
-    // made in this run is retried while IAM does not know the provider yet.
+    // that appeared in this run is retried while IAM does not know the provider yet.
     policy_checked_rx.await.map_err(|_| Error::Stopped)?;
-    let fresh_provider = provider == Change::Create;
+    let fresh_provider = provider == Change::Create || appeared;
     let roles = try_join_all(
         desired
             .roles
