@@ -4,6 +4,8 @@
 //! authorizes like the apiserver (403 otherwise); and every verb on every resource (and
 //! name) the Role grants is used by some scenario.
 
+mod reliability;
+
 use std::collections::BTreeSet;
 
 use serde_json::{json, Value};
@@ -235,15 +237,6 @@ async fn a_request_the_role_does_not_allow_is_refused_like_the_apiserver() {
     assert!(!w.kube.rbac_denied().is_empty());
 }
 
-/// A kube client that authenticates as the hook, from the world's kubeconfig.
-async fn hook_client(w: &World) -> kube::Client {
-    let kubeconfig = kube::config::Kubeconfig::read_from(w.kubeconfig()).expect("kubeconfig");
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-        .await
-        .expect("config");
-    kube::Client::try_from(config).expect("client")
-}
-
 fn forbidden(e: kube::Error) -> String {
     match e {
         kube::Error::Api(s) if s.code == 403 => s.message,
@@ -256,7 +249,7 @@ async fn a_role_grants_nothing_outside_its_namespace_but_discovery_stays_open() 
     use k8s_openapi::api::core::v1::{Namespace, Node, ServiceAccount};
     use kube::api::{Api, ListParams};
     let w = World::with_rbac(BIN, Chart::new("1.13.9").objects(), &iam_values(json!({}))).await;
-    let client = hook_client(&w).await;
+    let client = reliability::kube_client(&w).await;
 
     // Discovery, as `system:discovery` opens it to every authenticated user.
     client.apiserver_version().await.expect("/version is open");
@@ -309,7 +302,7 @@ async fn the_role_creates_only_the_staging_service_account_by_name() {
         json!({"server": {"stagingWorkloads": {"serviceAccountName": "epinio-staging"}}}),
     );
     let w = World::with_rbac(BIN, Chart::new("1.13.9").objects(), &values).await;
-    let api = Api::<ServiceAccount>::namespaced(hook_client(&w).await, NAMESPACE);
+    let api = Api::<ServiceAccount>::namespaced(reliability::kube_client(&w).await, NAMESPACE);
     let apply = |name: &str| {
         let body =
             json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name}});

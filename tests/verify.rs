@@ -2,6 +2,8 @@
 //! STS -> S3, as the last step of `provision` before any restart, and alone. Against moto
 //! (STS and S3 through the same proxy) and the stand-in's TokenRequest.
 
+mod reliability;
+
 use aws_sdk_iam::config::Credentials;
 use serde_json::{json, Value};
 use testkit::proxy::{Fault, Rule};
@@ -405,11 +407,7 @@ async fn token_requests_are_bounded_and_issued_by_the_clusters_issuer() {
     use k8s_openapi::api::core::v1::ServiceAccount;
     use kube::api::{Api, PostParams};
     let w = World::new(BIN).await;
-    let kubeconfig = kube::config::Kubeconfig::read_from(w.kubeconfig()).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-        .await
-        .unwrap();
-    let api = Api::<ServiceAccount>::namespaced(kube::Client::try_from(config).unwrap(), NAMESPACE);
+    let api = Api::<ServiceAccount>::namespaced(reliability::kube_client(&w).await, NAMESPACE);
     let request = |seconds: Option<i64>| TokenRequest {
         spec: TokenRequestSpec {
             audiences: vec!["sts.amazonaws.com".into()],

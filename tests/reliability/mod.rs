@@ -1,5 +1,6 @@
-//! Shared by the reliability tests (`faults`, `crash`, `ownership`, `secrets`): the standard
-//! scenario, its clean baseline, state comparison and retry-bound arithmetic.
+//! Shared by the reliability tests (`faults`, `crash`, `ownership`, `secrets`, ...): the
+//! standard scenario, its clean baseline, state comparison, retry-bound arithmetic, lost
+//! answers, and a kube client as the job's runs see the stand-in.
 #![allow(dead_code)] // each test crate uses its own subset
 
 use std::time::{Duration, Instant};
@@ -268,4 +269,14 @@ pub async fn every_write_loses_its_answer(
         println!("  next run needed: {line}");
     }
     (tally, expected)
+}
+
+/// A kube-rs client from the world's kubeconfig: as the job's runs see the stand-in (under
+/// `World::with_rbac`, authenticated as the hook).
+pub async fn kube_client(w: &World) -> kube::Client {
+    let kubeconfig = kube::config::Kubeconfig::read_from(w.kubeconfig()).expect("kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .expect("kube config");
+    kube::Client::try_from(config).expect("kube client")
 }
