@@ -509,6 +509,61 @@ async fn a_create_right_after_a_delete_is_retried_until_the_delete_settles() {
     assert_eq!(w.pod_identity().associations().len(), 2);
 }
 
+/// `op` failing once with each transient fault, from the start `prepare` makes, still ends in
+/// the `provisioned` state; failing persistently, the run fails naming `eks:op` and a re-run
+/// ends there. `after` runs after each of those runs.
+async fn survives_and_names(
+    w: &World,
+    op: &str,
+    what: &str,
+    prepare: impl AsyncFn(&World),
+    after: impl AsyncFn(&World),
+    provisioned: &reliability::State,
+) {
+    let mut fast = env("pod-identity");
+    fast.push(("EPINIO_IRSA_CALL_TIMEOUT_SECONDS", "1"));
+    for fault in [
+        Fault::Throttling,
+        Fault::ServiceUnavailable,
+        Fault::ResetConnection,
+    ] {
+        prepare(w).await;
+        w.aws_proxy.add_rule(Rule::once(op, fault.clone()));
+        let out = w.run("provision", &fast).await;
+        w.aws_proxy.clear_rules();
+        out.assert_ok();
+        assert!(
+            out.aws_calls
+                .iter()
+                .any(|c| c.op == op && c.injected.is_some()),
+            "{op} {fault:?} was never injected"
+        );
+        assert_same(
+            &state(w).await,
+            provisioned,
+            &format!("{what}{op} {fault:?}"),
+        );
+        after(w).await;
+    }
+    prepare(w).await;
+    w.aws_proxy.add_rule(Rule::always(op, Fault::Throttling));
+    let out = w.run("provision", &fast).await;
+    w.aws_proxy.clear_rules();
+    assert!(!out.success(), "{op}: persistent throttling must fail");
+    assert!(
+        out.stderr.contains(&format!("eks:{op}")),
+        "{op}: {}",
+        out.stderr
+    );
+    w.run("provision", &env("pod-identity")).await.assert_ok();
+    assert_same(
+        &state(w).await,
+        provisioned,
+        &format!("{what}{op} persistent, re-run"),
+    );
+    after(w).await;
+}
+
 /// Every Pod Identity call, failing transiently once, still ends in the clean state; failing
 /// persistently, the run fails naming the call and leaves what a re-run finishes.
 #[tokio::test(flavor = "multi_thread")]
@@ -519,50 +574,16 @@ async fn pod_identity_calls_survive_transient_faults_and_name_persistent_ones() 
     let provisioned = state(&w).await;
     w.run("teardown", &env("pod-identity")).await.assert_ok();
     let torn_down = state(&w).await;
-    let fast = [("EPINIO_IRSA_CALL_TIMEOUT_SECONDS", "1")];
-    let with_fast = || {
-        let mut e = env("pod-identity");
-        e.extend_from_slice(&fast);
-        e
+    let nothing = async |_: &World| {};
+    let teardown = async |w: &World| {
+        w.run("teardown", &env("pod-identity")).await.assert_ok();
     };
-    let ops = [
+    for op in [
         "DescribeAddon",
         "ListPodIdentityAssociations",
         "CreatePodIdentityAssociation",
-    ];
-    for op in ops {
-        for fault in [
-            Fault::Throttling,
-            Fault::ServiceUnavailable,
-            Fault::ResetConnection,
-        ] {
-            w.aws_proxy.add_rule(Rule::once(op, fault.clone()));
-            let out = w.run("provision", &with_fast()).await;
-            w.aws_proxy.clear_rules();
-            out.assert_ok();
-            assert!(
-                out.aws_calls.iter().any(|c| c.injected.is_some()),
-                "{op} {fault:?} was never injected"
-            );
-            assert_same(&state(&w).await, &provisioned, &format!("{op} {fault:?}"));
-            w.run("teardown", &env("pod-identity")).await.assert_ok();
-        }
-        w.aws_proxy.add_rule(Rule::always(op, Fault::Throttling));
-        let out = w.run("provision", &with_fast()).await;
-        w.aws_proxy.clear_rules();
-        assert!(!out.success(), "{op}: persistent throttling must fail");
-        assert!(
-            out.stderr.contains(&format!("eks:{op}")),
-            "{op}: {}",
-            out.stderr
-        );
-        w.run("provision", &env("pod-identity")).await.assert_ok();
-        assert_same(
-            &state(&w).await,
-            &provisioned,
-            &format!("{op} persistent, re-run"),
-        );
-        w.run("teardown", &env("pod-identity")).await.assert_ok();
+    ] {
+        survives_and_names(&w, op, "", nothing, teardown, &provisioned).await;
     }
     // Teardown's delete, both ways.
     w.run("provision", &env("pod-identity")).await.assert_ok();
@@ -570,7 +591,9 @@ async fn pod_identity_calls_survive_transient_faults_and_name_persistent_ones() 
         "DeletePodIdentityAssociation",
         Fault::Throttling,
     ));
-    w.run("teardown", &with_fast()).await.assert_ok();
+    let mut fast = env("pod-identity");
+    fast.push(("EPINIO_IRSA_CALL_TIMEOUT_SECONDS", "1"));
+    w.run("teardown", &fast).await.assert_ok();
     w.aws_proxy.clear_rules();
     assert_same(
         &state(&w).await,
@@ -580,66 +603,14 @@ async fn pod_identity_calls_survive_transient_faults_and_name_persistent_ones() 
 
     // The calls of a re-run that repairs drift: Describe (each association found), Update
     // (the server's repointed elsewhere) and TagResource (staging's lost a tag).
-    let drift = |w: &World| {
-        let a = w.pod_identity().associations();
-        let server = a
-            .iter()
-            .find(|x| x.service_account == "epinio-server")
-            .unwrap();
-        let staging = a
-            .iter()
-            .find(|x| x.service_account == "epinio-staging")
-            .unwrap();
-        let other = format!("arn:aws:iam::{}:role/elsewhere", w.account());
-        w.pod_identity().set_role(&server.id, &other);
-        let mut tags = staging.tags.clone();
-        tags.remove("app.kubernetes.io/managed-by");
-        w.pod_identity().set_tags(&staging.id, tags);
-    };
     w.run("provision", &env("pod-identity")).await.assert_ok();
+    let drift = async |w: &World| reliability::drift_pod_identity(w);
     for op in [
         "DescribePodIdentityAssociation",
         "UpdatePodIdentityAssociation",
         "TagResource",
     ] {
-        for fault in [
-            Fault::Throttling,
-            Fault::ServiceUnavailable,
-            Fault::ResetConnection,
-        ] {
-            drift(&w);
-            w.aws_proxy.add_rule(Rule::once(op, fault.clone()));
-            let out = w.run("provision", &with_fast()).await;
-            w.aws_proxy.clear_rules();
-            out.assert_ok();
-            assert!(
-                out.aws_calls
-                    .iter()
-                    .any(|c| c.op == op && c.injected.is_some()),
-                "{op} {fault:?} was never injected"
-            );
-            assert_same(
-                &state(&w).await,
-                &provisioned,
-                &format!("repair, {op} {fault:?}"),
-            );
-        }
-        drift(&w);
-        w.aws_proxy.add_rule(Rule::always(op, Fault::Throttling));
-        let out = w.run("provision", &with_fast()).await;
-        w.aws_proxy.clear_rules();
-        assert!(!out.success(), "{op}: persistent throttling must fail");
-        assert!(
-            out.stderr.contains(&format!("eks:{op}")),
-            "{op}: {}",
-            out.stderr
-        );
-        w.run("provision", &env("pod-identity")).await.assert_ok();
-        assert_same(
-            &state(&w).await,
-            &provisioned,
-            &format!("repair, {op} persistent, re-run"),
-        );
+        survives_and_names(&w, op, "repair, ", drift, nothing, &provisioned).await;
     }
 }
 

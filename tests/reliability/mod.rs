@@ -280,3 +280,21 @@ pub async fn kube_client(w: &World) -> kube::Client {
         .expect("kube config");
     kube::Client::try_from(config).expect("kube client")
 }
+
+/// Pod Identity drift someone else made: the server's association repointed to another role
+/// (a re-run updates it) and the staging association's managed-by tag removed (a re-run tags
+/// it again).
+pub fn drift_pod_identity(w: &World) {
+    let a = w.pod_identity().associations();
+    let of = |sa: &str| {
+        a.iter()
+            .find(|x| x.service_account == sa)
+            .unwrap_or_else(|| panic!("no association of {sa}: {a:?}"))
+    };
+    let other = format!("arn:aws:iam::{}:role/elsewhere", w.account());
+    w.pod_identity().set_role(&of("epinio-server").id, &other);
+    let staging = of("epinio-staging");
+    let mut tags = staging.tags.clone();
+    tags.remove("app.kubernetes.io/managed-by");
+    w.pod_identity().set_tags(&staging.id, tags);
+}
