@@ -42,13 +42,7 @@ fn client_env() -> Vec<(&'static str, &'static str)> {
 async fn setup() -> (GatewayWorld, Gateway) {
     let policy = epinio_irsa::plan::s3_policy(Partition::Aws, BUCKET).to_string();
     let world = GatewayWorld::start(&policy).await;
-    world
-        .admin_s3()
-        .create_bucket()
-        .bucket(BUCKET)
-        .send()
-        .await
-        .expect("create the bucket");
+    world.create_bucket().await;
     let gw = gateway::start(world.gateway_env())
         .await
         .expect("the gateway starts");

@@ -20,13 +20,8 @@ use testkit::proxy::{Fault, Rule};
 async fn setup() -> (GatewayWorld, Gateway) {
     let policy = epinio_irsa::plan::s3_policy(Partition::Aws, BUCKET).to_string();
     let world = GatewayWorld::start(&policy).await;
+    world.create_bucket().await;
     let admin = world.admin_s3();
-    admin
-        .create_bucket()
-        .bucket(BUCKET)
-        .send()
-        .await
-        .expect("create");
     admin
         .put_object()
         .bucket(BUCKET)
@@ -173,13 +168,7 @@ async fn credentials_that_expire_while_the_endpoint_is_down_give_service_unavail
 {
     let policy = epinio_irsa::plan::s3_policy(Partition::Aws, BUCKET).to_string();
     let world = GatewayWorld::start(&policy).await;
-    world
-        .admin_s3()
-        .create_bucket()
-        .bucket(BUCKET)
-        .send()
-        .await
-        .expect("create");
+    world.create_bucket().await;
     world.set_credential_lifetime(Duration::from_secs(16));
     let gw = gateway::start(world.gateway_env()).await.expect("start");
     wait_for_credentials(gw.health_addr()).await;

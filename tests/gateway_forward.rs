@@ -176,13 +176,7 @@ async fn epinio_calls_round_trip_every_size_through_the_role() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credentials_are_refreshed_before_they_expire_and_requests_keep_working() {
     let world = world().await;
-    world
-        .admin_s3()
-        .create_bucket()
-        .bucket(BUCKET)
-        .send()
-        .await
-        .expect("create the bucket");
+    world.create_bucket().await;
     // aws-config's cache renews credentials 10 s (plus jitter) before they expire; with 12 s
     // each set serves about 2 s, so a few seconds of traffic see several refreshes.
     let lifetime = Duration::from_secs(12);

@@ -25,13 +25,8 @@ async fn setup() -> (GatewayWorld, Gateway) {
         .try_init();
     let policy = epinio_irsa::plan::s3_policy(Partition::Aws, BUCKET).to_string();
     let world = GatewayWorld::start(&policy).await;
+    world.create_bucket().await;
     let admin = world.admin_s3();
-    admin
-        .create_bucket()
-        .bucket(BUCKET)
-        .send()
-        .await
-        .expect("create");
     for (bucket, key) in [(BUCKET, "blob"), (OTHER, "secret")] {
         admin
             .put_object()

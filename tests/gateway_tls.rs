@@ -91,13 +91,7 @@ async fn world() -> GatewayWorld {
     let world =
         GatewayWorld::start(&epinio_irsa::plan::s3_policy(Partition::Aws, BUCKET).to_string())
             .await;
-    world
-        .admin_s3()
-        .create_bucket()
-        .bucket(BUCKET)
-        .send()
-        .await
-        .expect("create the bucket");
+    world.create_bucket().await;
     world
 }
 

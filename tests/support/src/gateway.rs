@@ -166,6 +166,16 @@ impl GatewayWorld {
         path_style(&self.admin)
     }
 
+    /// Make Epinio's bucket ([`BUCKET`]) as the administrator.
+    pub async fn create_bucket(&self) {
+        self.admin_s3()
+            .create_bucket()
+            .bucket(BUCKET)
+            .send()
+            .await
+            .expect("create Epinio's bucket");
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }
