@@ -25,7 +25,9 @@
 use aws_sdk_iam::config::Credentials;
 use aws_sdk_s3::primitives::ByteStream;
 use epinio_irsa::gateway;
-use testkit::gateway::{epinio_client, wait_for_credentials, ACCESS_KEY, BUCKET, SECRET_KEY};
+use testkit::gateway::{
+    epinio_client, gateway_settings, wait_for_credentials, ACCESS_KEY, BUCKET, SECRET_KEY,
+};
 use testkit::gateway_cut::CutRelay;
 use testkit::moto::{self, Moto};
 use testkit::proxy::Proxy;
@@ -64,37 +66,23 @@ async fn the_gateway_takes_the_web_identity_path_and_signs_with_what_sts_issued(
     let relay = CutRelay::start(&proxy.url()).await;
     let dir = std::env::temp_dir().join(format!("epinio-irsa-gw-webid-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    for (name, value) in [
-        ("accessKeyID", ACCESS_KEY),
-        ("secretAccessKey", SECRET_KEY),
-        ("token", TOKEN),
-    ] {
-        std::fs::write(dir.join(name), value).expect("write a file");
-    }
+    std::fs::write(dir.join("token"), TOKEN).expect("write the token");
     let file = |n: &str| dir.join(n).display().to_string();
-    let env: Vec<(String, String)> = [
-        ("EPINIO_IRSA_GATEWAY_LISTEN", "127.0.0.1:0".to_string()),
-        ("EPINIO_IRSA_GATEWAY_HEALTH_LISTEN", "127.0.0.1:0".into()),
-        ("EPINIO_IRSA_GATEWAY_BUCKET", BUCKET.into()),
-        ("EPINIO_IRSA_GATEWAY_REGION", moto::REGION.into()),
-        ("EPINIO_IRSA_GATEWAY_ACCESS_KEY_FILE", file("accessKeyID")),
-        (
-            "EPINIO_IRSA_GATEWAY_SECRET_KEY_FILE",
-            file("secretAccessKey"),
-        ),
-        ("EPINIO_IRSA_GATEWAY_PATH_STYLE", "true".into()),
-        // What EKS injects for IRSA; STS and S3 both reach moto through AWS_ENDPOINT_URL.
-        ("AWS_WEB_IDENTITY_TOKEN_FILE", file("token")),
-        ("AWS_ROLE_ARN", role_arn.clone()),
-        ("AWS_ROLE_SESSION_NAME", "epinio-gateway".into()),
-        ("AWS_ENDPOINT_URL", relay.url()),
-        ("AWS_EC2_METADATA_DISABLED", "true".into()),
-        ("AWS_CONFIG_FILE", "/dev/null".into()),
-        ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null".into()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
+    let mut env = gateway_settings(&dir, BUCKET, (ACCESS_KEY, SECRET_KEY));
+    env.extend(
+        [
+            ("EPINIO_IRSA_GATEWAY_REGION", moto::REGION.to_string()),
+            // What EKS injects for IRSA; STS and S3 both reach moto through AWS_ENDPOINT_URL.
+            ("AWS_WEB_IDENTITY_TOKEN_FILE", file("token")),
+            ("AWS_ROLE_ARN", role_arn.clone()),
+            ("AWS_ROLE_SESSION_NAME", "epinio-gateway".into()),
+            ("AWS_ENDPOINT_URL", relay.url()),
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+            ("AWS_CONFIG_FILE", "/dev/null".into()),
+            ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null".into()),
+        ]
+        .map(|(k, v)| (k.to_string(), v)),
+    );
     let gw = gateway::start(env).await.expect("the gateway starts");
     wait_for_credentials(gw.health_addr()).await;
 

@@ -83,13 +83,7 @@ impl GatewayWorld {
             endpoint_addr.port()
         ));
         std::fs::create_dir_all(&dir).expect("temp dir");
-        for (name, value) in [
-            ("accessKeyID", ACCESS_KEY),
-            ("secretAccessKey", SECRET_KEY),
-            ("token", AGENT_TOKEN),
-        ] {
-            std::fs::write(dir.join(name), value).expect("write a key file");
-        }
+        std::fs::write(dir.join("token"), AGENT_TOKEN).expect("write the agent token");
         GatewayWorld {
             moto,
             proxy,
@@ -106,30 +100,23 @@ impl GatewayWorld {
     /// OS, and the AWS SDK pointed at the proxy with Pod Identity's container credentials.
     pub fn gateway_env(&self) -> Vec<(String, String)> {
         let file = |n: &str| self.dir.join(n).display().to_string();
-        [
-            ("EPINIO_IRSA_GATEWAY_LISTEN", "127.0.0.1:0".to_string()),
-            ("EPINIO_IRSA_GATEWAY_HEALTH_LISTEN", "127.0.0.1:0".into()),
-            ("EPINIO_IRSA_GATEWAY_BUCKET", BUCKET.into()),
-            ("EPINIO_IRSA_GATEWAY_REGION", moto::REGION.into()),
-            ("EPINIO_IRSA_GATEWAY_ACCESS_KEY_FILE", file("accessKeyID")),
-            (
-                "EPINIO_IRSA_GATEWAY_SECRET_KEY_FILE",
-                file("secretAccessKey"),
-            ),
-            ("EPINIO_IRSA_GATEWAY_PATH_STYLE", "true".into()),
-            ("AWS_ENDPOINT_URL", self.proxy.url()),
-            (
-                "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-                format!("http://{}/v1/credentials", self.endpoint_addr),
-            ),
-            ("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", file("token")),
-            ("AWS_EC2_METADATA_DISABLED", "true".into()),
-            ("AWS_CONFIG_FILE", "/dev/null".into()),
-            ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null".into()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect()
+        let mut env = gateway_settings(&self.dir, BUCKET, (ACCESS_KEY, SECRET_KEY));
+        env.extend(
+            [
+                ("EPINIO_IRSA_GATEWAY_REGION", moto::REGION.into()),
+                ("AWS_ENDPOINT_URL", self.proxy.url()),
+                (
+                    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                    format!("http://{}/v1/credentials", self.endpoint_addr),
+                ),
+                ("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", file("token")),
+                ("AWS_EC2_METADATA_DISABLED", "true".into()),
+                ("AWS_CONFIG_FILE", "/dev/null".into()),
+                ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null".into()),
+            ]
+            .map(|(k, v)| (k.to_string(), v)),
+        );
+        env
     }
 
     /// The expiry the endpoint states from now on.
@@ -333,6 +320,40 @@ pub fn helm_objects(namespace: &str) -> Vec<serde_json::Value> {
     ]
 }
 
+/// The gateway's own settings: listeners on loopback ports the OS picks, `bucket`,
+/// path-style requests, and Epinio's key pair, written as files into `dir`.
+pub fn gateway_settings(
+    dir: &Path,
+    bucket: &str,
+    (key_id, secret): (&str, &str),
+) -> Vec<(String, String)> {
+    std::fs::create_dir_all(dir).expect("key dir");
+    let file = |name: &str, value: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, value).expect("key file");
+        path.display().to_string()
+    };
+    [
+        ("EPINIO_IRSA_GATEWAY_LISTEN", "127.0.0.1:0".to_string()),
+        (
+            "EPINIO_IRSA_GATEWAY_HEALTH_LISTEN",
+            "127.0.0.1:0".to_string(),
+        ),
+        ("EPINIO_IRSA_GATEWAY_BUCKET", bucket.to_string()),
+        ("EPINIO_IRSA_GATEWAY_PATH_STYLE", "true".to_string()),
+        (
+            "EPINIO_IRSA_GATEWAY_ACCESS_KEY_FILE",
+            file("accessKeyID", key_id),
+        ),
+        (
+            "EPINIO_IRSA_GATEWAY_SECRET_KEY_FILE",
+            file("secretAccessKey", secret),
+        ),
+    ]
+    .map(|(k, v)| (k.to_string(), v))
+    .to_vec()
+}
+
 /// The environment of a gateway started in-process beside a hook scenario: loopback ports,
 /// `bucket`, Epinio's key pair written as files under `dir`, and forwarding to `moto` with
 /// moto's own keys (the role the hook makes cannot be assumed by web identity in moto).
@@ -342,30 +363,11 @@ pub fn env_beside(
     bucket: &str,
     (key_id, secret): (&str, &str),
 ) -> Vec<(String, String)> {
-    let keys = dir.join("gateway-keys");
-    std::fs::create_dir_all(&keys).expect("key dir");
-    std::fs::write(keys.join("accessKeyID"), key_id).expect("key file");
-    std::fs::write(keys.join("secretAccessKey"), secret).expect("key file");
     let mut env = moto::test_env(moto);
-    env.extend(
-        [
-            ("EPINIO_IRSA_GATEWAY_LISTEN", "127.0.0.1:0".to_string()),
-            (
-                "EPINIO_IRSA_GATEWAY_HEALTH_LISTEN",
-                "127.0.0.1:0".to_string(),
-            ),
-            ("EPINIO_IRSA_GATEWAY_BUCKET", bucket.to_string()),
-            ("EPINIO_IRSA_GATEWAY_PATH_STYLE", "true".to_string()),
-            (
-                "EPINIO_IRSA_GATEWAY_ACCESS_KEY_FILE",
-                keys.join("accessKeyID").display().to_string(),
-            ),
-            (
-                "EPINIO_IRSA_GATEWAY_SECRET_KEY_FILE",
-                keys.join("secretAccessKey").display().to_string(),
-            ),
-        ]
-        .map(|(k, v)| (k.to_string(), v)),
-    );
+    env.extend(gateway_settings(
+        &dir.join("gateway-keys"),
+        bucket,
+        (key_id, secret),
+    ));
     env
 }

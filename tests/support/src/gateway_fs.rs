@@ -104,9 +104,6 @@ impl FsWorld {
         let dir = backend
             .root()
             .with_file_name(format!("{}-keys", backend.addr.port()));
-        std::fs::create_dir_all(&dir).expect("key directory");
-        std::fs::write(dir.join("accessKeyID"), ACCESS_KEY).expect("write a key file");
-        std::fs::write(dir.join("secretAccessKey"), SECRET_KEY).expect("write a key file");
         FsWorld {
             backend,
             bucket: bucket.to_string(),
@@ -117,29 +114,22 @@ impl FsWorld {
     /// The gateway's whole environment (JSON logs, loopback ports chosen by the OS), signing
     /// for the backend with its static keys.
     pub fn gateway_env(&self) -> Vec<(String, String)> {
-        let file = |n: &str| self.dir.join(n).display().to_string();
-        [
-            ("EPINIO_IRSA_GATEWAY_LISTEN", "127.0.0.1:0".to_string()),
-            ("EPINIO_IRSA_GATEWAY_HEALTH_LISTEN", "127.0.0.1:0".into()),
-            ("EPINIO_IRSA_GATEWAY_BUCKET", self.bucket.clone()),
-            ("EPINIO_IRSA_GATEWAY_REGION", "us-east-1".into()),
-            ("EPINIO_IRSA_GATEWAY_ACCESS_KEY_FILE", file("accessKeyID")),
-            (
-                "EPINIO_IRSA_GATEWAY_SECRET_KEY_FILE",
-                file("secretAccessKey"),
-            ),
-            ("EPINIO_IRSA_GATEWAY_PATH_STYLE", "true".into()),
-            ("EPINIO_IRSA_GATEWAY_LOG_FORMAT", "json".into()),
-            ("AWS_ENDPOINT_URL", self.backend.url()),
-            ("AWS_ACCESS_KEY_ID", FS_ACCESS_KEY.into()),
-            ("AWS_SECRET_ACCESS_KEY", FS_SECRET_KEY.into()),
-            ("AWS_EC2_METADATA_DISABLED", "true".into()),
-            ("AWS_CONFIG_FILE", "/dev/null".into()),
-            ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null".into()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect()
+        let mut env =
+            crate::gateway::gateway_settings(&self.dir, &self.bucket, (ACCESS_KEY, SECRET_KEY));
+        env.extend(
+            [
+                ("EPINIO_IRSA_GATEWAY_REGION", "us-east-1"),
+                ("EPINIO_IRSA_GATEWAY_LOG_FORMAT", "json"),
+                ("AWS_ENDPOINT_URL", &self.backend.url()),
+                ("AWS_ACCESS_KEY_ID", FS_ACCESS_KEY),
+                ("AWS_SECRET_ACCESS_KEY", FS_SECRET_KEY),
+                ("AWS_EC2_METADATA_DISABLED", "true"),
+                ("AWS_CONFIG_FILE", "/dev/null"),
+                ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"),
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
+        env
     }
 }
 
