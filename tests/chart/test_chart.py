@@ -790,16 +790,15 @@ CHECKOV_SKIPS = {
 # Always" (CKV_K8S_15, satisfied by a digest) are checked, not skipped.
 
 
-@pytest.fixture(scope="session")
-def checkov_results(helm, tmp_path_factory):
+def checkov_scan(helm, cases, out, work):
+    """Render each of `cases` (the image pinned by digest) into `out`, one file per case, and
+    scan them with checkov under CHECKOV_SKIPS. Per case: the failed checks, and the passed
+    (check id, resource) pairs."""
     checkov = need(VENV_BIN / "checkov", "checkov 3.3.30")
-    out = tmp_path_factory.mktemp("checkov")
-    for case, values in CASES.items():
-        res = template(helm, merge(values, {"irsa": {"image": {"digest": DIGEST}}}), out)
+    for case, values in cases.items():
+        res = template(helm, merge(values, {"irsa": {"image": {"digest": DIGEST}}}), work)
         assert res.returncode == 0, res.stderr
         (out / f"{case}.yaml").write_text(res.stdout)
-    for f in out.glob("values-*.yaml"):
-        f.unlink()
     res = run(
         [checkov, "-d", str(out), "--framework", "kubernetes", "--compact", "--skip-download",
          "--skip-check", ",".join(sorted(CHECKOV_SKIPS)), "-o", "json"],
@@ -809,15 +808,23 @@ def checkov_results(helm, tmp_path_factory):
     except json.JSONDecodeError:
         pytest.fail(f"checkov gave no JSON (exit {res.returncode}):\n{res.stdout[-2000:]}\n{res.stderr[-2000:]}")
     reports = report if isinstance(report, list) else [report]
-    failed: dict[str, list[str]] = {case: [] for case in CASES}
-    passed = 0
+    failed: dict[str, list[str]] = {case: [] for case in cases}
+    passed: dict[str, set[str]] = {case: set() for case in cases}
     for r in reports:
         results = r.get("results", {})
-        passed += len(results.get("passed_checks", []))
+        for check in results.get("passed_checks", []):
+            passed.setdefault(Path(check["file_path"]).stem, set()).add(f"{check['check_id']} {check['resource']}")
         for check in results.get("failed_checks", []):
             case = Path(check["file_path"]).stem
             failed.setdefault(case, []).append(f"{check['check_id']} {check['check_name']} ({check['resource']})")
-    assert passed > 0, "checkov ran no check"
+    return failed, passed
+
+
+@pytest.fixture(scope="session")
+def checkov_results(helm, tmp_path_factory):
+    failed, passed = checkov_scan(
+        helm, CASES, tmp_path_factory.mktemp("checkov"), tmp_path_factory.mktemp("checkov-values"))
+    assert any(passed.values()), "checkov ran no check"
     return failed
 
 

@@ -22,9 +22,8 @@ import pytest
 from test_chart import (  # noqa: F401  (helm, kv, _yaml_available are fixtures)
     CASES,
     CHART,
-    CHECKOV_SKIPS,
+    checkov_scan,
     CONTRACT_ENV,
-    DIGEST,
     K8S_VERSIONS,
     NAMESPACE,
     RELEASE,
@@ -32,7 +31,6 @@ from test_chart import (  # noqa: F401  (helm, kv, _yaml_available are fixtures)
     SECRET_ENV,
     STANDARD_ENV,
     TEST_IMAGE,
-    VENV_BIN,
     _yaml_available,
     by_kind,
     container,
@@ -41,7 +39,6 @@ from test_chart import (  # noqa: F401  (helm, kv, _yaml_available are fixtures)
     job,
     kv,
     merge,
-    need,
     plain_env,
     render,
     run,
@@ -867,31 +864,12 @@ def test_gateway_hook_rbac_least_privilege(helm, tmp_path):
 # it); the gateway itself reads the pair as files.
 @pytest.fixture(scope="session")
 def checkov_gateway(helm, tmp_path_factory):
-    checkov = need(VENV_BIN / "checkov", "checkov 3.3.30")
-    out = tmp_path_factory.mktemp("checkov-gateway")
-    work = tmp_path_factory.mktemp("checkov-gateway-values")
-    for case, values in GATEWAY_CASES.items():
-        res = template(helm, merge(values, {"irsa": {"image": {"digest": DIGEST}}}), work)
-        assert res.returncode == 0, res.stderr
-        (out / f"{case}.yaml").write_text(res.stdout)
-    res = run(
-        [checkov, "-d", str(out), "--framework", "kubernetes", "--compact", "--skip-download",
-         "--skip-check", ",".join(sorted(CHECKOV_SKIPS)), "-o", "json"],
+    return checkov_scan(
+        helm,
+        GATEWAY_CASES,
+        tmp_path_factory.mktemp("checkov-gateway"),
+        tmp_path_factory.mktemp("checkov-gateway-values"),
     )
-    try:
-        report = json.loads(res.stdout)
-    except json.JSONDecodeError:
-        pytest.fail(f"checkov gave no JSON (exit {res.returncode}):\n{res.stdout[-2000:]}\n{res.stderr[-2000:]}")
-    reports = report if isinstance(report, list) else [report]
-    failed: dict[str, list[str]] = {case: [] for case in GATEWAY_CASES}
-    passed: dict[str, set[str]] = {case: set() for case in GATEWAY_CASES}
-    for r in reports:
-        results = r.get("results", {})
-        for check in results.get("passed_checks", []):
-            passed.setdefault(Path(check["file_path"]).stem, set()).add(f"{check['check_id']} {check['resource']}")
-        for check in results.get("failed_checks", []):
-            failed.setdefault(Path(check["file_path"]).stem, []).append(f"{check['check_id']} {check['check_name']} ({check['resource']})")
-    return failed, passed
 
 
 @pytest.mark.parametrize("case", GATEWAY_CASES)
