@@ -1,7 +1,8 @@
 //! epinio-irsa: IAM roles for service accounts (IRSA) for Epinio on Amazon EKS, as a Helm hook.
 //!
 //! - shared by both commands: `config` (the hook's environment contract, read and validated
-//!   once), `aws` (the AWS edges), `error` (a leaf), `retry`, `arn`, `vocab` (shared words);
+//!   once), `aws` (the AWS edges), `error` (a leaf), `retry`, `arn`, `vocab` (shared words),
+//!   `logging` (one subscriber, with a ceiling for crates that could log secrets);
 //! - the hook's decisions, pure: `plan` (desired state and documents), `core` (what to do about
 //!   the actual state, `state`), `epinio` (versions and compatibility), `access` (the action
 //!   catalog and installer policy), `checklist`, `report`;
@@ -23,6 +24,7 @@ pub mod error;
 pub mod gateway;
 pub mod hook;
 pub mod k8s;
+pub mod logging;
 pub mod plan;
 pub mod report;
 pub mod retry;

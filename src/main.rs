@@ -33,6 +33,38 @@ Configuration comes from EPINIO_IRSA_* environment variables (see the README), p
 standard AWS_REGION, AWS_ENDPOINT_URL, AWS credential chain, KUBECONFIG and RUST_LOG.
 ";
 
+const GATEWAY_USAGE: &str = "\
+epinio-irsa gateway: serve Epinio's bucket as an S3 endpoint that holds the IAM role
+
+Usage: epinio-irsa gateway
+
+Epinio signs with its cluster-local key pair (s3.accessKeyID / s3.secretAccessKey); the
+gateway checks SigV4, admits only Epinio's bucket and the operations, query parameters and
+headers Epinio's clients send, and forwards with the role's short-lived credentials.
+
+Settings (environment):
+  EPINIO_IRSA_GATEWAY_BUCKET                     Epinio's bucket (required)
+  EPINIO_IRSA_GATEWAY_REGION                     the bucket's region (default: AWS_REGION)
+  EPINIO_IRSA_GATEWAY_LISTEN                     S3 listener (default 0.0.0.0:9000)
+  EPINIO_IRSA_GATEWAY_HEALTH_LISTEN              /livez /readyz /credentials (default 0.0.0.0:9090)
+  EPINIO_IRSA_GATEWAY_ACCESS_KEY_FILE            file with Epinio's access key id
+                                                 (default /etc/epinio-irsa-gateway/keys/accessKeyID)
+  EPINIO_IRSA_GATEWAY_SECRET_KEY_FILE            file with Epinio's secret key
+                                                 (default /etc/epinio-irsa-gateway/keys/secretAccessKey)
+  EPINIO_IRSA_GATEWAY_TLS_CERT_FILE              PEM certificate chain; with the key: serve HTTPS
+  EPINIO_IRSA_GATEWAY_TLS_KEY_FILE               PEM private key
+  EPINIO_IRSA_GATEWAY_PATH_STYLE                 address the backend path-style (default false)
+  EPINIO_IRSA_GATEWAY_MAX_CONNECTIONS            connections served at once, 1-65536 (default 1024)
+  EPINIO_IRSA_GATEWAY_HEADER_READ_TIMEOUT_SECONDS  time to send a request's headers (default 10)
+  EPINIO_IRSA_GATEWAY_DRAIN_SECONDS              shutdown's wait for requests in flight (default 25)
+  EPINIO_IRSA_GATEWAY_LOG_FORMAT                 text or json (default text)
+  RUST_LOG                                       log levels (crates that could log secrets stay quiet)
+
+Credentials: only the role's, from web identity (IRSA: AWS_ROLE_ARN, AWS_WEB_IDENTITY_TOKEN_FILE)
+or the container endpoint (EKS Pod Identity: AWS_CONTAINER_CREDENTIALS_FULL_URI). Static keys,
+profiles and instance metadata are never used.
+";
+
 const TERMINATION_LOG: &str = "/dev/termination-log";
 /// Where the final error goes instead of [`TERMINATION_LOG`]: for tests, and for pods whose
 /// `terminationMessagePath` is not the default.
@@ -62,6 +94,10 @@ fn main() -> ExitCode {
         }
         ["-V" | "--version"] => {
             println!("epinio-irsa {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        ["gateway", "-h" | "--help" | "help"] => {
+            print!("{GATEWAY_USAGE}");
             return ExitCode::SUCCESS;
         }
         ["provision"] => Command::Provision,
@@ -153,17 +189,7 @@ fn fail(error: &dyn std::fmt::Display, format: LogFormat) -> ExitCode {
 }
 
 fn init_tracing(format: LogFormat) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(config::stderr_colour())
-        .with_target(false);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
+    epinio_irsa::logging::init(format);
 }
 
 #[cfg(test)]

@@ -1,101 +1,41 @@
-//! What they may ask for: only the configured bucket, and only the operations Epinio's S3
-//! clients send (checked against `internal/s3manager/s3manager.go` of each Epinio line and
-//! the staging script). Everything else is `AccessDenied` here, before the request body is
-//! read and before any AWS call. The role's IAM policy stays bucket-scoped as well, so a bug
+//! What they may ask for: only the configured bucket, and only the operations, query
+//! parameters and headers of [`super::allowlist`]. Everything else is refused here, before the
+//! request body is read and before any AWS call. The role's IAM policy stays bucket-scoped as well, so a bug
 //! in this file still cannot reach beyond the bucket.
 //!
 //! s3s names the operation from the method, path, query and headers (its router follows the
 //! S3 service model), so `PUT /b/k` with `x-amz-copy-source` is `CopyObject`, not
 //! `PutObject`, and `PUT /b/k?partNumber=1&uploadId=..` is `UploadPart`.
 
-use hyper::header::CONTENT_TYPE;
-use hyper::{HeaderMap, Method};
+use hyper::HeaderMap;
+use percent_encoding::percent_decode_str;
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::path::S3Path;
-use s3s::{s3_error, S3Error, S3ErrorCode, S3Result};
+use s3s::{S3Error, S3ErrorCode, S3Result};
 
+use super::allowlist::{is_modelled, rule_of, Target};
 use super::note::Note;
 use crate::config::Bucket;
 
-/// Operations on the bucket itself: `HeadBucket` and `CreateBucket` (every Epinio server),
-/// `GetBucketLocation` (minio-go looks the region up, Epinio 1.6 - 1.13.9), `ListObjectsV2`
-/// (the hook's `verify` probes the gateway with it, issue 17 item 4).
-pub const BUCKET_OPERATIONS: &[&str] = &[
-    "HeadBucket",
-    "CreateBucket",
-    "GetBucketLocation",
-    "ListObjectsV2",
-];
-
-/// Operations on one object: the single-request writes of aws-sdk-go-v2 (1.13.10+), the
-/// multipart uploads of minio-go, boto3 and the aws CLI above their part size, reads (ranged
-/// too) for staging's `aws s3 cp`, and deletes.
-pub const OBJECT_OPERATIONS: &[&str] = &[
-    "PutObject",
-    "GetObject",
-    "HeadObject",
-    "DeleteObject",
-    "CreateMultipartUpload",
-    "UploadPart",
-    "CompleteMultipartUpload",
-    "AbortMultipartUpload",
-];
-
-/// Headers that would change who may read an object (canned ACLs, grants). Epinio never sends
-/// them, and an object made public through the gateway would outlive any later fix.
-const ACL_HEADERS: &[&str] = &[
-    "x-amz-acl",
-    "x-amz-grant-full-control",
-    "x-amz-grant-read",
-    "x-amz-grant-read-acp",
-    "x-amz-grant-write",
-    "x-amz-grant-write-acp",
-];
-
-/// Requests whose header section (names and values) is larger than this get S3's
-/// `RequestHeaderSectionTooLarge`. Every client Epinio uses sends well under 4 KiB; AWS
-/// allows 8 KiB of user metadata. hyper refuses far larger sections (431) even earlier.
-pub const MAX_HEADER_BYTES: usize = 16 * 1024;
-
-/// Refusals that must come before s3s looks at the request: an oversized header section,
-/// and browser POST uploads (`multipart/form-data`), whose file s3s would read into memory
-/// before asking [`BucketOnly`] (it checks the POST policy first). Epinio never sends either.
-pub fn refuse_early(method: &Method, headers: &HeaderMap) -> Option<S3Error> {
-    let size: usize = headers
-        .iter()
-        .map(|(k, v)| k.as_str().len() + v.len())
-        .sum();
-    if size > MAX_HEADER_BYTES {
-        return Some(S3Error::with_message(
-            S3ErrorCode::RequestHeaderSectionTooLarge,
-            "Your request header section exceeds the maximum allowed size.",
-        ));
-    }
-    let form = headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.trim_start()
-                .to_ascii_lowercase()
-                .starts_with("multipart/")
-        });
-    if method == Method::POST && form {
-        return Some(s3_error!(
-            AccessDenied,
-            "The gateway does not accept POST uploads"
-        ));
-    }
-    None
-}
-
-/// Why a request is refused (the message of its `AccessDenied`).
+/// Why a request is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Denial {
     Unsigned,
     Operation(String),
     Bucket(String),
     Key,
-    Acl(&'static str),
+    /// A sub-resource (a query parameter without a value) the gateway does not implement.
+    SubResource(String),
+    /// A query parameter the operation may not carry.
+    Query {
+        op: String,
+        name: String,
+    },
+    /// A header S3 gives a meaning to that the operation may not carry.
+    Header {
+        op: String,
+        name: String,
+    },
 }
 
 impl Denial {
@@ -107,16 +47,35 @@ impl Denial {
                 format!("The gateway serves only bucket {bucket}, not {other:?}")
             }
             Denial::Key => "Object keys with '.' or '..' path segments are refused".into(),
-            Denial::Acl(h) => format!("The gateway does not forward ACLs ({h})"),
+            Denial::SubResource(name) => {
+                format!("The gateway does not implement the sub-resource ?{name}")
+            }
+            Denial::Query { op, name } => {
+                format!("The gateway does not forward the query parameter {name} on {op}")
+            }
+            Denial::Header { op, name } => {
+                format!("The gateway does not forward the header {name} on {op}")
+            }
         }
+    }
+
+    /// The S3 error: `NotImplemented` for an unknown sub-resource, else `AccessDenied`.
+    pub fn to_error(&self, bucket: &str) -> S3Error {
+        let code = match self {
+            Denial::SubResource(_) => S3ErrorCode::NotImplemented,
+            _ => S3ErrorCode::AccessDenied,
+        };
+        S3Error::with_message(code, self.message(bucket))
     }
 }
 
-/// The decision, pure: `signed` is whether the request carried a valid signature.
+/// The decision, pure: `signed` is whether the request carried a valid signature; `query` the
+/// raw query string.
 pub fn decide(
     op: &str,
     path: &S3Path,
     headers: &HeaderMap,
+    query: Option<&str>,
     signed: bool,
     bucket: &str,
 ) -> Result<(), Denial> {
@@ -128,13 +87,14 @@ pub fn decide(
         S3Path::Bucket { bucket } => (bucket, None),
         S3Path::Object { bucket, key } => (bucket, Some(key)),
     };
-    let allowed = match key {
-        None => BUCKET_OPERATIONS.contains(&op),
-        Some(_) => OBJECT_OPERATIONS.contains(&op),
+    let target = if key.is_some() {
+        Target::Object
+    } else {
+        Target::Bucket
     };
-    if !allowed {
+    let Some(rule) = rule_of(op).filter(|r| r.target == target) else {
         return Err(Denial::Operation(op.to_string()));
-    }
+    };
     if &**asked != bucket {
         return Err(Denial::Bucket(asked.to_string()));
     }
@@ -143,10 +103,39 @@ pub fn decide(
     if key.is_some_and(|k| k.split('/').any(|s| s == "." || s == "..")) {
         return Err(Denial::Key);
     }
-    if let Some(h) = ACL_HEADERS.iter().find(|h| headers.contains_key(**h)) {
-        return Err(Denial::Acl(h));
+    for (name, has_value) in query_names(query.unwrap_or_default()) {
+        if rule.allows_query(&name) {
+            continue;
+        }
+        return Err(if has_value {
+            Denial::Query {
+                op: op.to_string(),
+                name,
+            }
+        } else {
+            Denial::SubResource(name)
+        });
+    }
+    for name in headers.keys().map(|h| h.as_str()) {
+        if is_modelled(name) && !rule.allows_header(name) {
+            return Err(Denial::Header {
+                op: op.to_string(),
+                name: name.to_string(),
+            });
+        }
     }
     Ok(())
+}
+
+/// The query's parameter names, percent-decoded, and whether each carries a non-empty value.
+fn query_names(query: &str) -> impl Iterator<Item = (String, bool)> + '_ {
+    query.split('&').filter(|p| !p.is_empty()).map(|pair| {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let name = percent_decode_str(&name.replace('+', " "))
+            .decode_utf8_lossy()
+            .into_owned();
+        (name, !value.is_empty())
+    })
 }
 
 pub struct BucketOnly {
@@ -173,21 +162,23 @@ impl S3Access for BucketOnly {
             &op,
             cx.s3_path(),
             cx.headers(),
+            cx.uri().query(),
             caller.is_some(),
             &self.bucket,
         );
         if let Some(note) = cx.extensions_mut().get::<Note>() {
             note.identify(&op, bucket, key, caller);
-            if decision.is_err() {
-                note.error("AccessDenied");
+            if let Err(d) = &decision {
+                note.error(d.to_error(&self.bucket).code().as_str());
             }
         }
-        decision.map_err(|d| s3_error!(AccessDenied, "{}", d.message(&self.bucket)))
+        decision.map_err(|d| d.to_error(&self.bucket))
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::allowlist::{Target, RULES};
     use super::*;
 
     const B: &str = "epinio";
@@ -203,18 +194,45 @@ mod tests {
         S3Path::Bucket { bucket: b.into() }
     }
 
-    #[test]
-    fn epinio_operations_on_its_bucket_pass() {
-        let h = HeaderMap::new();
-        for op in BUCKET_OPERATIONS {
-            assert_eq!(decide(op, &bucket(B), &h, true, B), Ok(()), "{op}");
+    fn path(target: Target) -> S3Path {
+        match target {
+            Target::Bucket => bucket(B),
+            Target::Object => object("apps/blob"),
         }
-        for op in OBJECT_OPERATIONS {
-            assert_eq!(
-                decide(op, &object("apps/blob"), &h, true, B),
-                Ok(()),
-                "{op}"
-            );
+    }
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn epinio_operations_on_its_bucket_pass_with_what_they_carry() {
+        for rule in RULES {
+            let query: Vec<String> = rule.query.iter().map(|q| format!("{q}=1")).collect();
+            let query = query.join("&") + "&x-id=Op";
+            let listed: Vec<(&'static str, &str)> = rule
+                .headers
+                .iter()
+                .map(|h| {
+                    (
+                        if *h == "x-amz-meta-*" {
+                            "x-amz-meta-app"
+                        } else {
+                            *h
+                        },
+                        "v",
+                    )
+                })
+                .collect();
+            let mut h = headers(&listed);
+            h.insert("traceparent", "00-1-2-01".parse().unwrap());
+            h.insert("content-type", "application/octet-stream".parse().unwrap());
+            let d = decide(rule.op, &path(rule.target), &h, Some(&query), true, B);
+            assert_eq!(d, Ok(()), "{}", rule.op);
         }
     }
 
@@ -230,7 +248,7 @@ mod tests {
             "PutBucketAcl",
             "DeleteObjects",
         ] {
-            assert!(decide(op, &bucket(B), &h, true, B).is_err(), "{op}");
+            assert!(decide(op, &bucket(B), &h, None, true, B).is_err(), "{op}");
         }
         for op in [
             "CopyObject",
@@ -238,38 +256,122 @@ mod tests {
             "PutObjectAcl",
             "GetObjectAcl",
         ] {
-            assert!(decide(op, &object("k"), &h, true, B).is_err(), "{op}");
+            assert!(decide(op, &object("k"), &h, None, true, B).is_err(), "{op}");
         }
-        assert!(decide("ListBuckets", &S3Path::Root, &h, true, B).is_err());
+        assert!(decide("ListBuckets", &S3Path::Root, &h, None, true, B).is_err());
         // An object operation on a bucket path, and the reverse.
-        assert!(decide("GetObject", &bucket(B), &h, true, B).is_err());
-        assert!(decide("HeadBucket", &object("k"), &h, true, B).is_err());
+        assert!(decide("GetObject", &bucket(B), &h, None, true, B).is_err());
+        assert!(decide("HeadBucket", &object("k"), &h, None, true, B).is_err());
     }
 
     #[test]
-    fn other_buckets_unsigned_requests_dot_segments_and_acls_are_denied() {
+    fn other_buckets_unsigned_requests_and_dot_segments_are_denied() {
         let h = HeaderMap::new();
         assert_eq!(
-            decide("HeadBucket", &bucket("other"), &h, true, B),
+            decide("HeadBucket", &bucket("other"), &h, None, true, B),
             Err(Denial::Bucket("other".into()))
         );
         assert_eq!(
-            decide("GetObject", &object("k"), &h, false, B),
+            decide("GetObject", &object("k"), &h, None, false, B),
             Err(Denial::Unsigned)
         );
         for key in ["../other/k", "a/../../b", "./k", "a/.", ".."] {
             assert_eq!(
-                decide("GetObject", &object(key), &h, true, B),
+                decide("GetObject", &object(key), &h, None, true, B),
                 Err(Denial::Key),
                 "{key}"
             );
         }
-        assert_eq!(decide("GetObject", &object("a..b/.c"), &h, true, B), Ok(()));
-        let mut acl = HeaderMap::new();
-        acl.insert("x-amz-acl", "public-read".parse().unwrap());
-        assert_eq!(
-            decide("PutObject", &object("k"), &acl, true, B),
-            Err(Denial::Acl("x-amz-acl"))
-        );
+        let fine = decide("GetObject", &object("a..b/.c"), &h, None, true, B);
+        assert_eq!(fine, Ok(()));
+    }
+
+    #[test]
+    fn unknown_sub_resources_are_not_implemented_and_other_parameters_denied() {
+        let h = HeaderMap::new();
+        for (op, path, query) in [
+            ("PutObject", object("k"), "renameObject"),
+            ("PutObject", object("k"), "encryption="),
+            ("PutObject", object("k"), "fooBar"),
+            ("CreateBucket", bucket(B), "metadataTable"),
+            ("CreateBucket", bucket(B), "abac"),
+        ] {
+            let d = decide(op, &path, &h, Some(query), true, B).expect_err(query);
+            assert!(matches!(d, Denial::SubResource(_)), "{query}: {d:?}");
+            assert_eq!(d.to_error(B).code(), &S3ErrorCode::NotImplemented);
+        }
+        for (op, query, name) in [
+            ("GetObject", "versionId=abc", "versionId"),
+            (
+                "DeleteObject",
+                "versionId=abc&x-id=DeleteObject",
+                "versionId",
+            ),
+            (
+                "GetObject",
+                "response-content-type=text%2Fhtml",
+                "response-content-type",
+            ),
+            (
+                "PutObject",
+                "X-Amz-Security-Token=t",
+                "X-Amz-Security-Token",
+            ),
+        ] {
+            let d = decide(op, &object("k"), &h, Some(query), true, B);
+            let want = Denial::Query {
+                op: op.into(),
+                name: name.into(),
+            };
+            assert_eq!(d, Err(want), "{query}");
+        }
+    }
+
+    #[test]
+    fn headers_that_change_what_aws_does_are_denied() {
+        for (op, path, name) in [
+            ("PutObject", object("k"), "x-amz-storage-class"),
+            (
+                "PutObject",
+                object("k"),
+                "x-amz-server-side-encryption-customer-key",
+            ),
+            (
+                "PutObject",
+                object("k"),
+                "x-amz-server-side-encryption-aws-kms-key-id",
+            ),
+            ("PutObject", object("k"), "x-amz-website-redirect-location"),
+            ("PutObject", object("k"), "x-amz-tagging"),
+            ("PutObject", object("k"), "x-amz-object-lock-mode"),
+            ("PutObject", object("k"), "x-amz-acl"),
+            ("PutObject", object("k"), "x-amz-grant-read"),
+            ("PutObject", object("k"), "cache-control"),
+            (
+                "CreateBucket",
+                bucket(B),
+                "x-amz-bucket-object-lock-enabled",
+            ),
+            ("CreateBucket", bucket(B), "x-amz-object-ownership"),
+            (
+                "DeleteObject",
+                object("k"),
+                "x-amz-bypass-governance-retention",
+            ),
+            (
+                "GetObject",
+                object("k"),
+                "x-amz-server-side-encryption-customer-key",
+            ),
+            ("HeadBucket", bucket(B), "x-amz-security-token"),
+        ] {
+            let h = headers(&[(name, "v")]);
+            let d = decide(op, &path, &h, None, true, B);
+            let want = Denial::Header {
+                op: op.into(),
+                name: name.into(),
+            };
+            assert_eq!(d, Err(want), "{op} {name}");
+        }
     }
 }

@@ -25,6 +25,7 @@ pub const PATH_STYLE: &str = "EPINIO_IRSA_GATEWAY_PATH_STYLE";
 pub const LOG_FORMAT: &str = "EPINIO_IRSA_GATEWAY_LOG_FORMAT";
 pub const HEADER_READ_TIMEOUT: &str = "EPINIO_IRSA_GATEWAY_HEADER_READ_TIMEOUT_SECONDS";
 pub const DRAIN: &str = "EPINIO_IRSA_GATEWAY_DRAIN_SECONDS";
+pub const MAX_CONNECTIONS: &str = "EPINIO_IRSA_GATEWAY_MAX_CONNECTIONS";
 /// The standard AWS variables the region falls back to, in this order.
 const AWS_REGION: &str = "AWS_REGION";
 const AWS_DEFAULT_REGION: &str = "AWS_DEFAULT_REGION";
@@ -39,6 +40,9 @@ pub const DEFAULT_SECRET_KEY_FILE: &str = "/etc/epinio-irsa-gateway/keys/secretA
 const DEFAULT_HEADER_READ_TIMEOUT_SECONDS: u64 = 10;
 /// Below Kubernetes' default termination grace period of 30 s.
 const DEFAULT_DRAIN_SECONDS: u64 = 25;
+/// About 24 MiB of header buffers when every one is full (`serve::MAX_BUF`): far below the
+/// chart's 256 MiB memory limit, and far above what Epinio's server and stagings open.
+pub const DEFAULT_MAX_CONNECTIONS: u64 = 1024;
 
 /// The validated gateway configuration.
 #[derive(Debug, Clone)]
@@ -59,6 +63,8 @@ pub struct GatewayConfig {
     pub header_read_timeout: Duration,
     /// How long shutdown waits for requests in flight.
     pub drain: Duration,
+    /// Connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +88,7 @@ struct Raw {
     log_format: Option<String>,
     header_read_timeout_seconds: Option<String>,
     drain_seconds: Option<String>,
+    max_connections: Option<String>,
 }
 
 /// Reads and validates the configuration from `(name, value)` pairs (the process environment
@@ -126,6 +133,13 @@ where
         DEFAULT_HEADER_READ_TIMEOUT_SECONDS,
     );
     let drain = seconds(&mut v, DRAIN, raw.drain_seconds, DEFAULT_DRAIN_SECONDS);
+    let max_connections = v.number(
+        MAX_CONNECTIONS,
+        raw.max_connections,
+        1..=65_536,
+        DEFAULT_MAX_CONNECTIONS,
+        "",
+    );
     match (bucket, region, access_key_id, secret_access_key) {
         (Some(bucket), Some(region), Some(access_key_id), Some(secret_access_key))
             if v.errors.is_empty() =>
@@ -142,6 +156,7 @@ where
                 log_format,
                 header_read_timeout,
                 drain,
+                max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),
             })
         }
         _ => Err(ConfigErrors(v.errors)),

@@ -125,7 +125,14 @@ impl CredentialState {
                 } else {
                     Phase::Failed
                 };
-                let message = DisplayErrorContext(e).to_string();
+                // `NoSource` says everything; the chain's errors need their whole context.
+                let no_source =
+                    std::error::Error::source(e).is_some_and(|s| s.to_string() == NO_SOURCE);
+                let message = if no_source {
+                    NO_SOURCE.to_string()
+                } else {
+                    DisplayErrorContext(e).to_string()
+                };
                 if s.last_error.as_deref() != Some(message.as_str()) {
                     tracing::warn!(error = %message, "gateway cannot obtain credentials");
                 }
@@ -178,6 +185,70 @@ fn source(c: &Credentials) -> &'static str {
 fn rfc3339(t: Option<SystemTime>) -> String {
     t.and_then(|t| DateTime::from(t).fmt(DateTimeFormat::DateTime).ok())
         .unwrap_or_else(|| "never".into())
+}
+
+/// Variables that would let aws-config's default chain find credentials other than the
+/// role's: static keys, profiles (and their `credential_process`, SSO, ...), and the node's
+/// instance metadata. They are taken out of the gateway's environment, so that with IRSA or
+/// Pod Identity missing (a switch in progress, a removed annotation) it has no identity at
+/// all instead of the node's instance role.
+const OTHER_SOURCES: &[&str] = &[
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_EC2_METADATA_DISABLED",
+    "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+    "AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE",
+];
+
+/// Why there is nothing to ask when neither source is configured.
+pub const NO_SOURCE: &str = "no credential source for the gateway's IAM role: neither web identity (AWS_ROLE_ARN and AWS_WEB_IDENTITY_TOKEN_FILE, set by IRSA from the ServiceAccount's eks.amazonaws.com/role-arn) nor the container endpoint (AWS_CONTAINER_CREDENTIALS_FULL_URI, set by EKS Pod Identity) is configured; static keys, profiles and instance metadata are never used";
+
+/// The environment aws-config's default chain gets: `env` without [`OTHER_SOURCES`], profile
+/// files pointed at nothing and instance metadata off, so the chain is exactly web identity
+/// and the container endpoint. Also which of the two is configured, if any.
+pub fn role_sources_only(
+    env: Vec<(String, String)>,
+) -> (Vec<(String, String)>, Option<&'static str>) {
+    let mut env: Vec<(String, String)> = env
+        .into_iter()
+        .filter(|(k, _)| !OTHER_SOURCES.contains(&k.as_str()))
+        .collect();
+    let set = |name: &str| env.iter().any(|(k, v)| k == name && !v.is_empty());
+    let source = if set("AWS_WEB_IDENTITY_TOKEN_FILE") && set("AWS_ROLE_ARN") {
+        Some("web identity (IRSA)")
+    } else if set("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+        || set("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+    {
+        Some("container endpoint (EKS Pod Identity)")
+    } else {
+        None
+    };
+    for (k, v) in [
+        ("AWS_CONFIG_FILE", "/dev/null"),
+        ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ] {
+        env.push((k.to_string(), v.to_string()));
+    }
+    (env, source)
+}
+
+/// The provider when neither source is configured: always [`NO_SOURCE`].
+#[derive(Debug)]
+pub struct NoSource;
+
+impl ProvideCredentials for NoSource {
+    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        future::ProvideCredentials::ready(Err(CredentialsError::not_loaded(NO_SOURCE)))
+    }
 }
 
 /// aws-config's default chain, watched: every outcome lands in a [`CredentialState`].

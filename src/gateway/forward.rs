@@ -70,7 +70,7 @@ impl Forward {
                 if answered_by_aws::<E>(&e) {
                     e
                 } else {
-                    self.explain(e, body)
+                    self.explain(e, note.as_ref(), body)
                 }
             }),
         };
@@ -82,7 +82,10 @@ impl Forward {
 
     /// An error that did not come from AWS came from the SDK itself: the client's body failed
     /// its checksum or signature, or the credentials ran out, or AWS could not be reached.
-    fn explain(&self, e: S3Error, body: Option<BodyWatch>) -> S3Error {
+    fn explain(&self, e: S3Error, note: Option<&Note>, body: Option<BodyWatch>) -> S3Error {
+        if let Some(why) = note.and_then(Note::body_refusal) {
+            return why;
+        }
         if let Some(why) = body.and_then(|b| b.failure()) {
             return why;
         }
@@ -111,7 +114,9 @@ impl Forward {
 }
 
 /// An upload's body, ready to forward: an aws-chunked upload's trailing checksum checked as
-/// the body streams (`trailer`), and watched so that a failure mid-upload is explained.
+/// the body streams (`trailer`), watched so that a failure mid-upload is explained, and its
+/// first piece read before AWS is called, so that a body refused at once (a chunk too large,
+/// an unsigned chunk in a signed upload, a wrong first signature) sends nothing to AWS.
 async fn upload_body(
     body: &mut Option<StreamingBlob>,
     headers: &hyper::HeaderMap,
@@ -119,11 +124,56 @@ async fn upload_body(
     note: Option<&Note>,
 ) -> S3Result<BodyWatch> {
     let checked = trailer::check(body, headers, trailers).await;
+    let checked = match checked {
+        Ok(()) => prime(body).await.map_err(|e| {
+            note.and_then(Note::body_refusal)
+                .or_else(|| BodyWatch::explain(&e.to_string()))
+                .unwrap_or_else(|| incomplete(&e.to_string()))
+        }),
+        Err(e) => Err(e),
+    };
     if let (Err(e), Some(note)) = (&checked, note) {
         note.error(e.code().as_str());
     }
     checked?;
     Ok(BodyWatch::wrap(body))
+}
+
+/// Reads the body's first piece and puts it back in front.
+async fn prime(body: &mut Option<StreamingBlob>) -> Result<(), StdError> {
+    use futures::StreamExt;
+    let Some(mut inner) = body.take() else {
+        return Ok(());
+    };
+    let first = match inner.next().await {
+        Some(Err(e)) => return Err(e),
+        Some(Ok(first)) => Some(first),
+        None => None,
+    };
+    *body = Some(StreamingBlob::new(Primed { first, inner }));
+    Ok(())
+}
+
+fn incomplete(detail: &str) -> S3Error {
+    let mut e = S3Error::with_message(
+        S3ErrorCode::IncompleteBody,
+        format!("The request body could not be read ({detail})"),
+    );
+    e.set_status_code(hyper::StatusCode::BAD_REQUEST);
+    e
+}
+
+/// S3 stores an object's Content-Encoding without `aws-chunked`, which describes only how the
+/// client sent the body to the gateway; the body forwarded is already decoded.
+fn without_aws_chunked(encoding: &mut Option<String>) {
+    if let Some(value) = encoding.as_deref() {
+        let rest: Vec<&str> = value
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty() && !e.eq_ignore_ascii_case("aws-chunked"))
+            .collect();
+        *encoding = (!rest.is_empty()).then(|| rest.join(","));
+    }
 }
 
 /// Whether AWS answered (an error with its status and code, passed through as it is).
@@ -178,6 +228,7 @@ impl S3 for Forward {
         &self,
         mut req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
+        without_aws_chunked(&mut req.input.content_encoding);
         let watch = upload_body(
             &mut req.input.body,
             &req.headers,
@@ -232,8 +283,9 @@ impl S3 for Forward {
 
     async fn create_multipart_upload(
         &self,
-        req: S3Request<CreateMultipartUploadInput>,
+        mut req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        without_aws_chunked(&mut req.input.content_encoding);
         self.relay::<op::create_multipart_upload::CreateMultipartUploadError, _, _>(
             req,
             None,
@@ -304,8 +356,13 @@ impl BodyWatch {
 
     fn failure(&self) -> Option<S3Error> {
         let seen = self.0.lock().ok()?.clone()?;
+        BodyWatch::explain(&seen)
+    }
+
+    /// The S3 error for a body that failed with `seen`.
+    fn explain(seen: &str) -> Option<S3Error> {
         if seen.contains(trailer::MISMATCH) {
-            return Some(trailer::bad_digest(&seen));
+            return Some(trailer::bad_digest(seen));
         }
         let (code, message) = if seen.contains("Sha256Mismatch") {
             (
@@ -328,6 +385,39 @@ impl BodyWatch {
             e.set_status_code(hyper::StatusCode::BAD_REQUEST);
         }
         Some(e)
+    }
+}
+
+/// A body whose first piece was read ahead ([`prime`]).
+struct Primed {
+    first: Option<Bytes>,
+    inner: StreamingBlob,
+}
+
+impl Stream for Primed {
+    type Item = Result<Bytes, StdError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if let Some(first) = self.first.take() {
+            return Poll::Ready(Some(Ok(first)));
+        }
+        Pin::new(&mut self.inner).poll_next(cx)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let (lo, hi) = self.inner.size_hint();
+        let n = self.first.as_ref().map_or(0, Bytes::len);
+        (lo.saturating_add(n), hi.map(|h| h.saturating_add(n)))
+    }
+}
+
+impl ByteStream for Primed {
+    fn remaining_length(&self) -> RemainingLength {
+        let n = self.first.as_ref().map_or(0, Bytes::len);
+        match self.inner.remaining_length().exact() {
+            Some(rest) => RemainingLength::new_exact(rest + n),
+            None => RemainingLength::unknown(),
+        }
     }
 }
 

@@ -4,7 +4,8 @@
 //! The line is written when the response body is finished or dropped, so the bytes and the
 //! latency cover the whole streamed transfer, not only the time to the first byte.
 //! [`super::access`] fills in who asked for what ([`Note`], in `note`), because only s3s knows
-//! the operation; a request refused before that (a bad signature) is logged without one.
+//! the operation; a request refused before that (a bad signature) is logged without one, but
+//! with the S3 error code it was answered with.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -20,6 +21,7 @@ use s3s::service::S3Service;
 use s3s::HttpError;
 
 use super::note::Note;
+use super::{chunks, early};
 
 /// Handles one request through s3s, counting and logging it.
 pub async fn handle(
@@ -38,18 +40,36 @@ pub async fn handle(
         bytes_in: bytes_in.clone(),
         status: 0,
     };
-    let response = if let Some(e) = super::access::refuse_early(req.method(), req.headers()) {
+    let response = if let Some(e) = early::refuse_early(req.method(), req.uri(), req.headers()) {
         note.error(e.code().as_str());
         e.to_http_response()
             .map_err(|e| HttpError::new(Box::new(e)))?
     } else {
         let (mut parts, body) = req.into_parts();
-        parts.extensions.insert(note);
-        let body = s3s::Body::http_body(Counted {
+        let declared = parts
+            .headers
+            .get(hyper::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        let counted = Counted {
             inner: body,
             count: bytes_in,
-        });
-        s3.call(Request::from_parts(parts, body)).await?
+            declared,
+            note: note.clone(),
+        };
+        let body = match chunks::mode(&parts.headers) {
+            Some(mode) => s3s::Body::http_body(chunks::Framing::new(counted, mode, note.clone())),
+            None => s3s::Body::http_body(counted),
+        };
+        parts.extensions.insert(note.clone());
+        let response = s3.call(Request::from_parts(parts, body)).await?;
+        if response.status().is_client_error() && note.lock().error.is_none() {
+            // Refused before `access` (a bad signature, an unknown key): the code is in the body.
+            if let Some(code) = response.body().bytes().as_deref().and_then(error_code) {
+                note.error(code);
+            }
+        }
+        response
     };
     let status = response.status().as_u16();
     let length = response
@@ -65,10 +85,21 @@ pub async fn handle(
     }))
 }
 
-/// The request body, counted as it streams to S3.
+/// The S3 error code of an error response's XML body.
+fn error_code(body: &[u8]) -> Option<&str> {
+    let text = std::str::from_utf8(body).ok()?;
+    let start = text.find("<Code>")? + "<Code>".len();
+    let len = text[start..].find("</Code>")?;
+    Some(&text[start..start + len])
+}
+
+/// The request body, counted as it streams to S3. A body that ends (or fails) before its
+/// `Content-Length` is noted as `IncompleteBody`, so the client learns it sent too little.
 pub struct Counted<B> {
     inner: B,
     count: Arc<AtomicU64>,
+    declared: Option<u64>,
+    note: Note,
 }
 
 impl<B: Body<Data = Bytes> + Unpin> Body for Counted<B> {
@@ -80,10 +111,24 @@ impl<B: Body<Data = Bytes> + Unpin> Body for Counted<B> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &polled {
-            if let Some(data) = frame.data_ref() {
-                self.count.fetch_add(data.len() as u64, Ordering::Relaxed);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    self.count.fetch_add(data.len() as u64, Ordering::Relaxed);
+                }
             }
+            Poll::Ready(None | Some(Err(_))) => {
+                let count = self.count.load(Ordering::Relaxed);
+                if let Some(declared) = self.declared.filter(|d| count < *d) {
+                    self.note.refuse_body(
+                        s3s::S3ErrorCode::IncompleteBody,
+                        format!(
+                            "You did not provide the number of bytes specified by the Content-Length HTTP header ({count} of {declared})"
+                        ),
+                    );
+                }
+            }
+            Poll::Pending => {}
         }
         polled
     }

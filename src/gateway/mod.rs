@@ -6,7 +6,9 @@
 //!
 //! Split by role, as s3s is:
 //! - `config`: the `EPINIO_IRSA_GATEWAY_*` contract, read once;
-//! - `auth`: who may ask (one key pair); `access`: what they may ask for;
+//! - `early`: what is refused before s3s reads the request (SigV4 only, as AWS bounds it);
+//! - `auth`: who may ask (one key pair); `access`: what they may ask for, by the table in
+//!   `allowlist`; `chunks`: an aws-chunked body's framing, checked before s3s buffers it;
 //! - `forward`: how it is forwarded (s3s-aws over aws-sdk-s3); `trailer`: the trailing
 //!   checksum of aws-chunked uploads, checked on the way;
 //! - `credentials`: the role's credential state, which `forward` and `health` read;
@@ -17,9 +19,12 @@
 //! This file only wires them: configuration is read once and shared behind `Arc`.
 
 pub mod access;
+pub mod allowlist;
 pub mod auth;
+pub mod chunks;
 pub mod config;
 pub mod credentials;
+pub mod early;
 pub mod error;
 pub mod forward;
 pub mod health;
@@ -48,7 +53,6 @@ use tokio::task::JoinHandle;
 pub use self::config::GatewayConfig;
 use self::credentials::{CredentialState, Tracked};
 pub use self::error::GatewayError;
-use crate::config::LogFormat;
 
 /// A running gateway: its addresses, its credential state, and the way to stop it.
 pub struct Gateway {
@@ -96,7 +100,7 @@ where
 {
     let env: Vec<(String, String)> = env.into_iter().collect();
     let config = config::from_pairs(env.clone())?;
-    init_tracing(config.log_format);
+    crate::logging::init(config.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -151,10 +155,12 @@ async fn start_with(
         header_read_timeout: config.header_read_timeout,
         drain: config.drain,
         tls,
+        max_connections: config.max_connections,
     };
     let health_settings = serve::Settings {
         name: "health listener",
         tls: None,
+        max_connections: 64,
         ..settings.clone()
     };
     let s3_task = tokio::spawn(serve::serve(
@@ -196,17 +202,24 @@ async fn start_with(
     })
 }
 
-/// aws-sdk-s3 on aws-config's default chain (web identity for IRSA, the container endpoint
-/// for EKS Pod Identity), watched by [`Tracked`]; the SDK's identity cache refreshes the
-/// credentials before they expire. Checksums are computed and validated only where the
-/// client asked for them, and there are no retries: the gateway relays, the client decides.
+/// aws-sdk-s3 on the role's credentials only: aws-config's default chain given an
+/// environment in which web identity (IRSA) and the container endpoint (EKS Pod Identity) are
+/// the only sources (`credentials::role_sources_only`), watched by [`Tracked`]; the SDK's
+/// identity cache refreshes the credentials before they expire. Checksums are computed and
+/// validated only where the client asked for them, and there are no retries: the gateway
+/// relays, the client decides.
 async fn s3_client(
     config: &GatewayConfig,
     env: Vec<(String, String)>,
     state: CredentialState,
 ) -> Result<(aws_sdk_s3::Client, Arc<Tracked>), GatewayError> {
+    let (env, source) = credentials::role_sources_only(env);
+    match source {
+        Some(source) => tracing::info!(source, "gateway credentials come from"),
+        None => tracing::warn!("{}", credentials::NO_SOURCE),
+    }
     let env: HashMap<String, String> = env.into_iter().collect();
-    let sdk = aws_config::defaults(BehaviorVersion::latest())
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .env(Env::from(env))
         .region(aws_config::Region::new(config.region.to_string()))
         .retry_config(RetryConfig::disabled())
@@ -221,9 +234,11 @@ async fn s3_client(
                 .upload_enabled(false)
                 .grace_period(Duration::from_secs(30))
                 .build(),
-        )
-        .load()
-        .await;
+        );
+    if source.is_none() {
+        loader = loader.credentials_provider(credentials::NoSource);
+    }
+    let sdk = loader.load().await;
     let chain = sdk
         .credentials_provider()
         .ok_or(GatewayError::NoCredentialChain)?;
@@ -299,37 +314,4 @@ impl Stop {
             _ = next(&mut self.int) => "SIGINT",
         }
     }
-}
-
-/// Crates whose logs could carry a request's `Authorization` header, a signature or a
-/// canonical request at debug level (s3s logs whole requests; the SDK its signing). Kept
-/// quiet whatever `RUST_LOG` says: [`log`] writes the one line per request instead.
-const SILENCED: &[&str] = &[
-    "s3s=off",
-    "s3s_aws=off",
-    "aws_sigv4=warn",
-    "aws_smithy_runtime=warn",
-    "aws_smithy_runtime_api=warn",
-    "hyper=warn",
-    "hyper_util=warn",
-];
-
-fn init_tracing(format: LogFormat) {
-    use tracing_subscriber::EnvFilter;
-    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    for directive in SILENCED {
-        if let Ok(d) = directive.parse() {
-            filter = filter.add_directive(d);
-        }
-    }
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(crate::config::stderr_colour())
-        .with_target(false);
-    // `try_init`: a subscriber set by an embedding program stays.
-    let _ = match format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder.try_init(),
-    };
 }

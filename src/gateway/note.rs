@@ -1,9 +1,12 @@
 //! What a request turned out to be, noted while s3s handles it: [`super::access`] knows the
 //! operation, bucket, key and caller, [`super::forward`] the S3 error it ended with, and
-//! [`super::log`] writes them into the request's line. Its own file so that the three share
+//! [`super::log`] writes them into the request's line; [`super::chunks`] notes why a body
+//! was refused, for `forward` to answer. Its own file so that the three share
 //! it without depending on one another.
 
 use std::sync::{Arc, Mutex, MutexGuard};
+
+use s3s::{S3Error, S3ErrorCode};
 
 #[derive(Debug, Default)]
 pub(super) struct Fields {
@@ -12,6 +15,8 @@ pub(super) struct Fields {
     pub(super) key: Option<String>,
     pub(super) caller: Option<String>,
     pub(super) error: Option<String>,
+    /// Why the request body was refused while it streamed (`chunks`, `log`'s length count).
+    pub(super) body_refusal: Option<(S3ErrorCode, String)>,
 }
 
 /// What the request turned out to be, filled in while s3s handles it.
@@ -42,5 +47,19 @@ impl Note {
     /// The S3 error code the request ended with (when the gateway knows it).
     pub fn error(&self, code: &str) {
         self.lock().error = Some(code.to_string());
+    }
+
+    /// Records why the body is refused (the first reason stays).
+    pub fn refuse_body(&self, code: S3ErrorCode, message: impl Into<String>) {
+        let mut f = self.lock();
+        if f.body_refusal.is_none() {
+            f.body_refusal = Some((code, message.into()));
+        }
+    }
+
+    /// The S3 error for a body refused while it streamed, if it was.
+    pub fn body_refusal(&self) -> Option<S3Error> {
+        let (code, message) = self.lock().body_refusal.clone()?;
+        Some(S3Error::with_message(code, message))
     }
 }

@@ -19,16 +19,18 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 use tokio_rustls::rustls;
 use tokio_rustls::TlsAcceptor;
 
 use super::config::TlsFiles;
 use super::error::GatewayError;
 
-/// hyper's read buffer, and so the hard limit of a request's header section: larger ones get
-/// `431` from hyper. The S3 error for merely large ones comes earlier (`access`).
-const MAX_BUF: usize = 64 * 1024;
+/// hyper's read buffer per connection, and so the hard limit of a request's line and header
+/// section: larger ones get `431` from hyper. Room for the 16 KiB header section that gets
+/// S3's own error (`early::MAX_HEADER_BYTES`) and an 8 KiB request line (a presigned URL with
+/// a long key); no more, since every connection may hold one full buffer.
+pub const MAX_BUF: usize = 24 * 1024;
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Clone)]
@@ -37,6 +39,10 @@ pub struct Settings {
     pub header_read_timeout: Duration,
     pub drain: Duration,
     pub tls: Option<TlsAcceptor>,
+    /// Connections served at once. Beyond it the listener stops accepting, so new ones wait
+    /// in the kernel's backlog until one closes (a slow header is closed after
+    /// `header_read_timeout`).
+    pub max_connections: usize,
 }
 
 pub async fn bind(name: &'static str, addr: SocketAddr) -> Result<TcpListener, GatewayError> {
@@ -69,7 +75,15 @@ pub async fn serve<H, Fut, B, E>(
         .header_read_timeout(settings.header_read_timeout)
         .max_buf_size(MAX_BUF)
         .keep_alive(true);
+    let slots = Arc::new(Semaphore::new(settings.max_connections));
     loop {
+        let slot = tokio::select! {
+            _ = stopped(&mut shutdown) => break,
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+        };
         let (tcp, peer) = tokio::select! {
             _ = stopped(&mut shutdown) => break,
             accepted = listener.accept() => match accepted {
@@ -87,6 +101,7 @@ pub async fn serve<H, Fut, B, E>(
         let watcher = graceful.watcher();
         let tls = settings.tls.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let Some(io) = accept_io(tcp, tls).await else {
                 return;
             };

@@ -460,11 +460,47 @@ def wait_http(url: str, timeout: float = 30.0) -> int:
     return 0
 
 
+AGENT_TOKEN = "pod-identity-token-for-the-image-test"
+
+
+def credentials_endpoint(key_id, secret):
+    """A container credentials endpoint on loopback (what the EKS Pod Identity agent serves a
+    pod), answering with `key_id`/`secret` when the Authorization header is AGENT_TOKEN.
+    Returns its URL; it runs in a daemon thread until the test process ends."""
+    import json
+    import threading
+    from datetime import datetime, timedelta, timezone
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Agent(BaseHTTPRequestHandler):
+        def do_GET(self):
+            if self.headers.get("Authorization") != AGENT_TOKEN:
+                self.send_response(401)
+                self.end_headers()
+                return
+            expires = (datetime.now(timezone.utc) + timedelta(hours=12)).strftime("%Y-%m-%dT%H:%M:%SZ")
+            body = json.dumps({"AccessKeyId": key_id, "SecretAccessKey": secret,
+                               "Token": "image-test-session-token", "Expiration": expires}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Agent)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}/v1/credentials"
+
+
 def test_gateway_from_the_container(podman, moto, tmp_path):
     """`epinio-irsa gateway` from the image, as the chart runs it (read-only root, no
     capabilities, UID 65532, Epinio's key pair mounted at the default path), in front of
-    moto with moto's static credentials (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY: the
-    role's credential chain is tested in tests/gateway_*.rs, not here). Proves: /readyz
+    moto with moto's static credentials served the way EKS Pod Identity serves a role's
+    (a container credentials endpoint on loopback: the gateway reads no AWS_ACCESS_KEY_ID;
+    the role's chain is tested in tests/gateway_*.rs). Proves: /readyz
     answers 200, boto3 signed with Epinio's key pair puts and gets an object through it (the
     bytes checked by SHA-256, and in moto itself), another bucket is refused with
     AccessDenied, the process runs as 65532 with no capabilities, and SIGTERM stops it with
@@ -485,8 +521,11 @@ def test_gateway_from_the_container(podman, moto, tmp_path):
     keys.chmod(0o755)
     tmp_path.chmod(0o755)
     s3_port, health_port = free_port(), free_port()
+    agent = credentials_endpoint(AWS_ENV["AWS_ACCESS_KEY_ID"], AWS_ENV["AWS_SECRET_ACCESS_KEY"])
     env = {
-        **AWS_ENV,
+        "AWS_REGION": REGION,
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI": agent,
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN": AGENT_TOKEN,
         "AWS_ENDPOINT_URL": moto,
         "AWS_EC2_METADATA_DISABLED": "true",
         "EPINIO_IRSA_GATEWAY_BUCKET": bucket,

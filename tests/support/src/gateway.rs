@@ -356,7 +356,9 @@ pub fn gateway_settings(
 
 /// The environment of a gateway started in-process beside a hook scenario: loopback ports,
 /// `bucket`, Epinio's key pair written as files under `dir`, and forwarding to `moto` with
-/// moto's own keys (the role the hook makes cannot be assumed by web identity in moto).
+/// moto's own keys (the role the hook makes cannot be assumed by web identity in moto),
+/// served by a container credentials endpoint, the only way besides web identity that the
+/// gateway takes credentials. Needs a running Tokio runtime.
 pub fn env_beside(
     moto: &Moto,
     dir: &Path,
@@ -364,6 +366,12 @@ pub fn env_beside(
     (key_id, secret): (&str, &str),
 ) -> Vec<(String, String)> {
     let mut env = moto::test_env(moto);
+    env.retain(|(k, _)| !k.starts_with("AWS_ACCESS_KEY_ID") && k != "AWS_SECRET_ACCESS_KEY");
+    env.extend(crate::gateway_agent::serve_static(
+        &dir.join("gateway-agent"),
+        "testing",
+        "testing",
+    ));
     env.extend(gateway_settings(
         &dir.join("gateway-keys"),
         bucket,

@@ -136,3 +136,73 @@ async fn answer(
     });
     reply(StatusCode::OK, body.to_string())
 }
+
+/// A container credentials endpoint that always serves the same key pair (with a token and a
+/// 12-hour expiry, as the agent states one), for backends that know only static keys (moto's
+/// own keys, s3s-fs). The gateway reads credentials only from web identity or this endpoint,
+/// never from `AWS_ACCESS_KEY_ID`. Writes the token file into `dir` and returns the two
+/// variables that point the SDK at the endpoint. Needs a running Tokio runtime; the endpoint
+/// lives as long as it.
+pub fn serve_static(
+    dir: &std::path::Path,
+    access_key_id: &str,
+    secret_access_key: &str,
+) -> Vec<(String, String)> {
+    std::fs::create_dir_all(dir).expect("endpoint dir");
+    let token_file = dir.join("agent-token");
+    std::fs::write(&token_file, AGENT_TOKEN).expect("write the agent token");
+    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the endpoint");
+    std_listener.set_nonblocking(true).expect("non-blocking");
+    let addr = std_listener.local_addr().expect("endpoint address");
+    let listener = TcpListener::from_std(std_listener).expect("a Tokio listener");
+    let keys = Arc::new((access_key_id.to_string(), secret_access_key.to_string()));
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                continue;
+            };
+            let keys = keys.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                    let keys = keys.clone();
+                    async move { Ok::<_, std::convert::Infallible>(static_answer(&req, &keys)) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tcp), service)
+                    .await;
+            });
+        }
+    });
+    vec![
+        (
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI".to_string(),
+            format!("http://{addr}/v1/credentials"),
+        ),
+        (
+            "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE".to_string(),
+            token_file.display().to_string(),
+        ),
+    ]
+}
+
+fn static_answer(req: &Request<Incoming>, (id, secret): &(String, String)) -> Response<Full<Bytes>> {
+    let token = req.headers().get("authorization").and_then(|v| v.to_str().ok());
+    let (status, body) = if token == Some(AGENT_TOKEN) {
+        let expires = SystemTime::now() + Duration::from_secs(12 * 3600);
+        let expiration = aws_sdk_sts::primitives::DateTime::from(expires)
+            .fmt(aws_sdk_sts::primitives::DateTimeFormat::DateTime)
+            .unwrap_or_default();
+        let body = serde_json::json!({
+            "AccessKeyId": id,
+            "SecretAccessKey": secret,
+            "Token": "static-keys-session-token",
+            "Expiration": expiration,
+        });
+        (StatusCode::OK, body.to_string())
+    } else {
+        (StatusCode::UNAUTHORIZED, r#"{"message":"bad token"}"#.to_string())
+    };
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r
+}

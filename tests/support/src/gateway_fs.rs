@@ -96,6 +96,8 @@ pub struct FsWorld {
     pub backend: FsBackend,
     pub bucket: String,
     dir: PathBuf,
+    /// The container credentials endpoint serving the backend's static keys.
+    credentials: Vec<(String, String)>,
 }
 
 impl FsWorld {
@@ -104,15 +106,17 @@ impl FsWorld {
         let dir = backend
             .root()
             .with_file_name(format!("{}-keys", backend.addr.port()));
+        let credentials = crate::gateway_agent::serve_static(&dir, FS_ACCESS_KEY, FS_SECRET_KEY);
         FsWorld {
             backend,
             bucket: bucket.to_string(),
             dir,
+            credentials,
         }
     }
 
     /// The gateway's whole environment (JSON logs, loopback ports chosen by the OS), signing
-    /// for the backend with its static keys.
+    /// for the backend with its static keys, served by a container credentials endpoint.
     pub fn gateway_env(&self) -> Vec<(String, String)> {
         let mut env =
             crate::gateway::gateway_settings(&self.dir, &self.bucket, (ACCESS_KEY, SECRET_KEY));
@@ -121,14 +125,13 @@ impl FsWorld {
                 ("EPINIO_IRSA_GATEWAY_REGION", "us-east-1"),
                 ("EPINIO_IRSA_GATEWAY_LOG_FORMAT", "json"),
                 ("AWS_ENDPOINT_URL", &self.backend.url()),
-                ("AWS_ACCESS_KEY_ID", FS_ACCESS_KEY),
-                ("AWS_SECRET_ACCESS_KEY", FS_SECRET_KEY),
                 ("AWS_EC2_METADATA_DISABLED", "true"),
                 ("AWS_CONFIG_FILE", "/dev/null"),
                 ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"),
             ]
             .map(|(k, v)| (k.to_string(), v.to_string())),
         );
+        env.extend(self.credentials.iter().cloned());
         env
     }
 }
