@@ -128,6 +128,11 @@ the job derives itself are omitted when empty, so its defaults apply.
 - name: RUST_LOG
   value: {{ . | quote }}
 {{- end }}
+{{- if not $v.installer.nodeInstanceProfile }}
+# The node's instance profile is an identity only when chosen (irsa.installer.nodeInstanceProfile).
+- name: AWS_EC2_METADATA_DISABLED
+  value: "true"
+{{- end }}
 {{- with $v.installer.existingSecret }}
 {{- if .name }}
 - name: AWS_ACCESS_KEY_ID

@@ -76,6 +76,7 @@ STANDARD_ENV = {
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
     "AWS_SESSION_TOKEN",
+    "AWS_EC2_METADATA_DISABLED",
     "RUST_LOG",
 }
 SECRET_ENV = {
@@ -366,6 +367,19 @@ def test_env_names_are_the_job_contract(helm, tmp_path, case):
             assert name in src, f"{name} is rendered but not read anywhere in src/"
 
 
+def test_instance_metadata_is_off_unless_the_node_instance_profile_is_chosen(helm, tmp_path):
+    """The hook has no fallback identity: without irsa.installer.nodeInstanceProfile, every hook
+    Job runs with instance metadata off, so a missing installer role fails instead of acting as
+    the node's role; choosing the instance profile turns it back on for the hook only."""
+    for command in ("provision", "teardown"):
+        default = plain_env(job(render(helm, CASES["iam"], tmp_path), command))
+        assert default.get("AWS_EC2_METADATA_DISABLED") == "true", command
+    chosen = {**CASES["iam"], "irsa": {**CASES["iam"].get("irsa", {}), "installer": {"nodeInstanceProfile": True}}}
+    docs = render(helm, chosen, tmp_path)
+    for command in ("provision", "teardown"):
+        assert "AWS_EC2_METADATA_DISABLED" not in env_of(job(docs, command)), command
+
+
 def test_env_values_iam(helm, tmp_path):
     env = plain_env(job(render(helm, CASES["iam"], tmp_path), "provision"))
     assert env == {
@@ -382,6 +396,7 @@ def test_env_values_iam(helm, tmp_path):
         "EPINIO_IRSA_LOG_FORMAT": "text",
         "EPINIO_IRSA_DEADLINE_SECONDS": "260",  # activeDeadlineSeconds 280 - 20
         "AWS_REGION": "eu-west-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
     }, "IAM mode: names the job derives (roles, policy, SAs, release) are omitted so its defaults apply"
 
 
@@ -415,6 +430,7 @@ def test_env_values_custom_names(helm, tmp_path):
         "EPINIO_IRSA_MAX_ATTEMPTS": "3",
         "EPINIO_IRSA_DEADLINE_SECONDS": "480",  # provision's activeDeadlineSeconds 500 - 20
         "AWS_REGION": "us-west-2",  # irsa.region empty: falls back to s3.region
+        "AWS_EC2_METADATA_DISABLED": "true",
         "RUST_LOG": "debug",
     }
     assert j["spec"]["backoffLimit"] == 2

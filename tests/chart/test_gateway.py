@@ -131,6 +131,8 @@ GATEWAY_ENV = {
     "EPINIO_IRSA_GATEWAY_SECRET_KEY_FILE",
     "EPINIO_IRSA_GATEWAY_LOG_FORMAT",
     "EPINIO_IRSA_GATEWAY_DRAIN_SECONDS",
+    "EPINIO_IRSA_GATEWAY_MAX_CONNECTIONS",
+    "AWS_EC2_METADATA_DISABLED",
     "AWS_REGION",
 }
 GATEWAY_TLS_ENV = {"EPINIO_IRSA_GATEWAY_TLS_CERT_FILE", "EPINIO_IRSA_GATEWAY_TLS_KEY_FILE"}
@@ -385,6 +387,8 @@ def test_gateway_env_contract(helm, tmp_path):
         "EPINIO_IRSA_GATEWAY_SECRET_KEY_FILE": "/etc/epinio-irsa-gateway/keys/secretAccessKey",
         "EPINIO_IRSA_GATEWAY_LOG_FORMAT": "text",
         "EPINIO_IRSA_GATEWAY_DRAIN_SECONDS": "25",
+        "EPINIO_IRSA_GATEWAY_MAX_CONNECTIONS": "1024",
+        "AWS_EC2_METADATA_DISABLED": "true",
         "AWS_REGION": "eu-west-1",
     }
     # the key files are the keys Secret, mounted read-only where the env says
@@ -404,7 +408,7 @@ def test_gateway_env_names_match_the_gateway_source():
     config = ROOT / "src" / "gateway" / "config.rs"
     assert config.exists(), "the gateway's environment contract moved: update this test"
     consts = set(re.findall(r'"(EPINIO_IRSA_GATEWAY_[A-Z_]+)"', config.read_text()))
-    rendered = (GATEWAY_ENV | GATEWAY_TLS_ENV) - {"AWS_REGION"}
+    rendered = (GATEWAY_ENV | GATEWAY_TLS_ENV) - {"AWS_REGION", "AWS_EC2_METADATA_DISABLED"}
     assert rendered <= consts, f"rendered but not read by the gateway: {sorted(rendered - consts)}"
 
 
