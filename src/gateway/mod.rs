@@ -9,8 +9,8 @@
 //! - `early`: what is refused before s3s reads the request (SigV4 only, as AWS bounds it);
 //! - `auth`: who may ask (one key pair); `access`: what they may ask for, by the table in
 //!   `allowlist`; `chunks`: an aws-chunked body's framing, checked before s3s buffers it;
-//! - `forward`: how it is forwarded (s3s-aws over aws-sdk-s3); `trailer`: the trailing
-//!   checksum of aws-chunked uploads, checked on the way;
+//! - `forward`: how it is forwarded (s3s-aws over aws-sdk-s3); `body`: an upload's body on
+//!   the way; `trailer`: the trailing checksum of aws-chunked uploads, checked on the way;
 //! - `credentials`: the role's credential state, which `forward` and `health` read;
 //! - `health`: the probe listener; `log`: one line per request (`note`: what the request
 //!   turned out to be); `serve`: listening and
@@ -21,6 +21,7 @@
 pub mod access;
 pub mod allowlist;
 pub mod auth;
+pub mod body;
 pub mod chunks;
 pub mod config;
 pub mod credentials;
