@@ -12,7 +12,9 @@
 //! - A ranged `GetObject` is sent without `x-amz-checksum-mode` and answered without
 //!   checksums: a full-object checksum on a partial body makes the SDKs reject it.
 //! - No credentials yet means `ServiceUnavailable` without an AWS call.
-//! - An aws-chunked upload's trailing checksum is checked against the data (`trailer`).
+//! - An aws-chunked upload's trailing checksum is checked against the data (`trailer`), and its
+//!   first piece is read before AWS is called (`body`).
+
 use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::operation as op;
 use futures::future::BoxFuture;
