@@ -5,7 +5,7 @@
 //! (`mod.rs` configures it so), because the client does, and retrying both would multiply.
 //!
 //! Only the operations [`super::access`] admits are implemented here; every other one keeps
-//! s3s's default answer, `NotImplemented`, as a second fence. Four adjustments:
+//! s3s's default answer, `NotImplemented`, as a second fence. Five adjustments:
 //! - `CreateBucket` names the bucket's configured region as location constraint (Epinio
 //!   1.14 sends one only when its endpoint contains `amazonaws.com`, which the gateway's
 //!   does not), except in `us-east-1`, where S3 refuses an explicit one.
@@ -14,6 +14,8 @@
 //! - No credentials yet means `ServiceUnavailable` without an AWS call.
 //! - An aws-chunked upload's trailing checksum is checked against the data (`trailer`), and its
 //!   first piece is read before AWS is called (`body`).
+//! - `aws-chunked` is taken out of an upload's Content-Encoding: it describes how the client
+//!   sent the body to the gateway, not the object.
 
 use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::operation as op;
