@@ -185,8 +185,14 @@ pub fn serve_static(
     ]
 }
 
-fn static_answer(req: &Request<Incoming>, (id, secret): &(String, String)) -> Response<Full<Bytes>> {
-    let token = req.headers().get("authorization").and_then(|v| v.to_str().ok());
+fn static_answer(
+    req: &Request<Incoming>,
+    (id, secret): &(String, String),
+) -> Response<Full<Bytes>> {
+    let token = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok());
     let (status, body) = if token == Some(AGENT_TOKEN) {
         let expires = SystemTime::now() + Duration::from_secs(12 * 3600);
         let expiration = aws_sdk_sts::primitives::DateTime::from(expires)
@@ -200,7 +206,10 @@ fn static_answer(req: &Request<Incoming>, (id, secret): &(String, String)) -> Re
         });
         (StatusCode::OK, body.to_string())
     } else {
-        (StatusCode::UNAUTHORIZED, r#"{"message":"bad token"}"#.to_string())
+        (
+            StatusCode::UNAUTHORIZED,
+            r#"{"message":"bad token"}"#.to_string(),
+        )
     };
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
