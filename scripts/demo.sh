@@ -11,7 +11,10 @@
 #                                                  gateway runs here too, and the aws CLI copies
 #                                                  through it as Epinio's staging does
 #
-# Installs what it needs (scripts/setup.sh --minimal) and is safe to run again.
+# Installs what it needs (scripts/setup.sh --minimal) and is safe to run again. Needs python3
+# with python3-venv, gcc and Rust 1.94+ (setup.sh checks them first and names what to install);
+# uses only the tools setup pinned in .tools/ (kubectl, aws, moto), by path.
+# The first run takes about 7 minutes on 2 cores, nearly all of it the cargo build.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -31,11 +34,13 @@ case "$GATEWAY" in
 esac
 
 echo "== building epinio-irsa, the Kubernetes stand-in and the AWS proxy"
+echo "   (the first build takes about 6 minutes on 2 cores; later ones only what changed)"
 cargo build --locked -p epinio-irsa -p testkit --bin epinio-irsa --bin kube-standin --bin fault-proxy
 BIN="$ROOT/target/debug/epinio-irsa"
 STANDIN="$ROOT/target/debug/kube-standin"
 PROXY="$ROOT/target/debug/fault-proxy"
 VENV="$ROOT/.tools/venv/bin"
+KUBECTL="$ROOT/.tools/bin/kubectl"
 
 WORK="$(mktemp -d)"
 PIDS=()
@@ -46,11 +51,34 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# The gateway's /credentials document, in one line: where its credentials stand.
+gateway_credentials() {
+  "$VENV/python" - "http://127.0.0.1:$GW_HEALTH/credentials" <<'PY'
+import json, sys, urllib.request
+d = json.load(urllib.request.urlopen(sys.argv[1], timeout=5))
+if d["state"] == "ready":
+    print("   its credentials (/credentials): %s, from the %s, expire %s"
+          % (d["state"], d["provider"], d["expires_at"]))
+else:
+    print("   its credentials (/credentials): %s: none until the hook gives its ServiceAccount a role"
+          % d["state"])
+PY
+}
+
 free_port() { "$VENV/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-wait_for() { # URL
+# GET a URL with the venv's python: its body on stdout, or a failure.
+http_get() { "$VENV/python" -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' "$1"; }
+
+wait_for() { # URL [any: any HTTP answer will do, an error status too]
   for _ in $(seq 1 100); do
-    curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
+    http_get "$1" >/dev/null 2>&1 && return 0
+    [[ "${2:-}" == any ]] && "$VENV/python" -c '
+import sys, urllib.error, urllib.request
+try:
+    urllib.request.urlopen(sys.argv[1], timeout=5)
+except urllib.error.HTTPError:
+    pass' "$1" >/dev/null 2>&1 && return 0
     sleep 0.2
   done
   echo "demo: $1 did not come up" >&2
@@ -82,11 +110,11 @@ export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_EC2_METADATA_
 export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
 export KUBECONFIG="$WORK/kubeconfig"
 aws() { "$VENV/aws" "$@"; }
-kubectl_() { kubectl "$@"; }
+kubectl_() { "$KUBECTL" "$@"; }
 
 echo "== creating EKS cluster 'demo' in moto"
-aws eks create-cluster --name demo --role-arn arn:aws:iam::123456789012:role/eks \
-  --resources-vpc-config subnetIds=[] --query 'cluster.identity.oidc.issuer' --output text
+echo "   its OIDC issuer: $(aws eks create-cluster --name demo --role-arn arn:aws:iam::123456789012:role/eks \
+  --resources-vpc-config subnetIds=[] --query 'cluster.identity.oidc.issuer' --output text)"
 
 export EPINIO_IRSA_CLUSTER_NAME=demo EPINIO_IRSA_NAMESPACE=epinio
 export EPINIO_IRSA_STAGING_SERVICE_ACCOUNT=epinio-staging EPINIO_IRSA_MODE="$MODE"
@@ -157,8 +185,25 @@ YAML
   mkdir -p "$WORK/keys"
   printf '%s' "$KEY_ID" >"$WORK/keys/accessKeyID"
   printf '%s' "$KEY_SECRET" >"$WORK/keys/secretAccessKey"
+  # On EKS the gateway's pods hold no AWS key: EKS gives them the role through the Pod
+  # Identity agent's credentials endpoint and a token to present to it. Here a stand-in for
+  # that agent runs on loopback and serves the gateway a session of the role the hook gives
+  # its ServiceAccount, from moto; the gateway gets its URI and token, and no key at all.
+  AGENT_PORT=$(free_port)
+  "$VENV/python" -c 'import secrets; print(secrets.token_hex(24), end="")' >"$WORK/agent-token"
+  "$VENV/python" scripts/demo-credentials-endpoint.py "$AGENT_PORT" "$WORK/agent-token" \
+    demo epinio epinio-irsa-gateway "$KUBECTL" >"$WORK/agent.log" 2>&1 &
+  PIDS+=($!)
+  wait_for "http://127.0.0.1:$AGENT_PORT/v1/credentials" any
+  echo "   stand-ins: moto for AWS, the Kubernetes stand-in for the cluster, and a credentials"
+  echo "   endpoint on 127.0.0.1:$AGENT_PORT for the EKS Pod Identity agent: the gateway gets no AWS"
+  echo "   key, only that endpoint and its token, which serve it the role the hook gives its"
+  echo "   ServiceAccount (IRSA's web identity token is the other way EKS hands a pod its role)"
   GW_PORT=$(free_port); GW_HEALTH=$(free_port)
-  EPINIO_IRSA_GATEWAY_LISTEN="127.0.0.1:$GW_PORT" EPINIO_IRSA_GATEWAY_HEALTH_LISTEN="127.0.0.1:$GW_HEALTH" \
+  env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_TOKEN \
+    AWS_CONTAINER_CREDENTIALS_FULL_URI="http://127.0.0.1:$AGENT_PORT/v1/credentials" \
+    AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE="$WORK/agent-token" \
+    EPINIO_IRSA_GATEWAY_LISTEN="127.0.0.1:$GW_PORT" EPINIO_IRSA_GATEWAY_HEALTH_LISTEN="127.0.0.1:$GW_HEALTH" \
     EPINIO_IRSA_GATEWAY_BUCKET=epinio EPINIO_IRSA_GATEWAY_PATH_STYLE=true \
     EPINIO_IRSA_GATEWAY_ACCESS_KEY_FILE="$WORK/keys/accessKeyID" \
     EPINIO_IRSA_GATEWAY_SECRET_KEY_FILE="$WORK/keys/secretAccessKey" \
@@ -167,8 +212,8 @@ YAML
   wait_for "http://127.0.0.1:$GW_HEALTH/readyz"
   export EPINIO_IRSA_GATEWAY=true EPINIO_IRSA_GATEWAY_ENDPOINT="http://127.0.0.1:$GW_PORT"
   export EPINIO_IRSA_S3_ACCESS_KEY_ID="$KEY_ID" EPINIO_IRSA_S3_SECRET_ACCESS_KEY="$KEY_SECRET"
-  echo "   gateway listening on 127.0.0.1:$GW_PORT (the Service, in a cluster); its credentials:"
-  curl -fsS "http://127.0.0.1:$GW_HEALTH/credentials"; echo
+  echo "   gateway listening on 127.0.0.1:$GW_PORT (the Service, in a cluster)"
+  gateway_credentials
 fi
 
 echo; echo "== epinio-irsa plan (writes nothing)"
@@ -177,29 +222,56 @@ echo; echo "== epinio-irsa plan (writes nothing)"
 echo; echo "== epinio-irsa provision"
 "$BIN" provision
 
-echo; echo "== what it made in IAM"
-aws iam list-roles --query 'Roles[].[RoleName,Arn]' --output text
-aws iam list-policies --scope Local --query 'Policies[].[PolicyName,DefaultVersionId]' --output text
-aws iam list-open-id-connect-providers --query 'OpenIDConnectProviderList[].Arn' --output text
-echo "Pod Identity associations:"
-aws eks list-pod-identity-associations --cluster-name demo \
-  --query 'associations[].[namespace,serviceAccount,associationId]' --output text
+# TITLE, then the aws CLI's text lines indented under it, or "TITLE: none".
+listing() {
+  local title="$1" out
+  shift
+  out="$(aws "$@" --output text)"
+  if [[ -z "$out" ]]; then echo "$title: none"; else echo "$title:"; sed 's/^/  /' <<<"$out"; fi
+}
+providers() { listing "OIDC providers" iam list-open-id-connect-providers --query 'OpenIDConnectProviderList[].Arn'; }
+associations() {
+  listing "Pod Identity associations (namespace, ServiceAccount, id)" eks list-pod-identity-associations \
+    --cluster-name demo --query 'associations[].[namespace,serviceAccount,associationId]'
+}
+
+echo; echo "== what it made in IAM$([[ "$MODE" == irsa ]] || echo " and EKS")"
+listing "roles" iam list-roles --query 'Roles[].[RoleName,Arn]'
+listing "policies (name, default version)" iam list-policies --scope Local --query 'Policies[].[PolicyName,DefaultVersionId]'
+# IRSA trusts the cluster's OIDC provider; EKS Pod Identity needs none and uses associations.
+[[ "$MODE" == pod-identity ]] || providers
+[[ "$MODE" == irsa ]] || associations
+if [[ "$GATEWAY" == true ]]; then
+  echo; echo "== the gateway, now that its ServiceAccount has the role"
+  gateway_credentials
+fi
+
+# The ServiceAccounts, with IRSA's role annotation (Pod Identity keeps the role in the association).
+service_accounts() {
+  local columns='NAME:.metadata.name,MANAGED-BY:.metadata.labels.app\.kubernetes\.io/managed-by'
+  [[ "$MODE" == pod-identity ]] \
+    || columns+=',ROLE-ANNOTATION:.metadata.annotations.eks\.amazonaws\.com/role-arn'
+  kubectl_ get serviceaccounts -n epinio -o custom-columns="$columns"
+}
 
 echo; echo "== what it did in Kubernetes"
-kubectl_ get serviceaccounts -n epinio -o custom-columns='NAME:.metadata.name,ROLE:.metadata.annotations.eks\.amazonaws\.com/role-arn,MANAGED-BY:.metadata.labels.app\.kubernetes\.io/managed-by'
+service_accounts
 kubectl_ get deployments -n epinio -o custom-columns='NAME:.metadata.name,GENERATION:.metadata.generation,RESTARTED-FOR:.spec.template.metadata.annotations.epinio-irsa/role-arn'
 
 if [[ "$GATEWAY" == true ]]; then
   echo; echo "== Epinio's staging path through the gateway: aws s3 cp, signed with the cluster-local key"
+  # Run in the work directory, so the aws CLI names the files as ./blob, not by a relative path.
+  epinio_s3() {
+    (cd "$WORK" && AWS_ACCESS_KEY_ID="$KEY_ID" AWS_SECRET_ACCESS_KEY="$KEY_SECRET" \
+      aws --endpoint-url "http://127.0.0.1:$GW_PORT" s3 "$@")
+  }
   echo "epinio source blob" >"$WORK/blob"
-  AWS_ACCESS_KEY_ID="$KEY_ID" AWS_SECRET_ACCESS_KEY="$KEY_SECRET" \
-    aws --endpoint-url "http://127.0.0.1:$GW_PORT" s3 cp --no-progress "$WORK/blob" s3://epinio/demo-blob
-  AWS_ACCESS_KEY_ID="$KEY_ID" AWS_SECRET_ACCESS_KEY="$KEY_SECRET" \
-    aws --endpoint-url "http://127.0.0.1:$GW_PORT" s3 cp --no-progress s3://epinio/demo-blob "$WORK/blob.back"
+  epinio_s3 cp --no-progress blob s3://epinio/demo-blob | sed 's/^/   /'
+  epinio_s3 cp --no-progress s3://epinio/demo-blob blob.back | sed 's/^/   /'
   cmp "$WORK/blob" "$WORK/blob.back" && echo "   round trip through the gateway: identical"
   echo "   another bucket through the gateway (refused before AWS):"
-  AWS_ACCESS_KEY_ID="$KEY_ID" AWS_SECRET_ACCESS_KEY="$KEY_SECRET" \
-    aws --endpoint-url "http://127.0.0.1:$GW_PORT" s3 ls s3://someone-elses 2>&1 | sed 's/^/   /' || true
+  # The aws CLI starts its error with an empty line: dropped.
+  { epinio_s3 ls s3://someone-elses 2>&1 || true; } | sed '/^[[:space:]]*$/d; s/^/   /'
 fi
 
 echo; echo "== epinio-irsa provision again (nothing to change)"
@@ -208,7 +280,14 @@ echo; echo "== epinio-irsa provision again (nothing to change)"
 echo; echo "== epinio-irsa teardown"
 "$BIN" teardown
 
-echo; echo "== left in IAM after teardown (the shared OIDC provider stays unless EPINIO_IRSA_DELETE_OIDC_PROVIDER=true)"
-echo "roles: $(aws iam list-roles --query 'length(Roles)')  policies: $(aws iam list-policies --scope Local --query 'length(Policies)')"
-kubectl_ get serviceaccounts -n epinio -o custom-columns='NAME:.metadata.name,ROLE:.metadata.annotations.eks\.amazonaws\.com/role-arn'
+echo; echo "== left after teardown"
+listing "roles" iam list-roles --query 'Roles[].[RoleName,Arn]'
+listing "policies" iam list-policies --scope Local --query 'Policies[].[PolicyName]'
+if [[ "$MODE" != pod-identity ]]; then
+  providers
+  [[ -z "$(aws iam list-open-id-connect-providers --query 'OpenIDConnectProviderList[].Arn' --output text)" ]] \
+    || echo "  (the cluster's OIDC provider is shared: it stays unless EPINIO_IRSA_DELETE_OIDC_PROVIDER=true)"
+fi
+[[ "$MODE" == irsa ]] || associations
+service_accounts
 echo; echo "demo finished"
