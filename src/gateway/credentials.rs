@@ -182,7 +182,7 @@ fn source(c: &Credentials) -> &'static str {
     }
 }
 
-fn rfc3339(t: Option<SystemTime>) -> String {
+pub(crate) fn rfc3339(t: Option<SystemTime>) -> String {
     t.and_then(|t| DateTime::from(t).fmt(DateTimeFormat::DateTime).ok())
         .unwrap_or_else(|| "never".into())
 }

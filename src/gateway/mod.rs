@@ -14,7 +14,7 @@
 //! - `credentials`: the role's credential state, which `forward` and `health` read;
 //! - `health`: the probe listener; `log`: one line per request (`note`: what the request
 //!   turned out to be); `serve`: listening and
-//!   graceful shutdown; `error`: why it could not start.
+//!   graceful shutdown; `tls`: the certificate, read again when its files change; `error`: why it could not start.
 //!
 //! This file only wires them: configuration is read once and shared behind `Arc`.
 
@@ -32,6 +32,7 @@ pub mod health;
 pub mod log;
 pub mod note;
 pub mod serve;
+pub mod tls;
 pub mod trailer;
 
 use std::collections::HashMap;
@@ -137,7 +138,7 @@ async fn start_with(
     let config = Arc::new(config);
     let credentials = CredentialState::default();
     let (client, tracked) = s3_client(&config, env, credentials.clone()).await?;
-    let tls = config.tls.as_ref().map(serve::tls_acceptor).transpose()?;
+    let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
     let s3 = s3_service(&config, client, credentials.clone());
 
     let s3_listener = serve::bind("S3 listener", config.listen).await?;
@@ -151,11 +152,12 @@ async fn start_with(
     });
     let (stop_s3, s3_stopped) = watch::channel(false);
     let (stop_rest, rest_stopped) = watch::channel(false);
+    let rest_stopped_tls = rest_stopped.clone();
     let settings = serve::Settings {
         name: "S3 listener",
         header_read_timeout: config.header_read_timeout,
         drain: config.drain,
-        tls,
+        tls: tls.as_ref().map(|(acceptor, _)| acceptor.clone()),
         max_connections: config.max_connections,
     };
     let health_settings = serve::Settings {
@@ -170,7 +172,7 @@ async fn start_with(
         move |peer, req| log::handle(s3.clone(), peer, req),
         s3_stopped,
     ));
-    let other_tasks = vec![
+    let mut other_tasks = vec![
         tokio::spawn(serve::serve(
             health_listener,
             health_settings,
@@ -183,6 +185,13 @@ async fn start_with(
             rest_stopped,
         )),
     ];
+    if let (Some(files), Some((_, resolver))) = (config.tls.clone(), tls) {
+        other_tasks.push(tokio::spawn(tls::watch_files(
+            files,
+            resolver,
+            rest_stopped_tls,
+        )));
+    }
     tracing::info!(
         s3 = %s3_addr,
         health = %health_addr,

@@ -5,7 +5,6 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,15 +14,11 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
-use tokio_rustls::rustls;
 use tokio_rustls::TlsAcceptor;
 
-use super::config::TlsFiles;
 use super::error::GatewayError;
 
 /// hyper's read buffer per connection, and so the hard limit of a request's line and header
@@ -153,35 +148,4 @@ async fn accept_io(tcp: TcpStream, tls: Option<TlsAcceptor>) -> Option<Box<dyn I
             None
         }
     }
-}
-
-/// The TLS acceptor from a PEM certificate chain and key (a `kubernetes.io/tls` Secret's
-/// `tls.crt` and `tls.key`).
-pub fn tls_acceptor(files: &TlsFiles) -> Result<TlsAcceptor, GatewayError> {
-    let err = |what: &'static str, path: &Path, reason: String| GatewayError::Tls {
-        what,
-        path: path.to_path_buf(),
-        reason,
-    };
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert)
-        .and_then(|it| it.collect::<Result<_, _>>())
-        .map_err(|e| err("certificate", &files.cert, e.to_string()))?;
-    if certs.is_empty() {
-        return Err(err(
-            "certificate",
-            &files.cert,
-            "no PEM certificate in the file".into(),
-        ));
-    }
-    let key = PrivateKeyDer::from_pem_file(&files.key)
-        .map_err(|e| err("key", &files.key, e.to_string()))?;
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| err("certificate", &files.cert, e.to_string()))?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| err("key", &files.key, e.to_string()))?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(TlsAcceptor::from(Arc::new(config)))
 }
