@@ -59,6 +59,18 @@ impl Denial {
         }
     }
 
+    /// The reason counted in the metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Denial::Unsigned => "authentication",
+            Denial::Operation(_) | Denial::SubResource(_) => "operation",
+            Denial::Bucket(_) => "bucket",
+            Denial::Key => "key",
+            Denial::Query { .. } => "query",
+            Denial::Header { .. } => "header",
+        }
+    }
+
     /// The S3 error: `NotImplemented` for an unknown sub-resource, else `AccessDenied`.
     pub fn to_error(&self, bucket: &str) -> S3Error {
         let code = match self {
@@ -170,6 +182,7 @@ impl S3Access for BucketOnly {
             note.identify(&op, bucket, key, caller);
             if let Err(d) = &decision {
                 note.error(d.to_error(&self.bucket).code().as_str());
+                note.refuse(d.reason());
             }
         }
         decision.map_err(|d| d.to_error(&self.bucket))

@@ -80,6 +80,12 @@ impl CredentialState {
         self.lock().phase
     }
 
+    /// The phase, and when the current credentials expire.
+    pub fn phase_and_expiry(&self) -> (Phase, Option<SystemTime>) {
+        let s = self.lock();
+        (s.phase, s.expires)
+    }
+
     /// How many times the chain was asked, successful or not.
     pub fn fetches(&self) -> u64 {
         self.lock().fetches

@@ -49,6 +49,15 @@ pub fn refuse_early(method: &Method, uri: &Uri, headers: &HeaderMap) -> Option<S
     signature(uri, headers).err()
 }
 
+/// The reason a refusal of [`refuse_early`] is counted under in the metrics.
+pub fn reason(e: &S3Error) -> &'static str {
+    match e.code() {
+        S3ErrorCode::RequestHeaderSectionTooLarge => "request",
+        S3ErrorCode::AccessDenied => "operation",
+        _ => "authentication",
+    }
+}
+
 /// SigV4 only (header or presigned), valid for at most seven days, scoped to service `s3`.
 fn signature(uri: &Uri, headers: &HeaderMap) -> Result<(), S3Error> {
     let query: Vec<(String, String)> = uri

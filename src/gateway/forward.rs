@@ -64,6 +64,9 @@ impl Forward {
             )),
             Ok(()) => call(&self.proxy, req).await.map_err(|e| {
                 if answered_by_aws::<E>(&e) {
+                    if let Some(note) = &note {
+                        note.backend_error(e.code().as_str());
+                    }
                     e
                 } else {
                     self.explain(e, note.as_ref(), body)
@@ -93,6 +96,9 @@ impl Forward {
             .map(|s| aws_sdk_s3::error::DisplayErrorContext(s).to_string())
             .unwrap_or_default();
         tracing::warn!(error = %detail, "S3 could not be reached");
+        if let Some(note) = note {
+            note.backend_error("unreachable");
+        }
         S3Error::with_message(
             S3ErrorCode::ServiceUnavailable,
             "The gateway could not reach S3; please retry",

@@ -7,6 +7,7 @@
 //!   install. Until credentials come, S3 requests get `ServiceUnavailable` instead.
 //! - `/credentials`: the credential state as JSON (state, provider, expiry, last error),
 //!   never a key.
+//! - `/metrics`: the Prometheus metrics (`metrics`).
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,11 +19,13 @@ use hyper::header::CONTENT_TYPE;
 use hyper::{Method, Request, Response, StatusCode};
 
 use super::credentials::CredentialState;
+use super::metrics::{self, Metrics};
 
 pub struct Health {
     /// True from the moment the S3 listener is bound until shutdown starts.
     pub serving: Arc<AtomicBool>,
     pub credentials: CredentialState,
+    pub metrics: Arc<Metrics>,
 }
 
 pub async fn handle<B>(
@@ -36,6 +39,14 @@ pub async fn handle<B>(
         "/livez" => plain(StatusCode::OK, "ok\n"),
         "/readyz" if health.serving.load(Ordering::Acquire) => plain(StatusCode::OK, "ready\n"),
         "/readyz" => plain(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n"),
+        "/metrics" => {
+            let mut res = plain(StatusCode::OK, &health.metrics.render());
+            res.headers_mut().insert(
+                CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static(metrics::CONTENT_TYPE),
+            );
+            res
+        }
         "/credentials" => {
             let body = health.credentials.report().to_string() + "\n";
             let mut res = plain(StatusCode::OK, &body);
@@ -47,7 +58,7 @@ pub async fn handle<B>(
         }
         _ => plain(
             StatusCode::NOT_FOUND,
-            "not found: try /livez, /readyz or /credentials\n",
+            "not found: try /livez, /readyz, /credentials or /metrics\n",
         ),
     })
 }

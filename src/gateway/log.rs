@@ -20,12 +20,14 @@ use hyper::{Method, Request, Response};
 use s3s::service::S3Service;
 use s3s::HttpError;
 
+use super::metrics::{Finished, Metrics};
 use super::note::Note;
 use super::{chunks, early};
 
 /// Handles one request through s3s, counting and logging it.
 pub async fn handle(
     s3: S3Service,
+    metrics: Arc<Metrics>,
     peer: SocketAddr,
     req: Request<hyper::body::Incoming>,
 ) -> Result<Response<Logged<s3s::Body>>, HttpError> {
@@ -39,9 +41,11 @@ pub async fn handle(
         note: note.clone(),
         bytes_in: bytes_in.clone(),
         status: 0,
+        metrics,
     };
     let response = if let Some(e) = early::refuse_early(req.method(), req.uri(), req.headers()) {
         note.error(e.code().as_str());
+        note.refuse(early::reason(&e));
         e.to_http_response()
             .map_err(|e| HttpError::new(Box::new(e)))?
     } else {
@@ -67,6 +71,11 @@ pub async fn handle(
             // Refused before `access` (a bad signature, an unknown key): the code is in the body.
             if let Some(code) = response.body().bytes().as_deref().and_then(error_code) {
                 note.error(code);
+                note.refuse(if AUTHENTICATION.contains(&code) {
+                    "authentication"
+                } else {
+                    "request"
+                });
             }
         }
         response
@@ -84,6 +93,20 @@ pub async fn handle(
         line: Some(Line { status, ..line }),
     }))
 }
+
+/// The codes s3s answers a request with when its signature or key is wrong.
+const AUTHENTICATION: &[&str] = &[
+    "AccessDenied",
+    "AuthorizationHeaderMalformed",
+    "AuthorizationQueryParametersError",
+    "ExpiredToken",
+    "IncompleteSignature",
+    "InvalidAccessKeyId",
+    "InvalidRequest",
+    "MissingSecurityHeader",
+    "RequestTimeTooSkewed",
+    "SignatureDoesNotMatch",
+];
 
 /// The S3 error code of an error response's XML body.
 fn error_code(body: &[u8]) -> Option<&str> {
@@ -149,11 +172,23 @@ struct Line {
     note: Note,
     bytes_in: Arc<AtomicU64>,
     status: u16,
+    metrics: Arc<Metrics>,
 }
 
 impl Line {
     fn emit(&self, bytes_out: u64, complete: bool) {
         let f = self.note.lock();
+        let latency = self.started.elapsed();
+        let bytes_in = self.bytes_in.load(Ordering::Relaxed);
+        self.metrics.finished(&Finished {
+            operation: f.op.as_deref().unwrap_or("-"),
+            status: self.status,
+            refusal: f.refusal,
+            backend_error: f.backend_error.as_deref(),
+            bytes_in,
+            bytes_out,
+            duration: latency,
+        });
         tracing::info!(
             op = f.op.as_deref().unwrap_or("-"),
             method = %self.method,
@@ -163,9 +198,9 @@ impl Line {
             key = %f.key.as_deref().unwrap_or("-").escape_debug(),
             status = self.status,
             error = f.error.as_deref().unwrap_or("-"),
-            bytes_in = self.bytes_in.load(Ordering::Relaxed),
+            bytes_in,
             bytes_out,
-            latency_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            latency_ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
             caller = f.caller.as_deref().unwrap_or("-"),
             peer = %self.peer,
             complete,

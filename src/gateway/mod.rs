@@ -12,7 +12,7 @@
 //! - `forward`: how it is forwarded (s3s-aws over aws-sdk-s3); `body`: an upload's body on
 //!   the way; `trailer`: the trailing checksum of aws-chunked uploads, checked on the way;
 //! - `credentials`: the role's credential state, which `forward` and `health` read;
-//! - `health`: the probe listener; `log`: one line per request (`note`: what the request
+//! - `health`: the probe listener and `/metrics` (`metrics`); `log`: one line per request (`note`: what the request
 //!   turned out to be); `serve`: listening and
 //!   graceful shutdown; `tls`: the certificate, read again when its files change; `error`: why it could not start.
 //!
@@ -30,6 +30,7 @@ pub mod error;
 pub mod forward;
 pub mod health;
 pub mod log;
+pub mod metrics;
 pub mod note;
 pub mod serve;
 pub mod tls;
@@ -140,6 +141,10 @@ async fn start_with(
     let (client, tracked) = s3_client(&config, env, credentials.clone()).await?;
     let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
     let s3 = s3_service(&config, client, credentials.clone());
+    let metrics = Arc::new(metrics::Metrics::new(
+        credentials.clone(),
+        tls.as_ref().map(|(_, resolver)| resolver.clone()),
+    ));
 
     let s3_listener = serve::bind("S3 listener", config.listen).await?;
     let health_listener = serve::bind("health listener", config.health_listen).await?;
@@ -149,6 +154,7 @@ async fn start_with(
     let health = Arc::new(health::Health {
         serving: serving.clone(),
         credentials: credentials.clone(),
+        metrics: metrics.clone(),
     });
     let (stop_s3, s3_stopped) = watch::channel(false);
     let (stop_rest, rest_stopped) = watch::channel(false);
@@ -159,17 +165,19 @@ async fn start_with(
         drain: config.drain,
         tls: tls.as_ref().map(|(acceptor, _)| acceptor.clone()),
         max_connections: config.max_connections,
+        open: Some(metrics.connections()),
     };
     let health_settings = serve::Settings {
         name: "health listener",
         tls: None,
         max_connections: 64,
+        open: None,
         ..settings.clone()
     };
     let s3_task = tokio::spawn(serve::serve(
         s3_listener,
         settings,
-        move |peer, req| log::handle(s3.clone(), peer, req),
+        move |peer, req| log::handle(s3.clone(), metrics.clone(), peer, req),
         s3_stopped,
     ));
     let mut other_tasks = vec![

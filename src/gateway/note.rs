@@ -17,6 +17,10 @@ pub(super) struct Fields {
     pub(super) error: Option<String>,
     /// Why the request body was refused while it streamed (`chunks`, `log`'s length count).
     pub(super) body_refusal: Option<(S3ErrorCode, String)>,
+    /// Why it was refused before AWS, for the metrics (`metrics`).
+    pub(super) refusal: Option<&'static str>,
+    /// The error S3 answered (or `unreachable`), for the metrics.
+    pub(super) backend_error: Option<String>,
 }
 
 /// What the request turned out to be, filled in while s3s handles it.
@@ -49,9 +53,20 @@ impl Note {
         self.lock().error = Some(code.to_string());
     }
 
+    /// Records why the request was refused before AWS (the first reason stays).
+    pub fn refuse(&self, reason: &'static str) {
+        self.lock().refusal.get_or_insert(reason);
+    }
+
+    /// Records the error S3 answered, or `unreachable`.
+    pub fn backend_error(&self, code: &str) {
+        self.lock().backend_error = Some(code.to_string());
+    }
+
     /// Records why the body is refused (the first reason stays).
     pub fn refuse_body(&self, code: S3ErrorCode, message: impl Into<String>) {
         let mut f = self.lock();
+        f.refusal.get_or_insert("body");
         if f.body_refusal.is_none() {
             f.body_refusal = Some((code, message.into()));
         }

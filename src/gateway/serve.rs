@@ -38,6 +38,8 @@ pub struct Settings {
     /// in the kernel's backlog until one closes (a slow header is closed after
     /// `header_read_timeout`).
     pub max_connections: usize,
+    /// Counts the connections open, when given.
+    pub open: Option<prometheus_client::metrics::gauge::Gauge>,
 }
 
 pub async fn bind(name: &'static str, addr: SocketAddr) -> Result<TcpListener, GatewayError> {
@@ -95,8 +97,10 @@ pub async fn serve<H, Fut, B, E>(
         let http = http.clone();
         let watcher = graceful.watcher();
         let tls = settings.tls.clone();
+        let open = settings.open.clone();
         tokio::spawn(async move {
             let _slot = slot;
+            let _open = open.map(Open::new);
             let Some(io) = accept_io(tcp, tls).await else {
                 return;
             };
@@ -121,6 +125,22 @@ pub async fn serve<H, Fut, B, E>(
             drain_seconds = settings.drain.as_secs(),
             "requests still in flight after the drain time; closing them"
         );
+    }
+}
+
+/// One open connection in the gauge, for as long as it lives.
+struct Open(prometheus_client::metrics::gauge::Gauge);
+
+impl Open {
+    fn new(gauge: prometheus_client::metrics::gauge::Gauge) -> Open {
+        gauge.inc();
+        Open(gauge)
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 
