@@ -50,6 +50,7 @@ use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation}
 use aws_types::os_shim_internal::Env;
 use s3s::config::{S3Config, StaticConfigProvider};
 use s3s::service::{S3Service, S3ServiceBuilder};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -158,7 +159,6 @@ async fn start_with(
     });
     let (stop_s3, s3_stopped) = watch::channel(false);
     let (stop_rest, rest_stopped) = watch::channel(false);
-    let rest_stopped_tls = rest_stopped.clone();
     let settings = serve::Settings {
         name: "S3 listener",
         header_read_timeout: config.header_read_timeout,
@@ -180,26 +180,13 @@ async fn start_with(
         move |peer, req| log::handle(s3.clone(), metrics.clone(), peer, req),
         s3_stopped,
     ));
-    let mut other_tasks = vec![
-        tokio::spawn(serve::serve(
-            health_listener,
-            health_settings,
-            move |_, req| health::handle(health.clone(), req),
-            rest_stopped.clone(),
-        )),
-        tokio::spawn(credentials::keep_trying(
-            tracked,
-            credentials.clone(),
-            rest_stopped,
-        )),
-    ];
-    if let (Some(files), Some((_, resolver))) = (config.tls.clone(), tls) {
-        other_tasks.push(tokio::spawn(tls::watch_files(
-            files,
-            resolver,
-            rest_stopped_tls,
-        )));
-    }
+    let watch_tls = config.tls.clone().zip(tls.map(|(_, resolver)| resolver));
+    let other_tasks = background(
+        (health_listener, health_settings, health),
+        (tracked, credentials.clone()),
+        watch_tls,
+        rest_stopped,
+    );
     tracing::info!(
         s3 = %s3_addr,
         health = %health_addr,
@@ -218,6 +205,33 @@ async fn start_with(
         s3_task,
         other_tasks,
     })
+}
+
+/// The tasks beside the S3 listener, all stopped by `stopped`: the health listener, the
+/// credentials' retries, and the certificate's watch (with TLS).
+fn background(
+    (listener, settings, health): (TcpListener, serve::Settings, Arc<health::Health>),
+    (tracked, credentials): (Arc<Tracked>, CredentialState),
+    tls: Option<(config::TlsFiles, Arc<tls::Reloading>)>,
+    stopped: watch::Receiver<bool>,
+) -> Vec<JoinHandle<()>> {
+    let mut tasks = vec![
+        tokio::spawn(serve::serve(
+            listener,
+            settings,
+            move |_, req| health::handle(health.clone(), req),
+            stopped.clone(),
+        )),
+        tokio::spawn(credentials::keep_trying(
+            tracked,
+            credentials,
+            stopped.clone(),
+        )),
+    ];
+    if let Some((files, resolver)) = tls {
+        tasks.push(tokio::spawn(tls::watch_files(files, resolver, stopped)));
+    }
+    tasks
 }
 
 /// aws-sdk-s3 on the role's credentials only: aws-config's default chain given an
