@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::config::Mechanism;
+use crate::config::{LogFormat, Mechanism};
 use crate::plan::Desired;
 use crate::state::Workload;
 use crate::vocab::{Change, Proof, ThroughGateway, Verified};
@@ -36,8 +36,11 @@ pub struct Report {
     pub mode: Option<String>,
     /// What the user must know although the run succeeded.
     pub warnings: Vec<String>,
-    /// One line per ServiceAccount `verify` proved.
+    /// One line per ServiceAccount `verify` proved live (and Epinio's path through the gateway).
     pub verified: Vec<String>,
+    /// One line per ServiceAccount whose links `verify` checked without a live exchange (EKS Pod
+    /// Identity: the agent's exchange runs in the pod): never called verified.
+    pub checked: Vec<String>,
 }
 
 impl Report {
@@ -71,7 +74,11 @@ impl Report {
 
     pub fn add_verified(&mut self, verified: &[Verified], namespace: &str, bucket: &str) {
         for v in verified {
-            self.verified.push(describe(v, namespace, bucket));
+            let line = describe(v, namespace, bucket);
+            match v.proof {
+                Proof::Live(_) => self.verified.push(line),
+                Proof::Links { .. } => self.checked.push(line),
+            }
             let missing = format!("bucket {bucket} does not exist yet: Epinio creates it when it starts (its role grants s3:CreateBucket); verify then proves only the assume step");
             if matches!(&v.proof, Proof::Live(l) if !l.bucket_exists)
                 && !self.warnings.contains(&missing)
@@ -174,7 +181,7 @@ impl Report {
     pub fn teardown(
         roles: impl IntoIterator<Item = (String, Change)>,
         (policy_arn, policy): (String, Change),
-        (provider_arn, provider): (String, Change),
+        provider: Option<(String, Change)>,
         service_accounts: Vec<(String, Change)>,
     ) -> Report {
         let mut report = Report {
@@ -185,7 +192,9 @@ impl Report {
             report.push("role", name, change);
         }
         report.push("policy", policy_arn, policy);
-        report.push("oidc-provider", provider_arn, provider);
+        if let Some((arn, change)) = provider {
+            report.push("oidc-provider", arn, change);
+        }
         for (name, change) in service_accounts {
             report.push("serviceaccount", name, change);
         }
@@ -243,6 +252,9 @@ impl Report {
         for v in &self.verified {
             writeln!(f, "verified: {v}")?;
         }
+        for c in &self.checked {
+            writeln!(f, "checked: {c}")?;
+        }
         for w in &self.warnings {
             writeln!(f, "WARNING: {w}")?;
         }
@@ -286,12 +298,49 @@ impl Report {
     }
 }
 
-/// The summary line of one ServiceAccount.
+/// One line of progress while the hook waits (a rollout, IAM propagating, the gateway taking
+/// up the role). With text logs it goes to stderr as the summary writes, `epinio-irsa: ...`,
+/// never in the log format between the summary's lines; with JSON logs it is one info event,
+/// like every other line of that stream.
+pub fn progress(format: LogFormat, message: &str) {
+    match format {
+        LogFormat::Text => eprintln!("epinio-irsa: {message}"),
+        LogFormat::Json => tracing::info!(progress = true, "{message}"),
+    }
+}
+
+/// Progress for a poll that may say the same thing many times: once per distinct `key`, in a row.
+#[derive(Debug)]
+pub struct Progress {
+    format: LogFormat,
+    last: std::sync::Mutex<Option<String>>,
+}
+
+impl Progress {
+    pub fn new(format: LogFormat) -> Progress {
+        Progress {
+            format,
+            last: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Says `message` unless the last one said had the same `key`.
+    pub fn say(&self, key: &str, message: impl FnOnce() -> String) {
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        if last.as_deref() != Some(key) {
+            *last = Some(key.to_string());
+            progress(self.format, &message());
+        }
+    }
+}
+
+/// The summary line of one ServiceAccount: what the live chain did (`verified:`), or, for EKS
+/// Pod Identity, which links were read (`checked:`).
 pub fn describe(v: &Verified, namespace: &str, bucket: &str) -> String {
     let live = match &v.proof {
         Proof::Live(live) => live,
         Proof::Links { association } => return format!(
-            "ServiceAccount {namespace}/{} -> Pod Identity association {association} -> {} -> s3://{bucket}: agent add-on ACTIVE, association, trust, policy and its document hold; the agent's credential exchange cannot be made from the hook, so S3 access is not proven live",
+            "ServiceAccount {namespace}/{} -> Pod Identity association {association} -> {} -> s3://{bucket}: agent add-on ACTIVE; association, trust, policy and its document hold; S3 access is not proven live: the agent's credential exchange cannot be made from the hook",
             v.service_account, v.role_arn
         ),
     };

@@ -14,7 +14,33 @@ pub const MAX_DELAY: Duration = Duration::from_secs(5);
 pub async fn retry<T, E, F, Fut>(
     attempts: u32,
     transient: impl Fn(&E) -> bool,
+    f: F,
+) -> Result<T, E>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    E: std::fmt::Display,
+{
+    calls(attempts, transient, f, true).await
+}
+
+/// Calls `f` while `again` accepts its error, with the same backoff as [`retry`] and no bound
+/// of its own (`again` ends it, at its deadline) and no log line of its own: for the polls that
+/// say their progress themselves, once per state (IAM propagating, the gateway rolling out).
+pub async fn poll<T, E, F, Fut>(again: impl Fn(&E) -> bool, f: F) -> Result<T, E>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    E: std::fmt::Display,
+{
+    calls(u32::MAX, again, f, false).await
+}
+
+async fn calls<T, E, F, Fut>(
+    attempts: u32,
+    transient: impl Fn(&E) -> bool,
     mut f: F,
+    log: bool,
 ) -> Result<T, E>
 where
     F: FnMut() -> Fut,
@@ -26,7 +52,9 @@ where
     loop {
         match f().await {
             Err(e) if attempt < attempts && transient(&e) => {
-                tracing::info!(attempt, error = %e, "transient failure, retrying");
+                if log {
+                    tracing::info!(attempt, error = %e, "transient failure, retrying");
+                }
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(MAX_DELAY);
                 attempt += 1;

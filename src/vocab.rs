@@ -17,6 +17,9 @@ pub enum Change {
     Remove,
     /// Nothing there to remove.
     Absent,
+    /// There, with nothing of this installation's on it to remove.
+    #[serde(rename = "nothing-to-remove")]
+    NothingToRemove,
     /// Left alone on purpose, with the reason.
     Kept(String),
 }
@@ -26,6 +29,12 @@ impl Change {
         matches!(self, Change::Create | Change::Update(_) | Change::Remove)
     }
 
+    /// Nothing of ours was there: the object is absent, or holds nothing this installation
+    /// made.
+    pub fn is_nothing(&self) -> bool {
+        matches!(self, Change::Absent | Change::NothingToRemove)
+    }
+
     pub(crate) fn verb(&self, planned: bool) -> String {
         let (present, past) = match self {
             Change::Create => ("create", "created"),
@@ -33,6 +42,7 @@ impl Change {
             Change::Unchanged => ("unchanged", "unchanged"),
             Change::Remove => ("delete", "deleted"),
             Change::Absent => ("absent", "absent"),
+            Change::NothingToRemove => ("nothing to remove", "nothing to remove"),
             Change::Kept(_) => ("keep", "kept"),
         };
         let verb = if planned { present } else { past };

@@ -1,10 +1,14 @@
 //! What the user reads: each warning once, no colour escapes off a terminal, `plan` lines that
 //! fit 120 columns with one line per column of the compatibility table, summary lines that
-//! describe what happened (no provider "kept" that is not there; staging's Pod Identity column
-//! from the aws CLI image actually configured), and a demo whose happy path does not warn.
+//! describe what happened in the mode they run in (no provider "kept" that is not there, no
+//! "verified" where no live exchange was made, "nothing to remove" for a ServiceAccount that is
+//! there; staging's Pod Identity column from the aws CLI image actually configured), progress
+//! while the hook waits on stderr in the summary's own format, and a demo whose happy path
+//! does not warn and whose every line is true for its mode, run with the pinned tools only.
 
 use testkit::epinio::{Chart, POD_IDENTITY_AWS_CLI};
-use testkit::world::{RunOutput, World};
+use testkit::proxy::{Fault, Rule};
+use testkit::world::{RunOutput, World, NAMESPACE};
 
 const BIN: &str = env!("CARGO_BIN_EXE_epinio-irsa");
 const ESC: char = '\u{1b}';
@@ -164,29 +168,275 @@ async fn plan_lines_fit_120_columns_with_one_line_per_compatibility_column() {
     assert!(summary_lines(&wide.stdout).iter().any(|l| l.len() > 120));
 }
 
+/// The summary's lines that name a resource: `(kind, name, what happened)`.
+fn items(stdout: &str) -> Vec<(String, String, String)> {
+    summary_lines(stdout)
+        .iter()
+        .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
+        .filter_map(|l| {
+            let mut parts = l.trim().splitn(2, "  ");
+            let kind = parts.next()?.trim().to_string();
+            let (name, change) = parts.next()?.trim().split_once("  ")?;
+            Some((kind, name.trim().to_string(), change.trim().to_string()))
+        })
+        .filter(|(kind, _, _)| !kind.contains(' ') && !kind.ends_with(':'))
+        .collect()
+}
+
+/// Every line of a summary is true for the mechanism the run used: IRSA names its provider
+/// and proves the chain live (`verified:`); EKS Pod Identity has no provider to speak of and
+/// only checks links (`checked:`, never `verified:`); a ServiceAccount said to be absent is.
+#[track_caller]
+fn assert_true_for(mechanism: &str, w: &World, out: &RunOutput) {
+    let stdout = &out.stdout;
+    let lines = summary_lines(stdout);
+    match mechanism {
+        "pod-identity" => {
+            assert!(!stdout.contains("oidc-provider"), "{stdout}");
+            assert!(!stdout.contains("OIDC provider"), "{stdout}");
+            assert!(
+                !lines.iter().any(|l| l.starts_with("verified:")),
+                "{stdout}"
+            );
+            for l in lines.iter().filter(|l| l.starts_with("checked:")) {
+                assert!(l.contains("Pod Identity association"), "{l}");
+            }
+        }
+        _ => {
+            assert!(!lines.iter().any(|l| l.starts_with("checked:")), "{stdout}");
+            assert!(!stdout.contains("pod-identity-association"), "{stdout}");
+            for l in lines
+                .iter()
+                .filter(|l| l.starts_with("verified: ServiceAccount"))
+            {
+                assert!(l.contains("-> token ->"), "{l}");
+            }
+        }
+    }
+    for (kind, name, change) in items(stdout) {
+        if kind == "serviceaccount" && change == "absent" {
+            let sa = name.trim_start_matches(&format!("{NAMESPACE}/"));
+            assert!(
+                w.service_account(sa).is_none(),
+                "{name} is there:\n{stdout}"
+            );
+        }
+    }
+}
+
+fn item<'a>(items: &'a [(String, String, String)], kind: &str, name: &str) -> Option<&'a str> {
+    items
+        .iter()
+        .find(|(k, n, _)| k == kind && n == name)
+        .map(|(_, _, c)| c.as_str())
+}
+
 #[tokio::test(flavor = "multi_thread")]
-async fn pod_identity_with_no_oidc_provider_says_nothing_of_one() {
+async fn pod_identity_summaries_say_only_what_is_true() {
     let chart = Chart::new("1.13.9")
         .aws_cli(POD_IDENTITY_AWS_CLI)
         .staging_workloads("epinio-staging");
     let w = World::with_objects(BIN, chart.objects()).await;
     w.install_agent("ACTIVE");
-    for command in ["plan", "provision"] {
-        let out = w
-            .run(command, &[STAGING, ("EPINIO_IRSA_MODE", "pod-identity")])
-            .await;
+    let env = [STAGING, ("EPINIO_IRSA_MODE", "pod-identity")];
+    for command in ["plan", "provision", "verify"] {
+        let out = w.run(command, &env).await;
         out.assert_ok();
-        assert!(
-            !out.stdout.contains("oidc-provider"),
-            "{command}:\n{}",
-            out.stdout
-        );
+        assert_true_for("pod-identity", &w, &out);
         assert!(
             !out.stdout.contains("kept (not used"),
             "{command}:\n{}",
             out.stdout
         );
+        if command != "plan" {
+            // What was checked, said without the word verified: no live exchange was made.
+            let checked: Vec<&str> = summary_lines(&out.stdout)
+                .into_iter()
+                .filter(|l| l.starts_with("checked: ServiceAccount "))
+                .collect();
+            assert_eq!(checked.len(), 2, "{command}:\n{}", out.stdout);
+            assert!(
+                checked
+                    .iter()
+                    .all(|l| l.contains("S3 access is not proven live")),
+                "{command}:\n{}",
+                out.stdout
+            );
+        }
     }
+    // Teardown: no provider line (none was made, none read), and the server's ServiceAccount,
+    // which is there and never carried anything of ours, had nothing to remove.
+    let out = w.run("teardown", &env).await;
+    out.assert_ok();
+    assert_true_for("pod-identity", &w, &out);
+    let items = items(&out.stdout);
+    assert_eq!(
+        item(&items, "serviceaccount", "epinio/epinio-server"),
+        Some("nothing to remove"),
+        "{}",
+        out.stdout
+    );
+    assert!(w.service_account("epinio-server").is_some());
+    assert_eq!(
+        item(&items, "serviceaccount", "epinio/epinio-staging"),
+        Some("deleted"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn irsa_summaries_name_the_provider_kept_and_the_live_proof() {
+    let w = World::with_objects(
+        BIN,
+        Chart::new("1.13.9")
+            .staging_workloads("epinio-staging")
+            .objects(),
+    )
+    .await;
+    let provision = w.run("provision", &[STAGING]).await;
+    provision.assert_ok();
+    assert_true_for("irsa", &w, &provision);
+    assert_eq!(
+        summary_lines(&provision.stdout)
+            .iter()
+            .filter(|l| l.starts_with("verified: ServiceAccount"))
+            .count(),
+        2,
+        "{}",
+        provision.stdout
+    );
+    let out = w.run("teardown", &[STAGING]).await;
+    out.assert_ok();
+    assert_true_for("irsa", &w, &out);
+    let items = items(&out.stdout);
+    let provider = format!(
+        "arn:aws:iam::{}:oidc-provider/{}",
+        w.account(),
+        w.issuer_host_path()
+    );
+    assert_eq!(
+        item(&items, "oidc-provider", &provider),
+        Some("kept (shared; EPINIO_IRSA_DELETE_OIDC_PROVIDER=false)"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        item(&items, "serviceaccount", "epinio/epinio-server")
+            .is_some_and(|c| c.starts_with("updated: release annotations")),
+        "{}",
+        out.stdout
+    );
+}
+
+/// `auto` settles on Pod Identity here, so no provider exists: teardown reads it (the installer
+/// policy allows that in `auto`) and, finding none, names none.
+#[tokio::test(flavor = "multi_thread")]
+async fn auto_mode_teardown_names_no_provider_that_is_not_there() {
+    let chart = Chart::new("1.13.9")
+        .aws_cli(POD_IDENTITY_AWS_CLI)
+        .staging_workloads("epinio-staging");
+    let w = World::with_objects(BIN, chart.objects()).await;
+    w.install_agent("ACTIVE");
+    let env = [STAGING, ("EPINIO_IRSA_MODE", "auto")];
+    let out = w.run("provision", &env).await;
+    out.assert_ok();
+    assert!(out.stdout.contains("mode: pod-identity"), "{}", out.stdout);
+    assert_true_for("pod-identity", &w, &out);
+    let out = w.run("teardown", &env).await;
+    out.assert_ok();
+    assert_true_for("pod-identity", &w, &out);
+}
+
+/// What a line of the log format looks like: a timestamp and a level.
+fn is_log_line(line: &str) -> bool {
+    let t = line.trim_start();
+    (t.len() > 20 && t.as_bytes()[4] == b'-' && t.as_bytes()[10] == b'T')
+        || [" INFO ", " WARN ", " DEBUG ", " ERROR "]
+            .iter()
+            .any(|l| line.contains(l))
+}
+
+/// Progress while the hook waits (the gateway's rollout; IRSA propagating) goes to stderr as
+/// the summary writes, `epinio-irsa: ...`, once per state, never as a log line between the
+/// summary's lines; with JSON logs it is one JSON event like every other line there.
+#[tokio::test(flavor = "multi_thread")]
+async fn progress_while_waiting_is_on_stderr_in_the_summarys_format() {
+    let gateway_world = || async {
+        let mut objects = Chart::new("1.14.1").objects();
+        objects.extend(testkit::gateway::helm_objects(NAMESPACE));
+        let w = World::with_objects(BIN, objects).await;
+        w.kube.enable_rollouts(std::time::Duration::from_secs(2));
+        w
+    };
+    // The rollout wait needs no gateway: verify (which would go through it) is off.
+    let gateway_env = [
+        ("EPINIO_IRSA_GATEWAY", "true"),
+        ("EPINIO_IRSA_S3_ACCESS_KEY_ID", "EPINIOCLUSTERLOCAL01"),
+        (
+            "EPINIO_IRSA_S3_SECRET_ACCESS_KEY",
+            "cluster-local-secret-0123456789abcdefghij",
+        ),
+        ("EPINIO_IRSA_VERIFY", "false"),
+    ];
+    let w = gateway_world().await;
+    let out = w.run("provision", &gateway_env).await;
+    out.assert_ok();
+    let waiting = "epinio-irsa: waiting for deployment epinio/epinio-irsa-gateway to roll out: ";
+    let lines: Vec<&str> = out.stderr.lines().filter(|l| !l.is_empty()).collect();
+    assert!(
+        lines.iter().any(|l| l.starts_with(waiting)),
+        "{}",
+        out.stderr
+    );
+    for line in &lines {
+        assert!(line.starts_with("epinio-irsa: "), "{line}\n{}", out.stderr);
+        assert!(!is_log_line(line), "{line}");
+    }
+    // Once per state, not once per poll.
+    let mut said = lines.clone();
+    said.dedup();
+    assert_eq!(said, lines, "{}", out.stderr);
+
+    // IRSA: STS denies the first exchange as while a fresh trust propagates.
+    let w = World::new(BIN).await;
+    w.aws_proxy.add_rule(Rule::new(
+        "AssumeRoleWithWebIdentity",
+        Fault::AccessDenied,
+        2,
+    ));
+    let out = w.run("provision", &[]).await;
+    out.assert_ok();
+    let lines: Vec<&str> = out.stderr.lines().filter(|l| !l.is_empty()).collect();
+    assert!(
+        lines.iter().any(|l| l.starts_with("epinio-irsa: ServiceAccount epinio/epinio-server: AssumeRoleWithWebIdentity not effective yet while IAM propagates")),
+        "{}",
+        out.stderr
+    );
+    for line in &lines {
+        assert!(line.starts_with("epinio-irsa: "), "{line}\n{}", out.stderr);
+    }
+    assert_eq!(lines.len(), 1, "said once for two denials:\n{}", out.stderr);
+
+    // JSON logs: every line of stderr is a JSON event, the progress among them.
+    let w = gateway_world().await;
+    let mut env = gateway_env.to_vec();
+    env.push(("EPINIO_IRSA_LOG_FORMAT", "json"));
+    let out = w.run("provision", &env).await;
+    out.assert_ok();
+    let events: Vec<serde_json::Value> = out
+        .stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(
+        events.iter().any(|e| e["fields"]["progress"] == true
+            && e["fields"]["message"].as_str().is_some_and(
+                |m| m.starts_with("waiting for deployment epinio/epinio-irsa-gateway")
+            )),
+        "{}",
+        out.stderr
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -214,12 +464,70 @@ async fn staging_pod_identity_column_describes_the_aws_cli_image_configured() {
     );
 }
 
+/// A PATH like the test's own, less every tool the demo pins in .tools/ or must not need:
+/// kubectl, helm, the aws CLI, moto, curl and wget. The demo has to use its pinned tools by path.
+fn path_without_unpinned_tools(dir: &std::path::Path) -> std::ffi::OsString {
+    const HIDDEN: [&str; 6] = ["kubectl", "helm", "aws", "moto_server", "curl", "wget"];
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).expect("bin dir");
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for entry in std::env::split_paths(&path).filter_map(|d| std::fs::read_dir(d).ok()) {
+        for file in entry.flatten() {
+            let name = file.file_name();
+            let link = bin.join(&name);
+            if HIDDEN.iter().any(|h| name == *h) || link.symlink_metadata().is_ok() {
+                continue;
+            }
+            let _ = std::os::unix::fs::symlink(file.path(), link);
+        }
+    }
+    for hidden in HIDDEN {
+        assert!(!bin.join(hidden).exists(), "{hidden} still on the PATH");
+    }
+    bin.into_os_string()
+}
+
+/// The demo's summaries (`epinio-irsa ... summary:` to the next blank or `==` line), their
+/// wrapped lines joined back.
+fn demo_summaries(stdout: &str) -> Vec<Vec<String>> {
+    let mut blocks = Vec::new();
+    let mut block: Option<Vec<String>> = None;
+    for line in stdout.lines() {
+        if line.starts_with("epinio-irsa ") && line.ends_with("summary:") {
+            block = Some(vec![line.to_string()]);
+        } else if line.is_empty() || line.starts_with("==") {
+            blocks.extend(block.take());
+        } else if let Some(b) = block.as_mut() {
+            let last = b.last_mut().expect("header");
+            let indent = |l: &str| l.len() - l.trim_start().len();
+            if indent(line) > indent(last) + 2 && !last.ends_with(':') {
+                last.push(' ');
+                last.push_str(line.trim_start());
+            } else {
+                b.push(line.to_string());
+            }
+        }
+    }
+    blocks.extend(block);
+    blocks
+}
+
 /// The demo as a newcomer runs it (IRSA, Pod Identity, and gateway mode with Epinio 1.14.1),
-/// output to a file: no warning, no escape byte, and no line of its `plan` or summaries over 120
-/// columns (JSON documents and the aws CLI's tables excepted).
+/// output to a file, with no kubectl, curl or aws CLI on the PATH: it succeeds with the tools it
+/// pinned, does not warn, prints no escape byte and no line of its `plan` or summaries over 120
+/// columns (JSON documents and the aws CLI's tables excepted), and every line it prints is true
+/// for its mode: the issuer labelled, no Pod Identity section under IRSA, no OIDC provider
+/// under Pod Identity, "checked" not "verified" where no live exchange was made, "nothing to
+/// remove" for a ServiceAccount that is there; in gateway mode, credentials from the Pod
+/// Identity agent's stand-in (never the demo's keys), what stands in for what, progress on
+/// stderr in the summary's format, plain file names from `s3 cp` and no blank line before the
+/// refusal.
 #[test]
 fn the_demo_happy_path_does_not_warn() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let scratch =
+        std::env::temp_dir().join(format!("epinio-irsa-demo-path-{}", std::process::id()));
+    let path = path_without_unpinned_tools(&scratch);
     for (mode, gateway) in [
         ("irsa", "false"),
         ("pod-identity", "false"),
@@ -227,6 +535,7 @@ fn the_demo_happy_path_does_not_warn() {
     ] {
         let out = std::process::Command::new("bash")
             .arg(root.join("scripts/demo.sh"))
+            .env("PATH", &path)
             .env("EPINIO_IRSA_MODE", mode)
             .env("EPINIO_IRSA_GATEWAY", gateway)
             .env_remove("EPINIO_IRSA_OUTPUT_WIDTH")
@@ -254,15 +563,174 @@ fn the_demo_happy_path_does_not_warn() {
             stdout.contains("epinio-irsa provision summary:"),
             "{stdout}"
         );
-        if gateway == "true" {
+        assert_demo_true(mode, gateway == "true", &stdout, &stderr);
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+}
+
+/// What the demo says is true for the mode it ran in (see the test above).
+#[track_caller]
+fn assert_demo_true(mode: &str, gateway: bool, stdout: &str, stderr: &str) {
+    let label = format!("{mode}, gateway {gateway}");
+    // stderr after cargo's build: the hook's progress, in the summary's format only.
+    let after_build = stderr
+        .split_once("Finished `dev` profile")
+        .and_then(|(_, rest)| rest.split_once('\n'))
+        .map(|(_, rest)| rest)
+        .unwrap_or_else(|| panic!("{label}: no cargo build on stderr:\n{stderr}"));
+    for line in after_build.lines().filter(|l| !l.trim().is_empty()) {
+        assert!(
+            line.starts_with("epinio-irsa: "),
+            "{label}: {line}\n{stderr}"
+        );
+        assert!(!is_log_line(line), "{label}: {line}");
+    }
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("   its OIDC issuer: https://oidc.eks.")),
+        "{label}: issuer unlabelled:\n{stdout}"
+    );
+    let summaries = demo_summaries(stdout);
+    assert!(summaries.len() >= 3, "{label}:\n{stdout}");
+    for summary in &summaries {
+        let text = summary.join("\n");
+        if mode == "pod-identity" {
+            assert!(!text.contains("oidc-provider"), "{label}:\n{text}");
             assert!(
-                stdout.contains("round trip through the gateway: identical"),
-                "{stdout}"
+                !summary.iter().any(|l| l.starts_with("verified:")),
+                "{label}:\n{text}"
+            );
+        } else {
+            assert!(
+                !summary.iter().any(|l| l.starts_with("checked:")),
+                "{label}:\n{text}"
             );
             assert!(
-                stdout.contains("Epinio's path: s3.accessKeyID -> gateway"),
-                "{stdout}"
+                !text.contains("pod-identity-association"),
+                "{label}:\n{text}"
             );
         }
+        // A ServiceAccount there and untouched had nothing to remove; "absent" is for none.
+        assert!(
+            !text.contains("epinio/epinio-server  absent"),
+            "{label}:\n{text}"
+        );
     }
+    let teardown = summaries
+        .iter()
+        .find(|s| s[0] == "epinio-irsa teardown summary:")
+        .unwrap_or_else(|| panic!("{label}: no teardown summary:\n{stdout}"))
+        .join("\n");
+    if mode == "pod-identity" {
+        assert!(!stdout.contains("OIDC provider"), "{label}:\n{stdout}");
+        assert!(
+            summaries
+                .iter()
+                .flatten()
+                .any(|l| l.starts_with("checked: ServiceAccount")),
+            "{label}:\n{stdout}"
+        );
+        assert!(
+            teardown.contains("serviceaccount            epinio/epinio-server  nothing to remove"),
+            "{label}:\n{teardown}"
+        );
+        assert!(
+            stdout
+                .contains("Pod Identity associations (namespace, ServiceAccount, id):\n  epinio\t"),
+            "{label}:\n{stdout}"
+        );
+    } else {
+        assert!(
+            !stdout.contains("Pod Identity association"),
+            "{label}:\n{stdout}"
+        );
+        assert!(
+            teardown.contains("kept (shared; EPINIO_IRSA_DELETE_OIDC_PROVIDER=false)"),
+            "{label}:\n{teardown}"
+        );
+        assert!(
+            stdout.contains("OIDC providers:\n  arn:aws:iam::"),
+            "{label}:\n{stdout}"
+        );
+    }
+    if !gateway {
+        return;
+    }
+    assert!(
+        stdout.contains("round trip through the gateway: identical"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Epinio's path: s3.accessKeyID -> gateway"),
+        "{stdout}"
+    );
+    // The gateway holds the role's session from the Pod Identity agent's stand-in, never the
+    // demo's keys, and the demo says what stands in for what.
+    assert!(
+        stdout.contains(
+            "its credentials (/credentials): ready, from the container endpoint (EKS Pod Identity)"
+        ),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("environment variables"), "{stdout}");
+    assert!(
+        stdout.contains("stand-ins: moto for AWS")
+            && stdout.contains("for the EKS Pod Identity agent"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.lines().any(|l| l.starts_with(
+            "epinio-irsa: waiting for deployment epinio/epinio-irsa-gateway to roll out: "
+        )),
+        "{stderr}"
+    );
+    // s3 cp names the files plainly; the refusal follows its heading with no blank line.
+    assert!(
+        stdout.contains("   upload: ./blob to s3://epinio/demo-blob\n"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("../"), "{stdout}");
+    let refusal = stdout
+        .split("another bucket through the gateway (refused before AWS):\n")
+        .nth(1)
+        .and_then(|rest| rest.lines().next())
+        .unwrap_or_default();
+    assert!(
+        refusal.starts_with("   An error occurred (AccessDenied)"),
+        "{refusal:?}\n{stdout}"
+    );
+}
+
+/// The project's files refer only to what the project contains: nothing points a newcomer at
+/// documents in a folder beside the repository, which a clone does not have.
+#[test]
+fn no_project_file_points_outside_the_repository() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let listed = std::process::Command::new("git")
+        .args([
+            "ls-files",
+            "-z",
+            "--cached",
+            "--others",
+            "--exclude-standard",
+        ])
+        .current_dir(root)
+        .output()
+        .expect("git ls-files");
+    assert!(listed.status.success(), "git ls-files failed");
+    let names = String::from_utf8_lossy(&listed.stdout).into_owned();
+    let mut offenders = Vec::new();
+    let pattern = ["..", "/shared/"].concat();
+    for name in names.split('\0').filter(|n| !n.is_empty()) {
+        let Ok(text) = std::fs::read_to_string(root.join(name)) else {
+            continue;
+        };
+        for (i, line) in text.lines().enumerate() {
+            if line.contains(&pattern) || line.contains(&["shared", "/docs/"].concat()) {
+                offenders.push(format!("{name}:{}: {line}", i + 1));
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "{}", offenders.join("\n"));
 }

@@ -746,12 +746,14 @@ async fn verify_checks_what_the_hook_can_and_names_a_broken_association() {
     ok.assert_ok();
     ok.assert_no_writes();
     assert!(ok.stdout.contains("mode: pod-identity"), "{}", ok.stdout);
+    // Links read, no live exchange: "checked", never "verified".
     assert_eq!(
-        ok.stdout.matches("verified: ServiceAccount").count(),
+        ok.stdout.matches("checked: ServiceAccount").count(),
         2,
         "{}",
         ok.stdout
     );
+    assert!(!ok.stdout.contains("verified:"), "{}", ok.stdout);
     assert!(
         ok.stdout.contains("S3 access is not proven live"),
         "{}",

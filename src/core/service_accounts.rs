@@ -183,7 +183,7 @@ pub fn sa_removal(
         };
     }
     if state.our_annotations.is_empty() {
-        return SaRemoval::Leave(Change::Absent);
+        return SaRemoval::Leave(Change::NothingToRemove);
     }
     let ours = state
         .our_annotations

@@ -27,7 +27,8 @@ use crate::config::{Config, CredentialMode};
 use crate::core::{self, SaStep};
 use crate::k8s::SaState;
 use crate::plan::{self, Desired, Names};
-use crate::report::Report;
+use crate::report::{Progress, Report};
+use crate::state::Workload;
 use crate::vocab::Change;
 use crate::{Error, Result};
 
@@ -158,6 +159,24 @@ fn sa_steps(
         .collect()
 }
 
+/// Waits (bounded by the verify timeout) for the restarted Deployments to roll out, saying what
+/// each still misses whenever that changes.
+async fn wait_rolled_out(ctx: &Ctx<'_>, restarts: &[(&Workload, &str)]) -> Result<()> {
+    let until = std::time::Instant::now() + ctx.config.verify_timeout;
+    try_join_all(restarts.iter().filter(|(w, _)| w.kind == "Deployment").map(
+        |(w, _)| async move {
+            let progress = Progress::new(ctx.config.log_format);
+            ctx.kube
+                .wait_rolled_out(&w.name, until, |what, state| {
+                    progress.say(state, || format!("waiting for {what} to roll out: {state}"))
+                })
+                .await
+        },
+    ))
+    .await?;
+    Ok(())
+}
+
 pub(super) async fn converge(ctx: &Ctx<'_>, dry_run: bool) -> Result<Report> {
     let d = read_and_decide(ctx).await?;
     let (applied, left) = tokio::join!(
@@ -189,14 +208,7 @@ pub(super) async fn converge(ctx: &Ctx<'_>, dry_run: bool) -> Result<Report> {
     // Gateway mode: the gateway's pods are what serve Epinio; wait (bounded) for them to run
     // with the role's credentials, then prove Epinio's own path through them.
     if ctx.config.gateway_mode() && !dry_run {
-        let until = std::time::Instant::now() + ctx.config.verify_timeout;
-        try_join_all(
-            restarts
-                .iter()
-                .filter(|(w, _)| w.kind == "Deployment")
-                .map(|(w, _)| kube.wait_rolled_out(&w.name, until)),
-        )
-        .await?;
+        wait_rolled_out(ctx, &restarts).await?;
     }
     let through = if ctx.config.gateway_mode() && ctx.config.verify && !dry_run {
         super::verify_gateway::prove_gateway(ctx).await?

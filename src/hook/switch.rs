@@ -92,7 +92,7 @@ pub(super) async fn remove(
         }
     }
     for (sa, change) in released {
-        if change != Change::Absent {
+        if !change.is_nothing() {
             report.push("serviceaccount", sa, change);
         }
     }

@@ -8,7 +8,7 @@ use super::discover::{configured, effective, facts_from, read_association, rerea
 use super::remove::{release_service_accounts, remove_associations, remove_roles_and_policy};
 use crate::arn::{Account, Arn};
 use crate::aws::{eks, sts};
-use crate::config::{Config, Mechanism};
+use crate::config::{Config, CredentialMode, Mechanism};
 use crate::core;
 use crate::epinio;
 use crate::plan::{self, Facts, Names};
@@ -73,7 +73,7 @@ pub async fn teardown(config: &Config) -> Result<Report> {
     );
     let (role_changes, policy_change) = roles_r?;
     // The other arrangement's pieces are named only when something was there.
-    let shown = |i: usize, change: &Change| i < managed || *change != Change::Absent;
+    let shown = |i: usize, change: &Change| i < managed || !change.is_nothing();
     let mut report = Report::teardown(
         role_names
             .iter()
@@ -147,18 +147,31 @@ async fn account_and_issuer(
     })
 }
 
-async fn remove_provider(ctx: &Ctx<'_>, facts: Option<&Facts>) -> Result<(String, Change)> {
+/// The OIDC provider: deleted when configured and ours, else kept. Its summary line names only
+/// what is there: EKS Pod Identity never made nor reads a provider (its installer policy has no
+/// call on one), so kept there means no line; `auto` reads it and names it only when it exists.
+async fn remove_provider(ctx: &Ctx<'_>, facts: Option<&Facts>) -> Result<Option<(String, Change)>> {
+    let mode = ctx.config.credential_mode;
     if !ctx.config.delete_oidc_provider {
-        return Ok((
-            "(shared)".into(),
-            Change::Kept("EPINIO_IRSA_DELETE_OIDC_PROVIDER=false".into()),
-        ));
+        let kept = || Change::Kept("shared; EPINIO_IRSA_DELETE_OIDC_PROVIDER=false".into());
+        return Ok(match facts {
+            _ if mode == CredentialMode::PodIdentity => None,
+            None => Some(("(shared)".into(), kept())),
+            Some(facts) => {
+                let arn = plan::provider_arn(facts);
+                match ctx.aws.iam.read_provider(&arn).await? {
+                    Some(_) => Some((arn, kept())),
+                    None if mode == CredentialMode::Irsa => Some((arn, Change::Absent)),
+                    None => None,
+                }
+            }
+        });
     }
     let Some(facts) = facts else {
-        return Ok((
+        return Ok(Some((
             "(cluster gone: issuer unknown)".into(),
             Change::Kept("the cluster no longer exists, so its issuer is unknown".into()),
-        ));
+        )));
     };
     let arn = plan::provider_arn(facts);
     let iam = &ctx.aws.iam;
@@ -169,5 +182,9 @@ async fn remove_provider(ctx: &Ctx<'_>, facts: Option<&Facts>) -> Result<(String
             Err(_) => Change::Kept("not created by this installation".into()),
         },
     };
-    Ok((arn, change))
+    // Pod Identity made none: an absent provider is not worth a line.
+    if change == Change::Absent && mode == CredentialMode::PodIdentity {
+        return Ok(None);
+    }
+    Ok(Some((arn, change)))
 }

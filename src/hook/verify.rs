@@ -26,7 +26,7 @@ use crate::config::Config;
 use crate::config::Mechanism;
 use crate::plan::{self, Names};
 use crate::plan::{Desired, Facts, STS_AUDIENCE};
-use crate::report::Report;
+use crate::report::{Progress, Report};
 use crate::state::{ProviderState, RoleState, SaState};
 use crate::vocab::{Live, Proof, Verified};
 use crate::{Error, Result};
@@ -234,22 +234,35 @@ fn propagating(e: &AwsError) -> bool {
     })
 }
 
+/// Whether `step` is worth another try after `e` (IAM propagating, time left), saying so once
+/// per step and error code.
+fn poll_again(progress: &Progress, who: &str, step: &str, e: &AwsError, until: Instant) -> bool {
+    let again = propagating(e) && Instant::now() < until;
+    if again {
+        let key = format!("{step} {}", e.code.as_deref().unwrap_or_default());
+        progress.say(&key, || {
+            format!(
+                "ServiceAccount {who}: {step} not effective yet while IAM propagates ({e}); polling"
+            )
+        });
+    }
+    again
+}
+
 async fn live_one(ctx: &Ctx<'_>, sa: &str, role_arn: &str, until: Instant) -> Result<Live> {
     let token = ctx
         .kube
         .request_token(sa, STS_AUDIENCE, TOKEN_SECONDS)
         .await?;
     let mut attempts = 0;
+    let progress = Progress::new(ctx.config.log_format);
+    let who = format!("{}/{sa}", ctx.config.namespace);
     let poll = |step: &'static str| {
-        move |e: &AwsError| {
-            let again = propagating(e) && Instant::now() < until;
-            if again {
-                tracing::info!(step, error = %e, "not effective yet (IAM propagates), polling");
-            }
-            again
-        }
+        let progress = &progress;
+        let who = &who;
+        move |e: &AwsError| poll_again(progress, who, step, e, until)
     };
-    let creds = crate::retry::retry(u32::MAX, poll("assume"), || {
+    let creds = crate::retry::poll(poll("AssumeRoleWithWebIdentity"), || {
         attempts += 1;
         crate::aws::sts::assume_with_web_identity(&ctx.aws.sts_anonymous, role_arn, &token, SESSION)
     })
@@ -267,7 +280,7 @@ async fn live_one(ctx: &Ctx<'_>, sa: &str, role_arn: &str, until: Instant) -> Re
     let mut readable = None;
     // At most one redirect: a bucket in another region than the cluster's is asked there.
     for _ in 0..2 {
-        let found = crate::retry::retry(u32::MAX, poll("s3"), || {
+        let found = crate::retry::poll(poll("HeadBucket/ListObjectsV2"), || {
             attempts += 1;
             crate::aws::s3::bucket_readable(&s3, bucket)
         })
@@ -299,7 +312,7 @@ async fn live_one(ctx: &Ctx<'_>, sa: &str, role_arn: &str, until: Instant) -> Re
     };
     let probe = if exists && ctx.config.verify_write {
         let key = probe_key(sa);
-        crate::retry::retry(u32::MAX, poll("s3 write"), || {
+        crate::retry::poll(poll("the write probe"), || {
             crate::aws::s3::write_probe(&s3, bucket, &key)
         })
         .await

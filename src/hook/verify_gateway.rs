@@ -16,6 +16,7 @@ use aws_sdk_s3::config::{Credentials, Region};
 use super::context::Ctx;
 use crate::aws::s3::{self, Readable};
 use crate::aws::AwsError;
+use crate::report::Progress;
 use crate::vocab::ThroughGateway;
 use crate::{Error, Result};
 
@@ -40,14 +41,17 @@ pub(super) async fn prove_gateway(ctx: &Ctx<'_>) -> Result<Option<ThroughGateway
     let bucket = ctx.config.bucket.as_str();
     let until = Instant::now() + ctx.config.verify_timeout;
     let mut attempts = 0;
+    let progress = Progress::new(ctx.config.log_format);
     let poll = |e: &AwsError| {
         let again = rolling(e) && Instant::now() < until;
         if again {
-            tracing::info!(error = %e, "gateway not serving with the role yet, polling");
+            progress.say(e.code.as_deref().unwrap_or_default(), || {
+                format!("the gateway at {endpoint} is not serving with the role yet ({e}); polling")
+            });
         }
         again
     };
-    let readable = crate::retry::retry(u32::MAX, poll, || {
+    let readable = crate::retry::poll(poll, || {
         attempts += 1;
         s3::bucket_readable(&client, bucket)
     })

@@ -75,8 +75,14 @@ impl K8s {
 
     /// Wait until the Deployment has rolled out, as `kubectl rollout status` judges it: the
     /// controller has seen the newest generation, and every wanted replica is updated and
-    /// available with no old one left. Polls every second until `until`.
-    pub async fn wait_rolled_out(&self, name: &str, until: Instant) -> Result<(), Error> {
+    /// available with no old one left. Polls every second until `until`; `waiting` hears what
+    /// is still missing after each poll that found the rollout unfinished.
+    pub async fn wait_rolled_out(
+        &self,
+        name: &str,
+        until: Instant,
+        waiting: impl Fn(&str, &str),
+    ) -> Result<(), Error> {
         let api: Api<Deployment> = Api::namespaced(self.client.clone(), &self.namespace);
         let what = format!("deployment {}/{name}", self.namespace);
         loop {
@@ -90,7 +96,8 @@ impl K8s {
                     state,
                 });
             }
-            tracing::info!(deployment = %what, %state, "waiting for the rollout");
+            tracing::debug!(deployment = %what, %state, "waiting for the rollout");
+            waiting(&what, &state);
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }
