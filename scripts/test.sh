@@ -8,7 +8,8 @@
 #   4. cargo test --workspace
 #   5. chart tests                 helm lint/template, kubernetes-validate, checkov, hadolint
 #   6. image                       local Debian bases, podman build, run the image against moto
-#                                  and the Kubernetes stand-in
+#                                  and the Kubernetes stand-in, and scripts/demo.sh in a bare
+#                                  Debian container (tests/image/test_bare_debian.py)
 #
 # Stops at the first failing step. Prints a summary per step and a closing
 # "N passed, N failed" line. Options: --no-image skips step 6 (local use only).
@@ -21,7 +22,7 @@ IMAGE_STEP=1
 for arg in "$@"; do
   case "$arg" in
     --no-image) IMAGE_STEP=0 ;;
-    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "test.sh: unknown argument '$arg'" >&2; exit 2 ;;
   esac
 done

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Makes the two local base images the image test builds from, with no registry
-# (none can be pulled on this machine, see ../shared/docs/tooling.md):
+# (this project's machines and CI reach package registries only, so no base image can be
+# pulled):
 #
 #   builder: Debian bookworm minbase + gcc + libc6-dev + ca-certificates and a
 #            copy of the host's Rust toolchain (the only one available here),
@@ -34,8 +35,15 @@ cleanup
 # ---------------------------------------------------------------- Debian rootfs
 log "debootstrap bookworm (minbase + gcc, libc6-dev, ca-certificates) from $DEBIAN_MIRROR"
 start=$(date +%s)
+# Progress: the first line of each of debootstrap's phases (retrieving and validating,
+# extracting, unpacking, configuring ...), then every 25th of the phase, about 40 lines in all;
+# the whole output goes to the log.
 debootstrap --variant=minbase --include=gcc,libc6-dev,ca-certificates \
-  bookworm "$ROOTFS" "$DEBIAN_MIRROR" >"$WORK/debootstrap.log" 2>&1 \
+  bookworm "$ROOTFS" "$DEBIAN_MIRROR" 2>&1 | tee "$WORK/debootstrap.log" \
+  | awk '/^I: / { v = $2; if (v == "Validating") v = "Retrieving"
+                  if (v != last) { print "[image]   debootstrap: " substr($0, 4); n = 0; last = v }
+                  else if (++n % 25 == 0) { print "[image]   debootstrap:   ... " substr($0, 4) }
+                  fflush() }' >&2 \
   || { tail -30 "$WORK/debootstrap.log" >&2; die "debootstrap failed (log: $WORK/debootstrap.log)"; }
 log "debootstrap done in $(( $(date +%s) - start ))s"
 # debootstrap leaves the downloaded .debs behind; the images need none of them.
