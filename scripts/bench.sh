@@ -43,8 +43,9 @@ else
     .tools/venv/bin/pip install -q 'moto[server]==5.2.5' 'awscli==1.36.40'
   fi
 fi
-command -v kubectl >/dev/null || { say "kubectl not found on PATH (scripts/setup.sh puts one in .tools/bin)"; export PATH="$ROOT/.tools/bin:$PATH"; }
-command -v kubectl >/dev/null || { say "ERROR: no kubectl; run scripts/setup.sh"; exit 1; }
+# The pinned kubectl (the harness finds it on PATH), never another the machine has.
+[[ -x "$ROOT/.tools/bin/kubectl" ]] || { say "ERROR: no .tools/bin/kubectl; run scripts/setup.sh"; exit 1; }
+export PATH="$ROOT/.tools/bin:$PATH"
 if [[ ! -x /usr/bin/time ]]; then
   if [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null; then
     say "installing GNU time (Debian package time) for the peak RSS"

@@ -15,7 +15,7 @@
 #   CLUSTER (demo), NAMESPACE (epinio), SERVER_SA (epinio-server),
 #   STAGING_SA (epinio-staging-service-account), SERVER_ROLE (epinio-server-role),
 #   STAGING_ROLE (epinio-staging-role), POLICY (EpinioECEKSClusterPolicy),
-#   AWS (aws CLI; default .tools/venv/bin/aws), KUBECTL (kubectl on PATH),
+#   AWS (aws CLI; default .tools/venv/bin/aws), KUBECTL (default .tools/bin/kubectl),
 #   MANUAL_TRACE=1 prints every command before it runs.
 #
 # Deviations from the docs, all of which make the manual side faster, never slower:
@@ -34,7 +34,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 AWS="${AWS:-$ROOT/.tools/venv/bin/aws}"
-KUBECTL="${KUBECTL:-kubectl}"
+KUBECTL="${KUBECTL:-$ROOT/.tools/bin/kubectl}"
 CLUSTER="${CLUSTER:-demo}"
 NAMESPACE="${NAMESPACE:-epinio}"
 SERVER_SA="${SERVER_SA:-epinio-server}"
