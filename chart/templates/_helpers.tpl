@@ -187,9 +187,19 @@ short-lived credentials. Everything the gateway's templates and the hook share.
 {{- printf "%s-gateway-keys" (include "epinio-irsa.fullname" .) -}}
 {{- end -}}
 
-{{/* "true" when the gateway serves TLS (irsa.gateway.tls.secretName names a kubernetes.io/tls Secret). */}}
+{{/* "true" when the gateway serves TLS: irsa.gateway.tls.enabled, on unless opted out. */}}
 {{- define "epinio-irsa.gateway.tls" -}}
-{{- if .Values.irsa.gateway.tls.secretName -}}true{{- else -}}false{{- end -}}
+{{- if eq (toString (dig "enabled" true .Values.irsa.gateway.tls)) "false" -}}false{{- else -}}true{{- end -}}
+{{- end -}}
+
+{{/* "true" when the chart issues the gateway's certificate (TLS on, no existing Secret named). */}}
+{{- define "epinio-irsa.gateway.issuesCertificate" -}}
+{{- if and (eq (include "epinio-irsa.gateway.tls" .) "true") (not .Values.irsa.gateway.tls.secretName) -}}true{{- else -}}false{{- end -}}
+{{- end -}}
+
+{{/* The Secret the gateway serves: the one named, else the chart's Certificate's. */}}
+{{- define "epinio-irsa.gateway.tlsSecretName" -}}
+{{- .Values.irsa.gateway.tls.secretName | default (printf "%s-gateway-tls" (include "epinio-irsa.fullname" .)) -}}
 {{- end -}}
 
 {{- define "epinio-irsa.gateway.servicePort" -}}
@@ -244,7 +254,7 @@ app.kubernetes.io/component: gateway
   s3.endpoint: {{ include "epinio-irsa.gateway.host" . }}
   s3.useSSL: {{ $tls }}
 {{- if $tls }}
-  s3.certificateSecret: <Secret with the CA of irsa.gateway.tls.secretName's certificate>   # unless a public CA issued it
+  s3.certificateSecret: {{ include "epinio-irsa.gateway.tlsSecretName" . }}   # the gateway's certificate Secret: Epinio trusts its ca.crt
 {{- end }}
   s3.region: {{ include "epinio-irsa.gateway.bucketRegion" . }}   # what Epinio signs with: any region is accepted, e.g. the bucket's (empty = us-east-1)
 {{- end -}}
@@ -281,12 +291,17 @@ epinio-irsa.validate; the order is the order a user fixes them in.
 {{- end -}}
 {{- $ssl := dig "s3" "useSSL" true .Values.AsMap | toString | lower -}}
 {{- $tls := include "epinio-irsa.gateway.tls" . -}}
+{{- $certSecret := dig "s3" "certificateSecret" "" .Values.AsMap | toString -}}
+{{- $served := include "epinio-irsa.gateway.tlsSecretName" . -}}
 {{- if ne $ssl $tls -}}
 {{- if eq $tls "true" -}}
-{{- fail (printf "\n\nepinio-irsa: irsa.gateway.tls.secretName is set (%s), so the gateway serves HTTPS on port 443, but s3.useSSL is %s: Epinio would speak plain HTTP to it.\nSet, in the values file you share with Epinio's chart:%s\nor leave irsa.gateway.tls.secretName empty for plain HTTP inside the cluster." .Values.irsa.gateway.tls.secretName $ssl (include "epinio-irsa.gateway.s3Values" .)) -}}
+{{- fail (printf "\n\nepinio-irsa: the gateway serves HTTPS on port 443 (irsa.gateway.tls.enabled, the default), but s3.useSSL is %s: Epinio would speak plain HTTP to it.\nSet, in the values file you share with Epinio's chart:%s\nor opt out of TLS with irsa.gateway.tls.enabled: false (object bodies then cross the pod network in the clear)." $ssl (include "epinio-irsa.gateway.s3Values" .)) -}}
 {{- else -}}
-{{- fail (printf "\n\nepinio-irsa: s3.useSSL is %s (Epinio's default when unset), but irsa.gateway.tls.secretName is empty, so the gateway serves plain HTTP on port 80.\nSet, in the values file you share with Epinio's chart:%s\nor set irsa.gateway.tls.secretName to a kubernetes.io/tls Secret (e.g. one cert-manager issues) to serve HTTPS." $ssl (include "epinio-irsa.gateway.s3Values" .)) -}}
+{{- fail (printf "\n\nepinio-irsa: s3.useSSL is %s (Epinio's default when unset), but irsa.gateway.tls.enabled is false, so the gateway serves plain HTTP on port 80.\nSet, in the values file you share with Epinio's chart:%s\nor remove irsa.gateway.tls.enabled: false to serve HTTPS (the default)." $ssl (include "epinio-irsa.gateway.s3Values" .)) -}}
 {{- end -}}
+{{- end -}}
+{{- if and (eq $tls "true") (ne $certSecret $served) -}}
+{{- fail (printf "\n\nepinio-irsa: the gateway serves HTTPS with the certificate in Secret %s, but s3.certificateSecret is %q: Epinio's server and staging trust only the CA of the Secret that s3.certificateSecret names, so they would refuse the gateway's certificate.\nSet, in the values file you share with Epinio's chart:%s" $served $certSecret (include "epinio-irsa.gateway.s3Values" .)) -}}
 {{- end -}}
 {{- $gsa := include "epinio-irsa.gateway.serviceAccount" . -}}
 {{- $taken := list (include "epinio-irsa.serverServiceAccount" .) (include "epinio-irsa.stagingServiceAccount" .) (include "epinio-irsa.installerServiceAccount" .) -}}

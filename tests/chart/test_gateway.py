@@ -53,7 +53,8 @@ GW_FQDN = f"{GW}.{NAMESPACE}.svc.cluster.local"
 GW_SA = "epinio-irsa-gateway"
 KEYS_SECRET = "epinio-irsa-gateway-keys"
 
-# One values file shared with Epinio's chart (chart/README.md, "Gateway mode").
+# Plain HTTP, the explicit opt-out (irsa.gateway.tls.enabled: false): most tests use it, since
+# what they check does not depend on TLS; DEFAULT_TLS is the README's values file.
 GATEWAY = {
     "seaweedfs": {"enabled": False},
     "s3": {
@@ -64,13 +65,25 @@ GATEWAY = {
         "accessKeyID": ACCESS_KEY,
         "secretAccessKey": SECRET_KEY,
     },
+    "irsa": {"clusterName": "demo", "region": "eu-west-1", "gateway": {"enabled": True, "tls": {"enabled": False}}},
+}
+# An existing kubernetes.io/tls Secret.
+TLS = merge(
+    GATEWAY,
+    {"s3": {"useSSL": True, "certificateSecret": "gateway-tls"}, "irsa": {"gateway": {"tls": {"enabled": True, "secretName": "gateway-tls"}}}},
+)
+# The default: the chart issues the certificate from Epinio's epinio-ca (the README's values file).
+CERT_SECRET = "epinio-irsa-gateway-tls"
+DEFAULT_TLS = {
+    **GATEWAY,
+    "s3": {**GATEWAY["s3"], "useSSL": True, "certificateSecret": CERT_SECRET},
     "irsa": {"clusterName": "demo", "region": "eu-west-1", "gateway": {"enabled": True}},
 }
-TLS = merge(GATEWAY, {"s3": {"useSSL": True}, "irsa": {"gateway": {"tls": {"secretName": "gateway-tls"}}}})
 
 GATEWAY_CASES: dict[str, dict] = {
     "gateway": GATEWAY,
     "gateway-tls": TLS,
+    "gateway-default-tls": DEFAULT_TLS,
     "gateway-pod-identity": merge(GATEWAY, {"irsa": {"mode": "pod-identity"}}),
     "gateway-auto": merge(GATEWAY, {"irsa": {"mode": "auto"}}),
     "gateway-one-replica": merge(GATEWAY, {"irsa": {"gateway": {"replicas": 1}}}),
@@ -260,9 +273,31 @@ def test_helm_lint_gateway(helm, tmp_path, case):
     assert res.returncode == 0, res.stdout + res.stderr
 
 
+# Custom resources the chart may render, validated against schemas written from their CRDs
+# (tests/chart/crds/), since kubernetes-validate knows only Kubernetes' own kinds.
+CRD_SCHEMAS = {
+    ("cert-manager.io/v1", "Certificate"): "certificate.cert-manager.io-v1.json",
+    ("monitoring.coreos.com/v1", "ServiceMonitor"): "servicemonitor.monitoring.coreos.com-v1.json",
+    ("monitoring.coreos.com/v1", "PrometheusRule"): "prometheusrule.monitoring.coreos.com-v1.json",
+}
+
+
+def validate_custom(d: dict) -> None:
+    import jsonschema
+
+    name = CRD_SCHEMAS[(d["apiVersion"], d["kind"])]
+    schema = json.loads((Path(__file__).parent / "crds" / name).read_text())
+    errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(d), key=lambda e: list(e.path))
+    assert not errors, f"{d['kind']}/{d['metadata']['name']}: " + "; ".join(f"{e.message} at {list(e.path)}" for e in errors)
+
+
 @pytest.mark.parametrize("case", GATEWAY_CASES)
 def test_kubernetes_schema_strict_gateway(helm, kv, tmp_path, case):
     docs = render(helm, GATEWAY_CASES[case], tmp_path)
+    for d in docs:
+        if (d["apiVersion"], d["kind"]) in CRD_SCHEMAS:
+            validate_custom(d)
+    docs = [d for d in docs if (d["apiVersion"], d["kind"]) not in CRD_SCHEMAS]
     for version in K8S_VERSIONS:
         for d in docs:
             try:
@@ -412,6 +447,66 @@ def test_gateway_env_names_match_the_gateway_source():
     assert rendered <= consts, f"rendered but not read by the gateway: {sorted(rendered - consts)}"
 
 
+def test_default_tls_issues_the_certificate_from_epinio_ca(helm, tmp_path):
+    """TLS by default, the way Epinio's chart does it for its bundled SeaweedFS: a cert-manager
+    Certificate from the epinio-ca ClusterIssuer for the gateway Service's names, served by the
+    gateway and trusted by Epinio through s3.certificateSecret."""
+    docs = render(helm, DEFAULT_TLS, tmp_path)
+    cert = one(docs, "Certificate")
+    validate_custom(cert)
+    assert cert["metadata"]["name"] == cert["spec"]["secretName"] == CERT_SECRET
+    assert cert["spec"]["issuerRef"] == {"group": "cert-manager.io", "kind": "ClusterIssuer", "name": "epinio-ca"}
+    assert set(cert["spec"]["dnsNames"]) == {GW, f"{GW}.{NAMESPACE}", f"{GW}.{NAMESPACE}.svc", GW_FQDN}
+    assert "server auth" in cert["spec"]["usages"]
+    c, pod = gateway_container(docs), pod_spec(docs)
+    mount = next(m for m in c["volumeMounts"] if m["mountPath"] == "/etc/epinio-irsa-gateway/tls")
+    vol = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+    assert vol["secret"]["secretName"] == CERT_SECRET
+    assert one(docs, "Service")["spec"]["ports"][0]["port"] == 443
+    assert plain_env(job(docs, "provision"))["EPINIO_IRSA_GATEWAY_ENDPOINT"] == f"https://{GW_FQDN}"
+    # another issuer, by value
+    other = merge(DEFAULT_TLS, {"irsa": {"gateway": {"tls": {"certManager": {"issuerKind": "Issuer", "issuerName": "team-ca"}}}}})
+    ref = one(render(helm, other, tmp_path), "Certificate")["spec"]["issuerRef"]
+    assert (ref["kind"], ref["name"]) == ("Issuer", "team-ca")
+    # an existing Secret: no Certificate; plain HTTP: none either
+    assert by_kind(render(helm, TLS, tmp_path), "Certificate") == []
+    assert by_kind(render(helm, GATEWAY, tmp_path), "Certificate") == []
+
+
+@pytest.mark.parametrize(
+    "values, says",
+    [
+        ({**DEFAULT_TLS, "s3": {**DEFAULT_TLS["s3"], "useSSL": False}}, ["s3.useSSL is false", "s3.useSSL: true\n", f"s3.certificateSecret: {CERT_SECRET}"]),
+        ({**DEFAULT_TLS, "s3": {k: v for k, v in DEFAULT_TLS["s3"].items() if k != "certificateSecret"}}, ['s3.certificateSecret is ""', f"s3.certificateSecret: {CERT_SECRET}"]),
+        ({**DEFAULT_TLS, "s3": {**DEFAULT_TLS["s3"], "certificateSecret": "other"}}, ['s3.certificateSecret is "other"', f"s3.certificateSecret: {CERT_SECRET}"]),
+    ],
+    ids=["without-use-ssl", "without-certificate-secret", "another-certificate-secret"],
+)
+def test_default_tls_needs_use_ssl_and_the_certificate_secret(helm, tmp_path, values, says):
+    err = refused(helm, values, tmp_path)
+    for text in says:
+        assert text in err, err
+
+
+def gateway_notes(helm, tmp_path, values) -> str:
+    vf = tmp_path / "notes.yaml"
+    vf.write_text(yaml.safe_dump(merge(TEST_IMAGE, values)))
+    res = run(
+        [helm, "install", RELEASE, str(CHART), "-n", NAMESPACE, "--dry-run=client", "-f", str(vf)],
+        env={"KUBECONFIG": str(tmp_path / "none"), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+    )
+    assert res.returncode == 0, res.stderr
+    return res.stdout.split("NOTES:", 1)[1]
+
+
+def test_plain_http_is_an_explicit_opt_out_that_notes_warn_about(helm, tmp_path):
+    plain = gateway_notes(helm, tmp_path, GATEWAY)
+    assert "WARNING: TLS is off (irsa.gateway.tls.enabled: false)" in plain, plain
+    default = gateway_notes(helm, tmp_path, DEFAULT_TLS)
+    assert "WARNING" not in default, default
+    assert f"Certificate {CERT_SECRET}, issued by\nClusterIssuer epinio-ca" in default, default
+
+
 def test_gateway_env_tls(helm, tmp_path):
     docs = render(helm, TLS, tmp_path)
     env = gateway_env(docs)
@@ -457,7 +552,7 @@ def test_hook_env_in_gateway_mode(helm, tmp_path, case):
     values = GATEWAY_CASES[case]
     docs = render(helm, values, tmp_path)
     gsa = values["irsa"]["gateway"].get("serviceAccount", {}).get("name", GW_SA)
-    scheme = "https" if values["irsa"]["gateway"].get("tls") else "http"
+    scheme = "http" if values["irsa"]["gateway"].get("tls", {}).get("enabled") is False else "https"
     envs = []
     for command in ("provision", "teardown", "verify"):
         env = env_of(job(docs, command))
@@ -594,10 +689,10 @@ def test_endpoint_follows_release_and_namespace(helm, tmp_path):
 @pytest.mark.parametrize(
     "values, says",
     [
-        (merge(GATEWAY, {"s3": {"useSSL": True}}), ["s3.useSSL is true", "irsa.gateway.tls.secretName is empty", "s3.useSSL: false\n"]),
+        (merge(GATEWAY, {"s3": {"useSSL": True}}), ["s3.useSSL is true", "irsa.gateway.tls.enabled is false", "s3.useSSL: false\n"]),
         (merge(GATEWAY, {"s3": {"useSSL": "true"}}), ["s3.useSSL is true", "s3.useSSL: false\n"]),
         ({k: v for k, v in GATEWAY.items()} | {"s3": {k: v for k, v in GATEWAY["s3"].items() if k != "useSSL"}}, ["s3.useSSL is true", "Epinio's default"]),
-        (merge(TLS, {"s3": {"useSSL": False}}), ["irsa.gateway.tls.secretName is set (gateway-tls)", "s3.useSSL is false", "s3.useSSL: true\n"]),
+        (merge(TLS, {"s3": {"useSSL": False}}), ["serves HTTPS on port 443", "s3.useSSL is false", "s3.useSSL: true\n"]),
         (merge(TLS, {"s3": {"useSSL": "false"}}), ["s3.useSSL is false", "s3.useSSL: true\n"]),
     ],
     ids=["ssl-without-tls", "ssl-string-without-tls", "ssl-unset-is-epinios-true", "tls-without-ssl", "tls-with-ssl-string-false"],
