@@ -104,7 +104,8 @@ pub async fn serve<H, Fut, B, E>(
             let Some(io) = accept_io(tcp, tls).await else {
                 return;
             };
-            let service = service_fn(move |req| handler(peer, req));
+            // Boxed: an idle connection then holds a pointer, not the whole request future.
+            let service = service_fn(move |req| Box::pin(handler(peer, req)));
             let conn = http.serve_connection(TokioIo::new(io), service);
             if let Err(e) = watcher.watch(conn).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
