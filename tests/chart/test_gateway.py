@@ -84,6 +84,8 @@ GATEWAY_CASES: dict[str, dict] = {
     "gateway": GATEWAY,
     "gateway-tls": TLS,
     "gateway-default-tls": DEFAULT_TLS,
+    "gateway-monitored": merge(DEFAULT_TLS, {"irsa": {"gateway": {"metrics": {
+        "serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True}}}}}),
     "gateway-pod-identity": merge(GATEWAY, {"irsa": {"mode": "pod-identity"}}),
     "gateway-auto": merge(GATEWAY, {"irsa": {"mode": "auto"}}),
     "gateway-one-replica": merge(GATEWAY, {"irsa": {"gateway": {"replicas": 1}}}),
