@@ -199,6 +199,13 @@ YAML
   echo "   endpoint on 127.0.0.1:$AGENT_PORT for the EKS Pod Identity agent: the gateway gets no AWS"
   echo "   key, only that endpoint and its token, which serve it the role the hook gives its"
   echo "   ServiceAccount (IRSA's web identity token is the other way EKS hands a pod its role)"
+  # TLS, as the chart does by default: cert-manager issues the gateway's certificate from Epinio's
+  # epinio-ca ClusterIssuer, and Epinio trusts it through s3.certificateSecret. Here a CA made
+  # by scripts/demo-certificates.py stands in for both, written as that Secret's files.
+  "$VENV/python" scripts/demo-certificates.py "$WORK/tls" 127.0.0.1
+  cat "$WORK/tls/ca.crt" "$WORK/tls/tls.crt" >"$WORK/tls/bundle.pem"   # as Epinio's staging builds it
+  echo "   TLS: a CA made here stands in for Epinio's epinio-ca (cert-manager); the gateway serves"
+  echo "   its certificate, and the hook and the aws CLI trust that CA only, as Epinio does"
   GW_PORT=$(free_port); GW_HEALTH=$(free_port)
   env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_TOKEN \
     AWS_CONTAINER_CREDENTIALS_FULL_URI="http://127.0.0.1:$AGENT_PORT/v1/credentials" \
@@ -207,12 +214,14 @@ YAML
     EPINIO_IRSA_GATEWAY_BUCKET=epinio EPINIO_IRSA_GATEWAY_PATH_STYLE=true \
     EPINIO_IRSA_GATEWAY_ACCESS_KEY_FILE="$WORK/keys/accessKeyID" \
     EPINIO_IRSA_GATEWAY_SECRET_KEY_FILE="$WORK/keys/secretAccessKey" \
+    EPINIO_IRSA_GATEWAY_TLS_CERT_FILE="$WORK/tls/tls.crt" EPINIO_IRSA_GATEWAY_TLS_KEY_FILE="$WORK/tls/tls.key" \
     "$BIN" gateway >"$WORK/gateway.log" 2>&1 &
   PIDS+=($!)
   wait_for "http://127.0.0.1:$GW_HEALTH/readyz"
-  export EPINIO_IRSA_GATEWAY=true EPINIO_IRSA_GATEWAY_ENDPOINT="http://127.0.0.1:$GW_PORT"
+  export EPINIO_IRSA_GATEWAY=true EPINIO_IRSA_GATEWAY_ENDPOINT="https://127.0.0.1:$GW_PORT"
+  export EPINIO_IRSA_GATEWAY_CA_FILES="$WORK/tls/ca.crt,$WORK/tls/tls.crt"
   export EPINIO_IRSA_S3_ACCESS_KEY_ID="$KEY_ID" EPINIO_IRSA_S3_SECRET_ACCESS_KEY="$KEY_SECRET"
-  echo "   gateway listening on 127.0.0.1:$GW_PORT (the Service, in a cluster)"
+  echo "   gateway listening on https://127.0.0.1:$GW_PORT (the Service, in a cluster)"
   gateway_credentials
 fi
 
@@ -263,7 +272,7 @@ if [[ "$GATEWAY" == true ]]; then
   # Run in the work directory, so the aws CLI names the files as ./blob, not by a relative path.
   epinio_s3() {
     (cd "$WORK" && AWS_ACCESS_KEY_ID="$KEY_ID" AWS_SECRET_ACCESS_KEY="$KEY_SECRET" \
-      aws --endpoint-url "http://127.0.0.1:$GW_PORT" s3 "$@")
+      aws --endpoint-url "https://127.0.0.1:$GW_PORT" --ca-bundle "$WORK/tls/bundle.pem" s3 "$@")
   }
   echo "epinio source blob" >"$WORK/blob"
   epinio_s3 cp --no-progress blob s3://epinio/demo-blob | sed 's/^/   /'

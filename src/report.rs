@@ -90,8 +90,13 @@ impl Report {
 
     /// The gateway's client path, after the ServiceAccounts' proofs.
     pub fn add_gateway(&mut self, through: &ThroughGateway, bucket: &str) {
+        let tls = through
+            .tls
+            .as_deref()
+            .map(|t| format!(" ({t})"))
+            .unwrap_or_default();
         let mut s = format!(
-            "Epinio's path: s3.accessKeyID -> gateway {} -> s3://{bucket}: ",
+            "Epinio's path: s3.accessKeyID -> gateway {}{tls} -> s3://{bucket}: ",
             through.endpoint
         );
         s.push_str(if through.bucket_exists {

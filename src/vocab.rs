@@ -86,6 +86,8 @@ pub enum Proof {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ThroughGateway {
     pub endpoint: String,
+    /// Over `https://`: what the proof trusted for the gateway's certificate.
+    pub tls: Option<String>,
     pub bucket_exists: bool,
     /// Attempts while the gateway's pods rolled out and IAM propagated.
     pub attempts: u32,

@@ -371,7 +371,9 @@ fn values(gateway: bool) -> Value {
             "accessKeyID": KEY_ID,
             "secretAccessKey": SECRET,
         });
-        v["irsa"] = json!({"gateway": {"enabled": true}});
+        // Plain HTTP (the explicit opt-out): the Roles do not depend on TLS, and the gateway
+        // here is reached over http:// (the TLS proof is `gateway_hook_tls.rs`).
+        v["irsa"] = json!({"gateway": {"enabled": true, "tls": {"enabled": false}}});
     }
     v
 }

@@ -661,8 +661,15 @@ fn assert_demo_true(mode: &str, gateway: bool, stdout: &str, stderr: &str) {
         stdout.contains("round trip through the gateway: identical"),
         "{stdout}"
     );
+    // Over TLS, as the chart runs it by default, trusting only the demo's stand-in for
+    // epinio-ca, as Epinio trusts s3.certificateSecret.
     assert!(
-        stdout.contains("Epinio's path: s3.accessKeyID -> gateway"),
+        stdout.contains("Epinio's path: s3.accessKeyID -> gateway https://127.0.0.1:")
+            && stdout.contains("(over TLS, trusting only"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("TLS: a CA made here stands in for Epinio's epinio-ca"),
         "{stdout}"
     );
     // The gateway holds the role's session from the Pod Identity agent's stand-in, never the

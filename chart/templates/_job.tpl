@@ -165,6 +165,9 @@ A hook Job. Call with (dict "ctx" $ "command" "provision" "hook" "post-install,p
 {{- define "epinio-irsa.job" -}}
 {{- $ := .ctx -}}
 {{- $v := $.Values.irsa -}}
+{{- /* provision and verify prove Epinio's path through the gateway over TLS, trusting what
+Epinio trusts: ca.crt and tls.crt of s3.certificateSecret (as Epinio's staging script does). */ -}}
+{{- $trust := and (eq (include "epinio-irsa.mode" $) "gateway") (eq (include "epinio-irsa.gateway.tls" $) "true") (has .command (list "provision" "verify")) -}}
 apiVersion: batch/v1
 kind: Job
 metadata:
@@ -217,6 +220,10 @@ spec:
             # still reaches the log and /dev/termination-log.
             - name: EPINIO_IRSA_DEADLINE_SECONDS
               value: {{ max 10 (sub (int .deadline) 20) | toString | quote }}
+            {{- if $trust }}
+            - name: EPINIO_IRSA_GATEWAY_CA_FILES
+              value: /etc/epinio-irsa/gateway-ca/ca.crt,/etc/epinio-irsa/gateway-ca/tls.crt
+            {{- end }}
           resources:
             {{- toYaml $v.resources | nindent 12 }}
           securityContext:
@@ -226,12 +233,28 @@ spec:
           volumeMounts:
             - name: tmp
               mountPath: /tmp
+            {{- if $trust }}
+            - name: gateway-ca
+              mountPath: /etc/epinio-irsa/gateway-ca
+              readOnly: true
+            {{- end }}
       volumes:
         # The root filesystem is read-only; a small scratch space for anything
         # (SDK, TLS) that expects a writable /tmp.
         - name: tmp
           emptyDir:
             sizeLimit: 16Mi
+        {{- if $trust }}
+        # The certificates Epinio trusts for the gateway (s3.certificateSecret), never its key.
+        - name: gateway-ca
+          secret:
+            secretName: {{ include "epinio-irsa.gateway.tlsSecretName" $ }}
+            items:
+              - key: ca.crt
+                path: ca.crt
+              - key: tls.crt
+                path: tls.crt
+        {{- end }}
       {{- with $v.nodeSelector }}
       nodeSelector:
         {{- toYaml . | nindent 8 }}

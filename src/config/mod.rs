@@ -208,6 +208,42 @@ pub struct GatewaySettings {
     /// Where `verify` sends requests signed with Epinio's key pair
     /// (`EPINIO_IRSA_GATEWAY_ENDPOINT`, `http://` or `https://`); `None`: not checked.
     pub endpoint: Option<String>,
+    /// What `verify` trusts for the gateway's certificate over `https://`
+    /// (`EPINIO_IRSA_GATEWAY_CA_FILES`: the `ca.crt` and `tls.crt` of Epinio's
+    /// `s3.certificateSecret`, as Epinio's server and staging trust them); `None`: the system's
+    /// CAs, as Epinio without `s3.certificateSecret`.
+    pub trust: Option<GatewayTrust>,
+}
+
+/// PEM certificates read from the files named, all of them trusted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayTrust {
+    pub files: Vec<String>,
+    pub pem: Vec<u8>,
+}
+
+/// Reads `files` (comma-separated paths) into a [`GatewayTrust`]: each must be readable and
+/// hold at least one PEM certificate.
+fn gateway_trust(files: &str) -> Result<GatewayTrust, String> {
+    let mut pem = Vec::new();
+    let mut names = Vec::new();
+    for file in files.split(',').map(str::trim).filter(|f| !f.is_empty()) {
+        let bytes = std::fs::read(file).map_err(|e| {
+            format!("comma-separated PEM files to trust for the gateway; cannot read {file}: {e}")
+        })?;
+        if !String::from_utf8_lossy(&bytes).contains("-----BEGIN CERTIFICATE-----") {
+            return Err(format!(
+                "comma-separated PEM files to trust for the gateway; {file} holds no PEM certificate"
+            ));
+        }
+        pem.extend_from_slice(&bytes);
+        pem.push(b'\n');
+        names.push(file.to_string());
+    }
+    if names.is_empty() {
+        return Err("comma-separated PEM files to trust for the gateway".into());
+    }
+    Ok(GatewayTrust { files: names, pem })
 }
 
 /// The chart's default name for the gateway's ServiceAccount.

@@ -36,6 +36,7 @@ struct Raw {
     gateway: Option<String>,
     gateway_service_account: Option<String>,
     gateway_endpoint: Option<String>,
+    gateway_ca_files: Option<String>,
     #[serde(flatten)]
     switches: RawSwitches,
 }
@@ -122,6 +123,7 @@ fn read(
         raw.gateway,
         raw.gateway_service_account,
         raw.gateway_endpoint,
+        raw.gateway_ca_files,
     );
     let mode = mode(v, &access, &secret, bundled, gateway.enabled);
     let bucket = v.parse("EPINIO_IRSA_S3_BUCKET", raw.s3_bucket);
@@ -314,6 +316,7 @@ fn gateway(
     enabled: Option<String>,
     service_account: Option<String>,
     endpoint: Option<String>,
+    ca_files: Option<String>,
 ) -> GatewaySettings {
     let enabled = v.boolean("EPINIO_IRSA_GATEWAY", enabled, false);
     let service_account = v
@@ -330,10 +333,19 @@ fn gateway(
         }
         ok
     });
+    let trust = non_empty(ca_files).and_then(|files| {
+        const VAR: &str = "EPINIO_IRSA_GATEWAY_CA_FILES";
+        if endpoint.as_deref().is_some_and(|e| !e.starts_with("https://")) {
+            v.fail(VAR, &files, "only with an https:// EPINIO_IRSA_GATEWAY_ENDPOINT (the CAs verify trusts for the gateway's certificate)");
+            return None;
+        }
+        super::gateway_trust(&files).map_err(|why| v.fail(VAR, &files, why)).ok()
+    });
     GatewaySettings {
         enabled,
         service_account,
         endpoint,
+        trust,
     }
 }
 

@@ -100,6 +100,7 @@ pub(super) async fn prove_gateway(ctx: &Ctx<'_>) -> Result<Option<ThroughGateway
         }
     }
     Ok(Some(ThroughGateway {
+        tls: trusted(ctx, &endpoint),
         endpoint,
         bucket_exists,
         attempts,
@@ -107,7 +108,19 @@ pub(super) async fn prove_gateway(ctx: &Ctx<'_>) -> Result<Option<ThroughGateway
     }))
 }
 
-/// Epinio's client, as Epinio 1.13.10+ builds it: path style, static keys, the endpoint.
+/// What the proof trusted for the gateway's certificate, over `https://`.
+fn trusted(ctx: &Ctx<'_>, endpoint: &str) -> Option<String> {
+    endpoint
+        .starts_with("https://")
+        .then(|| match &ctx.config.gateway.trust {
+            Some(t) => format!("over TLS, trusting only {}", t.files.join(" and ")),
+            None => "over TLS, trusting the system's CAs".to_string(),
+        })
+}
+
+/// Epinio's client, as Epinio 1.13.10+ builds it: path style, static keys, the endpoint; over
+/// `https://` it trusts what Epinio trusts: the certificates of `s3.certificateSecret`
+/// (`EPINIO_IRSA_GATEWAY_CA_FILES`) and nothing else, or the system's CAs without them.
 fn client(ctx: &Ctx<'_>, endpoint: &str) -> aws_sdk_s3::Client {
     let credentials = Credentials::new(
         ctx.config.s3_access_key_id.expose(),
@@ -116,24 +129,49 @@ fn client(ctx: &Ctx<'_>, endpoint: &str) -> aws_sdk_s3::Client {
         None,
         "epinio-s3-keys",
     );
-    let config = aws_sdk_s3::config::Builder::from(&ctx.aws.sdk)
+    let mut config = aws_sdk_s3::config::Builder::from(&ctx.aws.sdk)
         .endpoint_url(endpoint)
         .region(Region::new(CLIENT_REGION))
         .credentials_provider(credentials)
-        .force_path_style(true)
-        .build();
-    aws_sdk_s3::Client::from_conf(config)
+        .force_path_style(true);
+    if let Some(trust) = &ctx.config.gateway.trust {
+        config = config.http_client(https_trusting(&trust.pem));
+    }
+    aws_sdk_s3::Client::from_conf(config.build())
+}
+
+/// An HTTPS client that trusts exactly the PEM certificates given.
+fn https_trusting(pem: &[u8]) -> aws_sdk_s3::config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode, TlsContext, TrustStore};
+    let trust = TrustStore::empty()
+        .with_native_roots(false)
+        .with_pem_certificate(pem.to_vec());
+    let context = TlsContext::builder().with_trust_store(trust).build();
+    let builder = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc));
+    match context {
+        Ok(context) => builder.tls_context(context).build_https(),
+        // The certificates were checked when the configuration was read.
+        Err(_) => builder.build_https(),
+    }
 }
 
 /// What the gateway answers while its pods roll out with the role's credentials: 503 until
 /// they have credentials, a refused or reset connection while pods come and go, and 403 while
-/// IAM propagates the role's policy behind it.
+/// IAM propagates the role's policy behind it. A certificate the proof does not trust is not
+/// a rollout: it fails at once, saying so.
 fn rolling(e: &AwsError) -> bool {
     match e.code.as_deref() {
         Some(code) => matches!(
             code,
             "ServiceUnavailable" | "SlowDown" | "503" | "502" | "504" | "AccessDenied" | "403"
         ),
-        None => true,
+        None => !untrusted_certificate(e),
     }
+}
+
+/// Whether the TLS handshake refused the gateway's certificate (rustls's words).
+fn untrusted_certificate(e: &AwsError) -> bool {
+    let text = e.to_string();
+    text.contains("invalid peer certificate") || text.contains("UnknownIssuer")
 }

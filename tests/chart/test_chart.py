@@ -36,6 +36,7 @@ RELEASE = "epinio-irsa"
 
 # The job's environment contract (the lead's interface table), exact names.
 CONTRACT_ENV = {
+    "EPINIO_IRSA_GATEWAY_CA_FILES",
     "EPINIO_IRSA_CLUSTER_NAME",
     "EPINIO_IRSA_NAMESPACE",
     "EPINIO_IRSA_RELEASE_NAME",

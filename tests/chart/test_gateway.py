@@ -509,6 +509,27 @@ def test_plain_http_is_an_explicit_opt_out_that_notes_warn_about(helm, tmp_path)
     assert f"Certificate {CERT_SECRET}, issued by\nClusterIssuer epinio-ca" in default, default
 
 
+def test_the_hook_trusts_what_epinio_trusts_for_the_gateway(helm, tmp_path):
+    """provision and verify mount ca.crt and tls.crt of the Secret s3.certificateSecret names (as
+    Epinio's staging appends them to its CA bundle), never tls.key, and name them in
+    EPINIO_IRSA_GATEWAY_CA_FILES; teardown, which does not call the gateway, mounts nothing."""
+    for values, secret in ((DEFAULT_TLS, CERT_SECRET), (TLS, "gateway-tls")):
+        docs = render(helm, values, tmp_path)
+        for command in ("provision", "verify"):
+            j = job(docs, command)
+            c = container(j)
+            assert plain_env(j)["EPINIO_IRSA_GATEWAY_CA_FILES"] == "/etc/epinio-irsa/gateway-ca/ca.crt,/etc/epinio-irsa/gateway-ca/tls.crt"
+            mount = next(m for m in c["volumeMounts"] if m["mountPath"] == "/etc/epinio-irsa/gateway-ca")
+            assert mount["readOnly"] is True
+            vol = next(v for v in j["spec"]["template"]["spec"]["volumes"] if v["name"] == mount["name"])
+            assert vol["secret"]["secretName"] == secret == values["s3"]["certificateSecret"]
+            assert {i["key"] for i in vol["secret"]["items"]} == {"ca.crt", "tls.crt"}
+        teardown = job(docs, "teardown")
+        assert all(m["mountPath"] != "/etc/epinio-irsa/gateway-ca" for m in container(teardown)["volumeMounts"])
+    plain = render(helm, GATEWAY, tmp_path)
+    assert "EPINIO_IRSA_GATEWAY_CA_FILES" not in plain_env(job(plain, "provision"))
+
+
 def test_gateway_env_tls(helm, tmp_path):
     docs = render(helm, TLS, tmp_path)
     env = gateway_env(docs)
@@ -558,8 +579,12 @@ def test_hook_env_in_gateway_mode(helm, tmp_path, case):
     envs = []
     for command in ("provision", "teardown", "verify"):
         env = env_of(job(docs, command))
-        envs.append([e for e in container(job(docs, command))["env"] if e["name"] != "EPINIO_IRSA_DEADLINE_SECONDS"])
+        per_phase = ("EPINIO_IRSA_DEADLINE_SECONDS", "EPINIO_IRSA_GATEWAY_CA_FILES")
+        envs.append([e for e in container(job(docs, command))["env"] if e["name"] not in per_phase])
         plain = plain_env(job(docs, command))
+        # provision and verify prove the path over TLS, trusting s3.certificateSecret; teardown does not call it
+        tls_proof = scheme == "https" and command != "teardown"
+        assert ("EPINIO_IRSA_GATEWAY_CA_FILES" in plain) == tls_proof, (command, scheme)
         assert HOOK_GATEWAY_ENV <= set(plain)
         assert plain["EPINIO_IRSA_GATEWAY"] == "true"
         assert plain["EPINIO_IRSA_GATEWAY_SERVICE_ACCOUNT"] == gsa
@@ -572,7 +597,7 @@ def test_hook_env_in_gateway_mode(helm, tmp_path, case):
         assert plain["EPINIO_IRSA_CLUSTER_NAME"] == "demo"
         for name, key in (("EPINIO_IRSA_S3_ACCESS_KEY_ID", "accessKeyID"), ("EPINIO_IRSA_S3_SECRET_ACCESS_KEY", "secretAccessKey")):
             assert env[name] == {"name": name, "valueFrom": {"secretKeyRef": {"name": KEYS_SECRET, "key": key}}}
-        unknown = set(env) - CONTRACT_ENV - STANDARD_ENV - HOOK_GATEWAY_ENV
+        unknown = set(env) - CONTRACT_ENV - STANDARD_ENV - HOOK_GATEWAY_ENV - {"EPINIO_IRSA_GATEWAY_CA_FILES"}
         assert not unknown, f"env names outside the hook's contract: {sorted(unknown)}"
     assert envs[0] == envs[1] == envs[2], "every phase sees the same configuration"
     assert not [d for d in by_kind(docs, "Secret") if d["metadata"]["name"] == "epinio-irsa-s3-keys"]
