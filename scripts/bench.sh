@@ -6,6 +6,8 @@
 #   scripts/bench.sh --gateway [--quick] [--load-seconds 60]    the gateway's benchmark instead
 #                                 (issue 17, BENCHMARKS.md "Gateway"): benches/gateway.rs on the
 #                                 release build, s3s-fs in-process as the backend, no tools needed
+#   scripts/bench.sh --gateway-parity [--rounds 3] [--perf]   GET/PUT against direct and a plain
+#                                 TCP relay, CPU-seconds per GiB of each hop (issue 26)
 #
 # 1. tools: moto + aws CLI in .tools/venv (scripts/setup.sh --minimal), GNU time for the RSS
 # 2. the release binary, built once: cargo build --release -p epinio-irsa (LTO, ~7-10 min cold)
@@ -22,6 +24,13 @@ cd "$ROOT"
 
 case "${1:-}" in
   -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  --gateway-parity)
+    shift
+    # GET and PUT through the gateway against direct and a plain TCP relay, with each hop's
+    # CPU per GiB (issue 26); --perf adds a perf profile of the gateway's GETs.
+    printf '[bench] cargo bench --bench gateway-parity (release build)\n' >&2
+    exec cargo bench --bench gateway-parity -- "$@"
+    ;;
   --gateway)
     shift
     # The harness, the gateway binary it spawns (CARGO_BIN_EXE_epinio-irsa) and s3s-fs are all

@@ -92,7 +92,7 @@ step() {
 
 step "setup" plain bash scripts/setup.sh
 step "cargo fmt" plain cargo fmt --all -- --check
-step "layout" plain "$PYTHON" scripts/check-layout.py
+step "layout" plain "$PYTHON" scripts/check-layout.py --self-test
 step "cargo clippy" plain cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test" cargo cargo test --workspace --locked
 step "chart tests" pytest "$PYTHON" -m pytest tests/chart -q -p no:cacheprovider

@@ -6,8 +6,11 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::model::*;
+use super::tags::*;
+use super::types::*;
 use super::validator::{non_empty, Validator};
-use super::*;
+use crate::error::ConfigErrors;
 
 /// The raw environment, as `envy` reads it (it lower-cases names after the prefix). Everything
 /// is a string so that every conversion error is ours and names the variable.
@@ -339,7 +342,7 @@ fn gateway(
             v.fail(VAR, &files, "only with an https:// EPINIO_IRSA_GATEWAY_ENDPOINT (the CAs verify trusts for the gateway's certificate)");
             return None;
         }
-        super::gateway_trust(&files).map_err(|why| v.fail(VAR, &files, why)).ok()
+        super::model::gateway_trust(&files).map_err(|why| v.fail(VAR, &files, why)).ok()
     });
     GatewaySettings {
         enabled,

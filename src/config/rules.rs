@@ -134,11 +134,11 @@ fn tag_char(c: char) -> bool {
 }
 
 pub fn tag_key(s: &str) -> Result<(), String> {
-    if s.starts_with(super::RESERVED_TAG_PREFIX) || s == super::MANAGED_BY_KEY {
+    if s.starts_with(super::tags::RESERVED_TAG_PREFIX) || s == super::tags::MANAGED_BY_KEY {
         return Err(format!(
             "tag keys '{}' and '{}*' are set by epinio-irsa itself; choose another key",
-            super::MANAGED_BY_KEY,
-            super::RESERVED_TAG_PREFIX
+            super::tags::MANAGED_BY_KEY,
+            super::tags::RESERVED_TAG_PREFIX
         ));
     }
     if s.to_ascii_lowercase().starts_with("aws:") {

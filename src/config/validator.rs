@@ -1,7 +1,12 @@
 //! The [`Validator`]: turns each raw string into its validated type and collects every problem,
 //! each naming its variable and what is allowed. The hook's contract and the gateway's use it.
 
-use super::*;
+use std::collections::BTreeMap;
+
+use super::model::*;
+use super::rules;
+use super::tags::*;
+use crate::error::ConfigError;
 
 /// Treat unset and empty alike: Helm renders unset values as empty strings.
 pub(super) fn non_empty(v: Option<String>) -> Option<String> {

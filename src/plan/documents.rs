@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use super::{provider_arn, Facts, STS_AUDIENCE};
+use super::facts::{provider_arn, Facts, STS_AUDIENCE};
 use crate::access;
 use crate::arn::{self, Partition};
 use crate::error::DocumentError;

@@ -7,25 +7,19 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::access;
-use crate::arn::{Account, Partition};
+use crate::arn::Account;
 use crate::config::{
     Config, Mechanism, ServiceAccountName, MANAGED_BY_KEY, MANAGED_BY_VALUE, OWNER_TAG,
 };
 pub use crate::error::{DocumentError, PlanError};
 
 mod documents;
+mod facts;
 mod names;
 pub use documents::*;
+pub use facts::*;
 pub use names::*;
 
-/// IAM's default limit on a role's trust policy.
-pub const MAX_TRUST_POLICY_CHARS: usize = 2048;
-/// IAM's limit on a managed policy document (white space not counted).
-pub const MAX_POLICY_CHARS: usize = 6144;
-pub const MAX_ROLE_NAME: usize = 64;
-pub const MAX_POLICY_NAME: usize = 128;
-
-pub const STS_AUDIENCE: &str = "sts.amazonaws.com";
 pub const ROLE_ARN_ANNOTATION: &str = "eks.amazonaws.com/role-arn";
 pub const STS_REGIONAL_ANNOTATION: &str = "eks.amazonaws.com/sts-regional-endpoints";
 /// Pod-template annotation that records which role a workload's pods were started under.
@@ -35,32 +29,6 @@ pub const RESTARTED_FOR_ANNOTATION: &str = "epinio-irsa/role-arn";
 /// unchanged policy is recognised from `GetPolicy` alone.
 pub const DOCUMENT_TAG: &str = "epinio-irsa/document-sha256";
 pub const VERSION_TAG: &str = "epinio-irsa/document-version";
-
-/// What the cluster and account look like, as discovered.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Facts {
-    pub partition: Partition,
-    pub account_id: String,
-    /// The cluster's OIDC issuer URL, `https://oidc.eks.<region>.amazonaws.com/id/<ID>`.
-    pub issuer_url: String,
-    pub cluster_arn: String,
-    /// How pods get the role, as the mode setting and the cluster decided it.
-    pub mechanism: Mechanism,
-}
-
-impl Facts {
-    /// The issuer without scheme: the provider's identity in ARNs and condition keys.
-    pub fn issuer_host_path(&self) -> &str {
-        self.issuer_url
-            .strip_prefix("https://")
-            .unwrap_or(&self.issuer_url)
-            .trim_end_matches('/')
-    }
-
-    pub fn account(&self) -> Account {
-        Account::new(self.partition, &self.account_id)
-    }
-}
 
 pub fn sha256_hex(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
@@ -160,10 +128,6 @@ pub fn owner_tags(config: &Config) -> BTreeMap<String, String> {
     tags.insert(MANAGED_BY_KEY.into(), MANAGED_BY_VALUE.into());
     tags.insert(OWNER_TAG.into(), config.owner());
     tags
-}
-
-pub fn provider_arn(facts: &Facts) -> String {
-    facts.account().oidc_provider(facts.issuer_host_path())
 }
 
 /// Compute the desired state. Fails only on IAM size limits, before anything is written.

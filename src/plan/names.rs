@@ -3,7 +3,7 @@
 
 use sha2::{Digest, Sha256};
 
-use super::{MAX_POLICY_NAME, MAX_ROLE_NAME};
+use super::facts::{MAX_POLICY_NAME, MAX_ROLE_NAME};
 use crate::config::Config;
 
 /// The resource names, known from configuration alone (no account needed).
