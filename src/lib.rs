@@ -2,7 +2,7 @@
 //!
 //! - shared by both commands: `config` (the hook's environment contract, read and validated
 //!   once), `aws` (the AWS edges), `error` (a leaf), `retry`, `arn`, `vocab` (shared words),
-//!   `logging` (one subscriber, with a ceiling for crates that could log secrets);
+//!   `logging` (one subscriber; for the gateway, a ceiling for crates that could log secrets);
 //! - the hook's decisions, pure: `plan` (desired state and documents), `core` (what to do about
 //!   the actual state, `state`), `epinio` (versions and compatibility), `access` (the action
 //!   catalog and installer policy), `checklist`, `report`;

@@ -1,4 +1,5 @@
-//! One log subscriber for both commands, with a ceiling that no `RUST_LOG` setting lifts.
+//! One log subscriber for both commands; for the gateway, with a ceiling that no `RUST_LOG`
+//! setting lifts.
 //!
 //! `RUST_LOG` (the chart's `irsa.logLevel`) picks levels per target, and a more specific
 //! target overrides a general one, so silencing by adding directives is not enough:
@@ -11,6 +12,10 @@
 //! - crates that see requests, headers, signatures or credentials (the SDK's signing and HTTP
 //!   stack, hyper, rustls, kube's client): warnings and errors only;
 //! - every other crate: up to info.
+//!
+//! The hook keeps what `RUST_LOG` asks for, the SDK's traces included: it handles no request
+//! of anyone else's, the SDK redacts credentials in its own traces, and `tests/secrets.rs`
+//! runs every command at `RUST_LOG=trace` and finds no secret in what it prints.
 
 use tracing::{Level, Metadata};
 use tracing_subscriber::filter::{filter_fn, EnvFilter, FilterExt};
@@ -58,11 +63,23 @@ pub fn allowed(target: &str, level: Level) -> bool {
     }
 }
 
-/// Installs the subscriber: `RUST_LOG` (default `info`), then [`allowed`], to stderr as text
-/// or one JSON object per line. A subscriber an embedding program set already stays.
-pub fn init(format: LogFormat) {
+/// Whether [`init`] applies the ceiling of [`allowed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ceiling {
+    /// The gateway: [`allowed`] after `RUST_LOG`.
+    Secrets,
+    /// The hook: `RUST_LOG` alone.
+    None,
+}
+
+/// Installs the subscriber: `RUST_LOG` (default `info`), then (for the gateway) [`allowed`],
+/// to stderr as text or one JSON object per line. A subscriber an embedding program set
+/// already stays.
+pub fn init(format: LogFormat, ceiling: Ceiling) {
     let env = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let ceiling = filter_fn(|meta: &Metadata<'_>| allowed(meta.target(), *meta.level()));
+    let ceiling = filter_fn(move |meta: &Metadata<'_>| {
+        ceiling == Ceiling::None || allowed(meta.target(), *meta.level())
+    });
     let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(stderr_colour())

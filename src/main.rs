@@ -189,7 +189,7 @@ fn fail(error: &dyn std::fmt::Display, format: LogFormat) -> ExitCode {
 }
 
 fn init_tracing(format: LogFormat) {
-    epinio_irsa::logging::init(format);
+    epinio_irsa::logging::init(format, epinio_irsa::logging::Ceiling::None);
 }
 
 #[cfg(test)]

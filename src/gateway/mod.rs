@@ -104,7 +104,7 @@ where
 {
     let env: Vec<(String, String)> = env.into_iter().collect();
     let config = config::from_pairs(env.clone())?;
-    crate::logging::init(config.log_format);
+    crate::logging::init(config.log_format, crate::logging::Ceiling::Secrets);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
