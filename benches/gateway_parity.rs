@@ -6,7 +6,7 @@
 //! build), or by hand:
 //!
 //! ```text
-//! cargo bench --bench gateway-parity -- [--rounds 3] [--big-mib 256] [--perf]
+//! cargo bench --bench gateway-parity -- [--rounds 3] [--big-mib 256] [--perf] [--gateway-env K=V]
 //! ```
 //!
 //! In one run, on loopback, for PUT and GET of one object, with the client's checksums on
@@ -240,7 +240,17 @@ async fn run(rounds: usize, big: usize, perf: bool) -> String {
             .join(" ")
     );
     let world = FsWorld::start(BUCKET).await;
-    let gw = GatewayProcess::spawn(Path::new(BIN), &world.gateway_env()).await;
+    // `--gateway-env K=V` (repeatable): more of the gateway's environment, for experiments
+    // such as TOKIO_WORKER_THREADS=1.
+    let mut env = world.gateway_env();
+    let args: Vec<String> = std::env::args().collect();
+    for pair in args.windows(2).filter(|w| w[0] == "--gateway-env") {
+        if let Some((k, v)) = pair[1].split_once('=') {
+            env.push((k.to_string(), v.to_string()));
+            let _ = writeln!(md, "gateway environment: {k}={v}");
+        }
+    }
+    let gw = GatewayProcess::spawn(Path::new(BIN), &env).await;
     gw.wait_ready().await;
     gw.wait_credentials().await;
     let backend = world.backend.url();
