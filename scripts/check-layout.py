@@ -112,28 +112,7 @@ def expand_aliased(tree: str) -> list:
 
 def expand(tree: str) -> list:
     """`a::{b, c::{d, e as f}, self}` -> [a::b, a::c::d, a::c::e, a] (aliases dropped)."""
-    tree = re.sub(r"\s+as\s+" + IDENT, "", tree)
-    tree = re.sub(r"\s+", "", tree)
-    i = tree.find("{")
-    if i < 0:
-        return [tree]
-    prefix = tree[:i]
-    inner = tree[i + 1 : tree.rindex("}")]
-    parts, depth, start = [], 0, 0
-    for j, ch in enumerate(inner):
-        if ch == "{":
-            depth += 1
-        elif ch == "}":
-            depth -= 1
-        elif ch == "," and depth == 0:
-            parts.append(inner[start:j])
-            start = j + 1
-    parts.append(inner[start:])
-    result = []
-    for part in parts:
-        for e in expand(part) if part else []:
-            result.append(prefix.rstrip(":") if e == "self" else prefix + e)
-    return result
+    return [path for path, _ in expand_aliased(tree)]
 
 
 class Crate:

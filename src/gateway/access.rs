@@ -8,12 +8,12 @@
 //! `PutObject`, and `PUT /b/k?partNumber=1&uploadId=..` is `UploadPart`.
 
 use hyper::HeaderMap;
-use percent_encoding::percent_decode_str;
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::path::S3Path;
 use s3s::{S3Error, S3ErrorCode, S3Result};
 
 use super::allowlist::{is_modelled, rule_of, Target};
+use super::early::query_pairs;
 use super::note::Note;
 use crate::config::Bucket;
 
@@ -115,11 +115,11 @@ pub fn decide(
     if key.is_some_and(|k| k.split('/').any(|s| s == "." || s == "..")) {
         return Err(Denial::Key);
     }
-    for (name, has_value) in query_names(query.unwrap_or_default()) {
+    for (name, value) in query_pairs(query.unwrap_or_default()) {
         if rule.allows_query(&name) {
             continue;
         }
-        return Err(if has_value {
+        return Err(if !value.is_empty() {
             Denial::Query {
                 op: op.to_string(),
                 name,
@@ -137,17 +137,6 @@ pub fn decide(
         }
     }
     Ok(())
-}
-
-/// The query's parameter names, percent-decoded, and whether each carries a non-empty value.
-fn query_names(query: &str) -> impl Iterator<Item = (String, bool)> + '_ {
-    query.split('&').filter(|p| !p.is_empty()).map(|pair| {
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let name = percent_decode_str(&name.replace('+', " "))
-            .decode_utf8_lossy()
-            .into_owned();
-        (name, !value.is_empty())
-    })
 }
 
 pub struct BucketOnly {
@@ -230,6 +219,7 @@ mod tests {
             let listed: Vec<(&'static str, &str)> = rule
                 .headers
                 .iter()
+                .flat_map(|list| list.iter())
                 .map(|h| {
                     (
                         if *h == "x-amz-meta-*" {

@@ -33,8 +33,9 @@ pub struct Rule {
     pub action: &'static str,
     /// Query parameters it may carry besides [`ALWAYS_QUERY`].
     pub query: &'static [&'static str],
-    /// Headers (lower case) it may carry besides [`ALWAYS_HEADERS`]; a trailing `*` is a prefix.
-    pub headers: &'static [&'static str],
+    /// Lists of headers (lower case) it may carry besides [`ALWAYS_HEADERS`]; a trailing `*`
+    /// is a prefix.
+    pub headers: &'static [&'static [&'static str]],
 }
 
 /// SigV4 presigned URLs, and the `x-id` the Go and Rust SDKs add to the path. Nothing else:
@@ -90,20 +91,8 @@ const UPLOAD_BODY: &[&str] = &[
     "x-amz-checksum-sha256",
 ];
 
-/// PutObject: an upload's body headers, and user metadata.
-const PUT_OBJECT: &[&str] = &[
-    "x-amz-meta-*",
-    "content-md5",
-    "content-encoding",
-    "x-amz-decoded-content-length",
-    "x-amz-trailer",
-    "x-amz-sdk-checksum-algorithm",
-    "x-amz-checksum-crc32",
-    "x-amz-checksum-crc32c",
-    "x-amz-checksum-crc64nvme",
-    "x-amz-checksum-sha1",
-    "x-amz-checksum-sha256",
-];
+/// User metadata (PutObject and CreateMultipartUpload).
+const META: &[&str] = &["x-amz-meta-*"];
 
 /// Conditional reads: s3transfer sends If-Match on the ranged GETs of one download.
 const READ: &[&str] = &[
@@ -141,7 +130,7 @@ const fn rule(
     target: Target,
     action: &'static str,
     query: &'static [&'static str],
-    headers: &'static [&'static str],
+    headers: &'static [&'static [&'static str]],
 ) -> Rule {
     Rule {
         op,
@@ -173,9 +162,15 @@ pub const RULES: &[Rule] = &[
         LIST_V2,
         &[],
     ),
-    rule("PutObject", Target::Object, "s3:PutObject", &[], PUT_OBJECT),
-    rule("GetObject", Target::Object, "s3:GetObject", &[], READ),
-    rule("HeadObject", Target::Object, "s3:GetObject", &[], READ),
+    rule(
+        "PutObject",
+        Target::Object,
+        "s3:PutObject",
+        &[],
+        &[UPLOAD_BODY, META],
+    ),
+    rule("GetObject", Target::Object, "s3:GetObject", &[], &[READ]),
+    rule("HeadObject", Target::Object, "s3:GetObject", &[], &[READ]),
     rule("DeleteObject", Target::Object, "s3:DeleteObject", &[], &[]),
     rule(
         "CreateMultipartUpload",
@@ -183,10 +178,12 @@ pub const RULES: &[Rule] = &[
         "s3:PutObject",
         &["uploads"],
         &[
-            "x-amz-meta-*",
-            "content-encoding",
-            "x-amz-checksum-algorithm",
-            "x-amz-checksum-type",
+            META,
+            &[
+                "content-encoding",
+                "x-amz-checksum-algorithm",
+                "x-amz-checksum-type",
+            ],
         ],
     ),
     rule(
@@ -194,14 +191,14 @@ pub const RULES: &[Rule] = &[
         Target::Object,
         "s3:PutObject",
         &["partNumber", "uploadId"],
-        UPLOAD_BODY,
+        &[UPLOAD_BODY],
     ),
     rule(
         "CompleteMultipartUpload",
         Target::Object,
         "s3:PutObject",
         &["uploadId"],
-        COMPLETE,
+        &[COMPLETE],
     ),
     rule(
         "AbortMultipartUpload",
@@ -226,7 +223,7 @@ impl Rule {
                 None => *h == name,
             })
         };
-        listed(ALWAYS_HEADERS) || listed(self.headers)
+        listed(ALWAYS_HEADERS) || self.headers.iter().any(|list| listed(list))
     }
 
     /// Whether the query parameter `name` may come with this operation.

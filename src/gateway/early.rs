@@ -60,16 +60,7 @@ pub fn reason(e: &S3Error) -> &'static str {
 
 /// SigV4 only (header or presigned), valid for at most seven days, scoped to service `s3`.
 fn signature(uri: &Uri, headers: &HeaderMap) -> Result<(), S3Error> {
-    let query: Vec<(String, String)> = uri
-        .query()
-        .unwrap_or_default()
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (decode(k), decode(v))
-        })
-        .collect();
+    let query = query_pairs(uri.query().unwrap_or_default());
     let param = |name: &str| {
         query
             .iter()
@@ -133,6 +124,19 @@ fn wrong_service(credential: &str) -> Option<String> {
     let parts: Vec<&str> = credential.split('/').collect();
     let service = parts.len().checked_sub(2).map_or("", |i| parts[i]);
     (service != "s3").then(|| service.to_string())
+}
+
+/// A query string's parameters, names and values percent-decoded (`+` as a space), in order;
+/// a parameter without `=` has an empty value.
+pub fn query_pairs(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
 }
 
 fn decode(s: &str) -> String {
