@@ -26,8 +26,10 @@
 
 #![forbid(unsafe_code)]
 
+mod common;
+
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
@@ -37,7 +39,8 @@ use testkit::gateway_fs::FsWorld;
 use testkit::gateway_load::{self, Load};
 use testkit::gateway_process::GatewayProcess;
 
-const MIB: usize = 1024 * 1024;
+use common::{get, loadavg, median, put, target_dir, MIB};
+
 const BUCKET: &str = "epinio-bench";
 const BIN: &str = env!("CARGO_BIN_EXE_epinio-irsa");
 
@@ -102,12 +105,6 @@ fn main() {
     eprintln!("written to {}", file.display());
 }
 
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
-}
-
 async fn gateway(world: &FsWorld) -> GatewayProcess {
     let gw = GatewayProcess::spawn(Path::new(BIN), &world.gateway_env()).await;
     gw.wait_ready().await;
@@ -117,14 +114,10 @@ async fn gateway(world: &FsWorld) -> GatewayProcess {
 
 async fn run(opts: Options) -> String {
     let mut md = String::new();
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let _ = writeln!(
         md,
         "gateway benchmark: {opts:?}; binary {BIN}; load average before: {}",
-        load.split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" ")
+        loadavg()
     );
     let world = FsWorld::start(BUCKET).await;
     let gw = gateway(&world).await;
@@ -142,46 +135,8 @@ async fn run(opts: Options) -> String {
 
 // ------------------------------------------------------------------ throughput
 
-async fn put(s3: &aws_sdk_s3::Client, key: &str, body: Bytes) -> Duration {
-    let t = Instant::now();
-    s3.put_object()
-        .bucket(BUCKET)
-        .key(key)
-        .body(ByteStream::from(body))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("PUT {key}: {e:?}"));
-    t.elapsed()
-}
-
-/// GETs `key` and compares it with `want` as it streams.
-async fn get(s3: &aws_sdk_s3::Client, key: &str, want: &[u8]) -> Duration {
-    let t = Instant::now();
-    let out = s3
-        .get_object()
-        .bucket(BUCKET)
-        .key(key)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("GET {key}: {e:?}"));
-    let mut body = out.body;
-    let mut at = 0;
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.unwrap_or_else(|e| panic!("GET {key} body: {e}"));
-        assert_eq!(&want[at..at + chunk.len()], &chunk[..], "GET {key} differs");
-        at += chunk.len();
-    }
-    assert_eq!(at, want.len(), "GET {key} is short");
-    t.elapsed()
-}
-
 fn mib_s(bytes: usize, d: Duration) -> f64 {
     bytes as f64 / MIB as f64 / d.as_secs_f64()
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
 }
 
 async fn throughput(
@@ -196,8 +151,8 @@ async fn throughput(
     for round in 0..rounds {
         for (i, s3) in [direct, through].into_iter().enumerate() {
             let key = format!("big/{i}/{round}");
-            let p = put(s3, &key, data.clone()).await;
-            let g = get(s3, &key, &data).await;
+            let p = put(s3, BUCKET, &key, data.clone()).await;
+            let g = get(s3, BUCKET, &key, &data, false).await;
             rates[i][0].push(mib_s(size, p));
             rates[i][1].push(mib_s(size, g));
         }
@@ -271,7 +226,7 @@ async fn latency(
     samples: usize,
 ) {
     let small = gateway_load::pool(4096, 7);
-    put(direct, "small", small.clone()).await;
+    put(direct, BUCKET, "small", small.clone()).await;
     let _ = writeln!(
         md,
         "\n### Latency, {samples} sequential requests each, interleaved\n\n| | direct p50 / p99 | through the gateway p50 / p99 | added p50 / p99 (goal: p50 <= 2 ms) |\n|---|---|---|---|"
@@ -344,7 +299,7 @@ async fn rss(md: &mut String, world: &FsWorld, big: usize) {
         let puts: Vec<_> = (0..count)
             .map(|i| {
                 let (s3, data) = (s3.clone(), data.clone());
-                tokio::spawn(async move { put(&s3, &format!("rss/{i}"), data).await })
+                tokio::spawn(async move { put(&s3, BUCKET, &format!("rss/{i}"), data).await })
             })
             .collect();
         for p in puts {
@@ -353,7 +308,9 @@ async fn rss(md: &mut String, world: &FsWorld, big: usize) {
         let gets: Vec<_> = (0..count)
             .map(|i| {
                 let (s3, data) = (s3.clone(), data.clone());
-                tokio::spawn(async move { get(&s3, &format!("rss/{i}"), &data).await })
+                tokio::spawn(
+                    async move { get(&s3, BUCKET, &format!("rss/{i}"), &data, false).await },
+                )
             })
             .collect();
         for g in gets {

@@ -27,21 +27,21 @@
 
 #![forbid(unsafe_code)]
 
+mod common;
+
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
-use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::ChecksumMode;
 use bytes::Bytes;
 use testkit::gateway::{epinio_config, ACCESS_KEY, SECRET_KEY};
 use testkit::gateway_fs::{FsBackend, FsWorld};
 use testkit::gateway_load;
 use testkit::gateway_process::GatewayProcess;
 
-const MIB: usize = 1024 * 1024;
+use common::{get, loadavg, median, put, target_dir, MIB};
+
 const BUCKET: &str = "epinio-parity";
 const BIN: &str = env!("CARGO_BIN_EXE_epinio-irsa");
 
@@ -65,12 +65,6 @@ fn main() {
     let out = target_dir().join("bench");
     let _ = std::fs::create_dir_all(&out);
     std::fs::write(out.join("gateway-parity.md"), &report).expect("write the report");
-}
-
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
 }
 
 /// User + system clock ticks of a `/proc/.../stat` file (fields 14 and 15).
@@ -162,44 +156,6 @@ fn client(endpoint: &str, (id, secret): (&str, &str), checksums: bool) -> aws_sd
     aws_sdk_s3::Client::from_conf(conf)
 }
 
-async fn put(s3: &aws_sdk_s3::Client, key: &str, body: Bytes) -> Duration {
-    let t = Instant::now();
-    s3.put_object()
-        .bucket(BUCKET)
-        .key(key)
-        .body(ByteStream::from(body))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("PUT {key}: {e:?}"));
-    t.elapsed()
-}
-
-async fn get(s3: &aws_sdk_s3::Client, key: &str, want: &[u8], checksums: bool) -> Duration {
-    let t = Instant::now();
-    let mut req = s3.get_object().bucket(BUCKET).key(key);
-    if checksums {
-        req = req.checksum_mode(ChecksumMode::Enabled);
-    }
-    let out = req
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("GET {key}: {e:?}"));
-    let mut body = out.body;
-    let mut at = 0;
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.unwrap_or_else(|e| panic!("GET {key} body: {e}"));
-        assert_eq!(&want[at..at + chunk.len()], &chunk[..], "GET {key} differs");
-        at += chunk.len();
-    }
-    assert_eq!(at, want.len(), "GET {key} is short");
-    t.elapsed()
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
 /// One path: its client and the stat file whose CPU time is the hop's (none for direct).
 struct Path3 {
     name: &'static str,
@@ -212,13 +168,13 @@ async fn measure(p: &Path3, op: &str, rounds: usize, data: &Bytes, checksums: bo
     let (mut rates, mut cpu) = (Vec::new(), 0u64);
     let key = format!("parity/{}/{checksums}", p.name);
     if op == "GET" {
-        put(&p.s3, &key, data.clone()).await;
+        put(&p.s3, BUCKET, &key, data.clone()).await;
     }
     for _ in 0..rounds {
         let before = p.hop.as_deref().map(ticks).unwrap_or(0);
         let took = match op {
-            "PUT" => put(&p.s3, &key, data.clone()).await,
-            _ => get(&p.s3, &key, data, checksums).await,
+            "PUT" => put(&p.s3, BUCKET, &key, data.clone()).await,
+            _ => get(&p.s3, BUCKET, &key, data, checksums).await,
         };
         cpu += p.hop.as_deref().map(ticks).unwrap_or(0) - before;
         rates.push(data.len() as f64 / MIB as f64 / took.as_secs_f64());
@@ -229,27 +185,14 @@ async fn measure(p: &Path3, op: &str, rounds: usize, data: &Bytes, checksums: bo
 
 async fn run(rounds: usize, big: usize, perf: bool) -> String {
     let mut md = String::new();
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let _ = writeln!(
         md,
         "gateway parity: {rounds} rounds of {} MiB; load average before: {}",
         big / MIB,
-        load.split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" ")
+        loadavg()
     );
     let world = FsWorld::start(BUCKET).await;
-    // `--gateway-env K=V` (repeatable): more of the gateway's environment, for experiments
-    // such as TOKIO_WORKER_THREADS=1.
-    let mut env = world.gateway_env();
-    let args: Vec<String> = std::env::args().collect();
-    for pair in args.windows(2).filter(|w| w[0] == "--gateway-env") {
-        if let Some((k, v)) = pair[1].split_once('=') {
-            env.push((k.to_string(), v.to_string()));
-            let _ = writeln!(md, "gateway environment: {k}={v}");
-        }
-    }
+    let env = gateway_env(&world, &mut md);
     let gw = GatewayProcess::spawn(Path::new(BIN), &env).await;
     gw.wait_ready().await;
     gw.wait_credentials().await;
@@ -293,33 +236,44 @@ async fn run(rounds: usize, big: usize, perf: bool) -> String {
             for p in &paths {
                 r.push(measure(p, op, rounds, &data, checksums).await);
             }
-            let (d, g, x) = (r[0], r[1], r[2]);
-            let _ = writeln!(
-                md,
-                "| {op} | {} | {:.0} | {:.0} ({:.0} %) | {:.0} ({:.0} %) | {:.2} | {:.2} | {:.1}x |",
-                if checksums { "on" } else { "off" },
-                d.0,
-                g.0,
-                100.0 * g.0 / d.0,
-                x.0,
-                100.0 * x.0 / d.0,
-                g.1,
-                x.1,
-                if x.1 > 0.0 { g.1 / x.1 } else { f64::NAN }
-            );
+            row(&mut md, op, checksums, r[0], r[1], r[2]);
         }
     }
-    if let Some(mut child) = perf_child {
-        let _ = std::process::Command::new("kill")
-            .args(["-INT", &child.id().to_string()])
-            .status();
-        let _ = child.wait();
-        let _ = writeln!(
-            md,
-            "\nperf profile of the gateway during the GET rounds: target/bench/gateway-get.perf"
-        );
+    if let Some(child) = perf_child {
+        stop_perf(&mut md, child);
     }
     md
+}
+
+/// The gateway's environment: the world's, and `--gateway-env K=V` (repeatable) for
+/// experiments such as TOKIO_WORKER_THREADS=1, each named in the report.
+fn gateway_env(world: &FsWorld, md: &mut String) -> Vec<(String, String)> {
+    let mut env = world.gateway_env();
+    let args: Vec<String> = std::env::args().collect();
+    for pair in args.windows(2).filter(|w| w[0] == "--gateway-env") {
+        if let Some((k, v)) = pair[1].split_once('=') {
+            env.push((k.to_string(), v.to_string()));
+            let _ = writeln!(md, "gateway environment: {k}={v}");
+        }
+    }
+    env
+}
+
+/// One row of the table: direct `d`, gateway `g` and relay `x` as (MiB/s, CPU-s/GiB).
+fn row(md: &mut String, op: &str, checksums: bool, d: (f64, f64), g: (f64, f64), x: (f64, f64)) {
+    let _ = writeln!(
+        md,
+        "| {op} | {} | {:.0} | {:.0} ({:.0} %) | {:.0} ({:.0} %) | {:.2} | {:.2} | {:.1}x |",
+        if checksums { "on" } else { "off" },
+        d.0,
+        g.0,
+        100.0 * g.0 / d.0,
+        x.0,
+        100.0 * x.0 / d.0,
+        g.1,
+        x.1,
+        if x.1 > 0.0 { g.1 / x.1 } else { f64::NAN }
+    );
 }
 
 /// `perf record -g` on the gateway, when perf is on the machine.
@@ -333,4 +287,16 @@ fn start_perf(pid: u32) -> Option<std::process::Child> {
         .stderr(std::process::Stdio::null())
         .spawn()
         .ok()
+}
+
+/// Stop `perf record` (SIGINT, so that it writes its file) and name the profile.
+fn stop_perf(md: &mut String, mut child: std::process::Child) {
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let _ = writeln!(
+        md,
+        "\nperf profile of the gateway during the GET rounds: target/bench/gateway-get.perf"
+    );
 }

@@ -93,6 +93,15 @@ impl Chart {
             "meta.helm.sh/release-name": "epinio",
             "meta.helm.sh/release-namespace": NAMESPACE,
         });
+        let mut out = self.server_and_ui(&tag, &helm_annotations);
+        if self.minor_at_least(13) {
+            out.extend(self.stage_scripts(&tag, &helm_annotations));
+        }
+        out
+    }
+
+    /// The server's ServiceAccount and Deployment, and the UI's Deployment.
+    fn server_and_ui(&self, tag: &str, helm_annotations: &Value) -> Vec<Value> {
         let labels = json!({
             "helm.sh/chart": format!("epinio-{}", self.version),
             "app.kubernetes.io/component": "epinio",
@@ -106,7 +115,7 @@ impl Chart {
         if !self.minor_at_least(13) && !self.legacy_staging.is_empty() {
             env.push(json!({"name": "STAGING_SERVICE_ACCOUNT_NAME", "value": self.legacy_staging}));
         }
-        let mut out = vec![
+        vec![
             json!({
                 "apiVersion": "v1", "kind": "ServiceAccount",
                 "metadata": {
@@ -164,42 +173,46 @@ impl Chart {
                     }
                 }
             }),
-        ];
-        if self.minor_at_least(13) {
-            let staging_values = json!({
-                "serviceAccountName": self.staging_workloads,
-                "ttlSecondsAfterFinished": 300,
-                "resources": {"requests": {"cpu": "200m", "memory": "1Gi"}},
-                "storage": {"cache": {"size": "1Gi"}, "sourceBlobs": {"size": "1Gi"}},
-                "affinity": {},
-                "nodeSelector": {},
-            })
-            .to_string();
-            for name in [
-                "epinio-stage-scripts",
-                "epinio-stage-scripts-jammy",
-                "epinio-stage-scripts-bionic",
-            ] {
-                out.push(json!({
-                    "apiVersion": "v1", "kind": "ConfigMap",
-                    "metadata": {
-                        "name": name, "namespace": NAMESPACE,
-                        "labels": {
-                            "app.kubernetes.io/component": "epinio-staging",
-                            "app.kubernetes.io/part-of": "epinio",
-                            "app.kubernetes.io/version": tag,
-                            "app.kubernetes.io/managed-by": "Helm",
-                        },
-                        "annotations": helm_annotations,
+        ]
+    }
+
+    /// Epinio 1.13+'s staging ConfigMaps (the job reads staging's ServiceAccount from them).
+    fn stage_scripts(&self, tag: &str, helm_annotations: &Value) -> Vec<Value> {
+        let staging_values = json!({
+            "serviceAccountName": self.staging_workloads,
+            "ttlSecondsAfterFinished": 300,
+            "resources": {"requests": {"cpu": "200m", "memory": "1Gi"}},
+            "storage": {"cache": {"size": "1Gi"}, "sourceBlobs": {"size": "1Gi"}},
+            "affinity": {},
+            "nodeSelector": {},
+        })
+        .to_string();
+        [
+            "epinio-stage-scripts",
+            "epinio-stage-scripts-jammy",
+            "epinio-stage-scripts-bionic",
+        ]
+        .into_iter()
+        .map(|name| {
+            json!({
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {
+                    "name": name, "namespace": NAMESPACE,
+                    "labels": {
+                        "app.kubernetes.io/component": "epinio-staging",
+                        "app.kubernetes.io/part-of": "epinio",
+                        "app.kubernetes.io/version": tag,
+                        "app.kubernetes.io/managed-by": "Helm",
                     },
-                    "data": {
-                        "staging-values.json": staging_values,
-                        "builder": "*",
-                        "downloadImage": self.download_image,
-                    }
-                }));
-            }
-        }
-        out
+                    "annotations": helm_annotations,
+                },
+                "data": {
+                    "staging-values.json": staging_values,
+                    "builder": "*",
+                    "downloadImage": self.download_image,
+                }
+            })
+        })
+        .collect()
     }
 }

@@ -2,18 +2,27 @@
 //! Kubernetes stand-in seeded with Epinio's objects, a fault/latency proxy in front of each,
 //! and helpers to run the real `epinio-irsa` binary and read the resulting state the way a
 //! user would (the AWS SDK for IAM, the stand-in for Kubernetes).
+//!
+//! Its parts: the [`World`] and its runs here, the IAM state as a user reads it
+//! (`iam_state.rs`), concurrent runs and token kubeconfigs (`concurrent.rs`), and the chart's
+//! RBAC enforced by the stand-in (`chart.rs`).
 
-use std::collections::BTreeMap;
+mod chart;
+mod concurrent;
+mod iam_state;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use aws_sdk_iam::config::Credentials;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::kube::KubeStandIn;
 use crate::moto::{self, Moto};
 use crate::proxy::{Call, Proxy};
+
+pub use chart::{helm, render_chart, HOOK_USER};
+pub use concurrent::ConcurrentRun;
 
 pub const CLUSTER: &str = "demo";
 pub const NAMESPACE: &str = "epinio";
@@ -169,7 +178,7 @@ impl World {
         env
     }
 
-    /// Run `epinio-irsa <command>` with the world's environment plus `extra` (later wins).
+    /// Run `epinio-irsa <command>` (its words: `plan teardown` is two arguments) with the world's environment plus `extra` (later wins).
     pub async fn run(&self, command: &str, extra: &[(&str, &str)]) -> RunOutput {
         self.run_with_timeout(command, extra, Duration::from_secs(120))
             .await
@@ -184,7 +193,9 @@ impl World {
         self.aws_proxy.clear_calls();
         self.kube_proxy.clear_calls();
         let mut cmd = tokio::process::Command::new(&self.bin);
-        cmd.arg(command).env_clear().envs(self.env());
+        cmd.args(command.split_whitespace())
+            .env_clear()
+            .envs(self.env());
         for (k, v) in extra {
             cmd.env(k, v);
         }
@@ -231,152 +242,6 @@ impl World {
             &["uid", "resourceVersion", "creationTimestamp", "time"],
         );
         snap
-    }
-
-    // ----- IAM state -------------------------------------------------------------------
-
-    /// Every role, local policy and OIDC provider of the account, as a user would list them,
-    /// without ids and dates.
-    pub async fn iam_state(&self) -> Value {
-        let iam = &self.iam;
-        let mut roles = BTreeMap::new();
-        let listed = iam
-            .list_roles()
-            .max_items(1000)
-            .send()
-            .await
-            .expect("ListRoles");
-        for r in listed.roles() {
-            let name = r.role_name();
-            let role = iam
-                .get_role()
-                .role_name(name)
-                .send()
-                .await
-                .expect("GetRole");
-            let role = role.role().expect("role");
-            let attached = iam
-                .list_attached_role_policies()
-                .role_name(name)
-                .send()
-                .await
-                .expect("ListAttachedRolePolicies");
-            let mut attached: Vec<String> = attached
-                .attached_policies()
-                .iter()
-                .filter_map(|p| p.policy_arn().map(str::to_string))
-                .collect();
-            attached.sort();
-            let trust = role
-                .assume_role_policy_document()
-                .map(|d| parse_doc(&decode(d)))
-                .unwrap_or(Value::Null);
-            roles.insert(
-                name.to_string(),
-                json!({
-                    "arn": role.arn(),
-                    "path": role.path(),
-                    "trust": trust,
-                    "tags": role.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect::<BTreeMap<_,_>>(),
-                    "boundary": role.permissions_boundary().and_then(|b| b.permissions_boundary_arn()),
-                    "attached": attached,
-                }),
-            );
-        }
-        let mut policies = BTreeMap::new();
-        let listed = iam
-            .list_policies()
-            .scope(aws_sdk_iam::types::PolicyScopeType::Local)
-            .max_items(1000)
-            .send()
-            .await
-            .expect("ListPolicies");
-        for p in listed.policies() {
-            let arn = p.arn().unwrap_or_default();
-            let got = iam
-                .get_policy()
-                .policy_arn(arn)
-                .send()
-                .await
-                .expect("GetPolicy");
-            let got = got.policy().expect("policy");
-            let versions = iam
-                .list_policy_versions()
-                .policy_arn(arn)
-                .send()
-                .await
-                .expect("ListPolicyVersions");
-            let default = got.default_version_id().unwrap_or_default();
-            let doc = iam
-                .get_policy_version()
-                .policy_arn(arn)
-                .version_id(default)
-                .send()
-                .await
-                .expect("GetPolicyVersion");
-            let doc = doc
-                .policy_version()
-                .and_then(|v| v.document())
-                .map(|d| parse_doc(&decode(d)))
-                .unwrap_or(Value::Null);
-            let mut tags: BTreeMap<String, String> = got
-                .tags()
-                .iter()
-                .map(|t| (t.key().to_string(), t.value().to_string()))
-                .collect();
-            tags.remove("epinio-irsa/document-version");
-            policies.insert(
-                arn.to_string(),
-                json!({
-                    "document": doc,
-                    "versions": versions.versions().len(),
-                    "tags": tags,
-                    "attachments": got.attachment_count(),
-                }),
-            );
-        }
-        let mut providers = BTreeMap::new();
-        let listed = iam
-            .list_open_id_connect_providers()
-            .send()
-            .await
-            .expect("ListOpenIDConnectProviders");
-        for p in listed.open_id_connect_provider_list() {
-            let arn = p.arn().unwrap_or_default();
-            let got = iam
-                .get_open_id_connect_provider()
-                .open_id_connect_provider_arn(arn)
-                .send()
-                .await
-                .expect("GetOpenIDConnectProvider");
-            providers.insert(
-                arn.to_string(),
-                json!({
-                    "client_ids": got.client_id_list(),
-                    "tags": got.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect::<BTreeMap<_,_>>(),
-                }),
-            );
-        }
-        let mut associations: Vec<Value> = self
-            .pod_identity()
-            .associations()
-            .into_iter()
-            .map(|a| {
-                json!({
-                    "subject": format!("{}/{}", a.namespace, a.service_account),
-                    "role": a.role_arn,
-                    "tags": a.tags,
-                    "owner": a.owner_arn,
-                })
-            })
-            .collect();
-        associations.sort_by_key(|a| a["subject"].as_str().unwrap_or_default().to_string());
-        json!({
-            "roles": roles,
-            "policies": policies,
-            "providers": providers,
-            "pod_identity_associations": associations,
-        })
     }
 
     /// The EKS Pod Identity stand-in behind the AWS proxy.
@@ -426,156 +291,4 @@ pub fn decode(raw: &str) -> String {
 
 fn parse_doc(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()))
-}
-
-// ----- helpers for the reliability and security tests ------------------------------------
-
-/// One run of [`World::run_concurrently`]: a command, extra environment, and how long after
-/// the others' start it begins.
-#[derive(Debug, Clone)]
-pub struct ConcurrentRun {
-    pub command: String,
-    pub extra: Vec<(String, String)>,
-    pub start_after: Duration,
-}
-
-impl World {
-    /// Start several runs of the binary at (nearly) the same time and wait for all of them.
-    /// The proxies' call logs are cleared once, before the first start, so every returned
-    /// [`RunOutput`] carries the calls of all runs together.
-    pub async fn run_concurrently(&self, runs: &[ConcurrentRun]) -> Vec<RunOutput> {
-        self.aws_proxy.clear_calls();
-        self.kube_proxy.clear_calls();
-        let env = self.env();
-        let children = runs.iter().map(|run| {
-            let mut cmd = tokio::process::Command::new(&self.bin);
-            cmd.arg(&run.command)
-                .env_clear()
-                .envs(env.iter().cloned())
-                .envs(run.extra.iter().cloned())
-                .kill_on_drop(true);
-            let delay = run.start_after;
-            async move {
-                tokio::time::sleep(delay).await;
-                tokio::time::timeout(Duration::from_secs(120), cmd.output())
-                    .await
-                    .expect("epinio-irsa did not finish within 120 s")
-                    .expect("cannot run epinio-irsa")
-            }
-        });
-        let outputs = futures_join_all(children).await;
-        let (aws_calls, kube_calls) = (self.aws_proxy.calls(), self.kube_proxy.calls());
-        outputs
-            .into_iter()
-            .map(|out| RunOutput {
-                code: out.status.code(),
-                stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-                aws_calls: aws_calls.clone(),
-                kube_calls: kube_calls.clone(),
-            })
-            .collect()
-    }
-
-    /// The kubeconfig every run uses (under RBAC, it authenticates as the hook).
-    pub fn kubeconfig(&self) -> &Path {
-        &self.kubeconfig
-    }
-
-    /// Write a kubeconfig like the world's, whose user authenticates with `token` (a bearer
-    /// token, as a ServiceAccount token would be), and return its path; pass it as
-    /// `KUBECONFIG` in a run's extra environment.
-    pub fn kubeconfig_with_token(&self, token: &str) -> PathBuf {
-        let path = self.dir.join("kubeconfig-token");
-        let server = self.kube_proxy.url();
-        let text = format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: standin\n  cluster:\n    server: {server}\ncontexts:\n- name: standin\n  context:\n    cluster: standin\n    user: standin\n    namespace: {NAMESPACE}\ncurrent-context: standin\nusers:\n- name: standin\n  user:\n    token: {token}\n"
-        );
-        std::fs::write(&path, text).expect("write kubeconfig");
-        path
-    }
-}
-
-/// `futures::future::join_all` without the dependency: run every future to completion,
-/// concurrently, and keep their order.
-async fn futures_join_all<F>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
-where
-    F: std::future::Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    let handles: Vec<_> = futures.map(tokio::spawn).collect();
-    let mut out = Vec::with_capacity(handles.len());
-    for h in handles {
-        out.push(h.await.expect("run task panicked"));
-    }
-    out
-}
-
-// ----- the chart's RBAC, enforced by the stand-in ------------------------------------------
-
-/// The helm binary `scripts/setup.sh` installs.
-pub fn helm() -> PathBuf {
-    let helm = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.tools/bin/helm");
-    assert!(
-        helm.exists(),
-        "helm not found at {}: run scripts/setup.sh (it installs the pinned helm)",
-        helm.display()
-    );
-    helm
-}
-
-/// `helm template` of `chart/` with Epinio's `values` (plus a cluster name and an image), as
-/// JSON documents.
-pub fn render_chart(values: &Value, dir: &Path) -> Vec<Value> {
-    let chart = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../chart");
-    let file = dir.join("chart-values.yaml");
-    std::fs::write(
-        &file,
-        serde_norway::to_string(values).expect("values to YAML"),
-    )
-    .expect("write values");
-    let out = std::process::Command::new(helm())
-        .args(["template", "epinio-irsa"])
-        .arg(&chart)
-        .args(["-n", NAMESPACE, "-f"])
-        .arg(&file)
-        .args(["--set", &format!("irsa.clusterName={CLUSTER}")])
-        .args([
-            "--set",
-            "irsa.image.repository=registry.example.com/epinio-irsa",
-        ])
-        .output()
-        .expect("run helm template");
-    assert!(
-        out.status.success(),
-        "helm template failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    serde_norway::Deserializer::from_str(&text)
-        .filter_map(|doc| Value::deserialize(doc).ok())
-        .filter(|v| !v.is_null())
-        .collect()
-}
-
-/// The hook's identity: the chart's installer ServiceAccount (release `epinio-irsa`).
-pub const HOOK_USER: &str = "system:serviceaccount:epinio:epinio-irsa";
-
-impl World {
-    /// Like [`World::with_objects`], but the stand-in authenticates and authorizes every
-    /// request against the Role and RoleBinding `helm template` renders from `chart/` for
-    /// `values`, and the job runs as the hook's ServiceAccount.
-    pub async fn with_rbac(bin: impl Into<PathBuf>, objects: Vec<Value>, values: &Value) -> World {
-        let w = World::with_objects(bin, objects).await;
-        let docs = render_chart(values, &w.dir);
-        assert!(
-            docs.iter().any(|d| d["kind"] == "Role"),
-            "the chart rendered no Role"
-        );
-        let token = w.kube.enable_rbac(&docs, HOOK_USER);
-        let text = std::fs::read_to_string(&w.kubeconfig).expect("kubeconfig");
-        let text = text.replace("  user: {}\n", &format!("  user:\n    token: {token}\n"));
-        std::fs::write(&w.kubeconfig, text).expect("write kubeconfig");
-        w
-    }
 }
