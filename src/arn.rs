@@ -1,6 +1,6 @@
 //! AWS partitions and ARNs: the one place that knows which partition a region is in and how
 //! every ARN the job uses is spelled. Validation (`config`), the desired state (`plan`), the
-//! installer policy (`access`) and the edges all build and parse ARNs here, so they cannot
+//! installer policy (`aws_actions`) and the edges all build and parse ARNs here, so they cannot
 //! disagree (a region accepted by validation always has a partition that ARNs use).
 
 use std::fmt;

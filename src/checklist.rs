@@ -5,8 +5,8 @@
 
 use serde_json::Value;
 
-use crate::access::POD_IDENTITY_SERVICE;
 use crate::arn::{self, Partition};
+use crate::aws_actions::POD_IDENTITY_SERVICE;
 use crate::plan::{ROLE_ARN_ANNOTATION, STS_AUDIENCE};
 use crate::state::{AssociationState, ProviderState, RoleState, SaState};
 use crate::vocab::AGENT_ADDON;

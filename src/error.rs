@@ -1,5 +1,5 @@
 //! Every error the job reports. A leaf: it imports nothing from the rest of the crate, so the
-//! edges (`aws`, `k8s`) raise their own [`AwsError`] / `kube::Error`, and the core and `run`
+//! edges (`aws`, `k8s`) raise their own [`AwsError`] / `kube::Error`, and the core and `hook`
 //! turn them into the domain variants below, each naming the resource and what to do.
 
 use std::fmt;
@@ -219,10 +219,6 @@ pub enum Error {
 
     #[error("gave up after {seconds} s (EPINIO_IRSA_DEADLINE_SECONDS): AWS or Kubernetes kept failing or answering slowly; nothing is left half-made, the next run (the hook's retry or the next helm upgrade) continues from the actual state")]
     Deadline { seconds: u64 },
-
-    /// A concurrent branch stopped because another failed; that one's error is reported.
-    #[error("stopped because another step failed")]
-    Stopped,
 
     #[error("Kubernetes configuration: {0}")]
     KubeConfig(String),

@@ -4,7 +4,7 @@
 //!   once), `aws` (the AWS edges), `error` (a leaf), `retry`, `arn`, `vocab` (shared words),
 //!   `logging` (one subscriber; for the gateway, a ceiling for crates that could log secrets);
 //! - the hook's decisions, pure: `plan` (desired state and documents), `core` (what to do about
-//!   the actual state, `state`), `epinio` (versions and compatibility), `access` (the action
+//!   the actual state, `state`), `epinio` (versions and compatibility), `aws_actions` (the action
 //!   catalog and installer policy), `checklist`, `report`;
 //! - the hook's commands: `hook` (provision, plan, verify, teardown, installer-policy) over the
 //!   edges `aws` and `k8s`;
@@ -13,9 +13,9 @@
 
 #![forbid(unsafe_code)]
 
-pub mod access;
 pub mod arn;
 pub mod aws;
+pub mod aws_actions;
 pub mod checklist;
 pub mod config;
 pub mod core;

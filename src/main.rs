@@ -19,6 +19,7 @@ Commands:
                     annotations, then restart the workloads that need the new credentials
   teardown          remove what provision made for this installation, and nothing else
   plan              print what provision would do and the full policy documents; writes nothing
+  plan teardown     print what teardown would remove and keep; writes nothing
   verify            prove ServiceAccount token -> STS -> S3 for every managed ServiceAccount
                     (the IRSA checklist plus live calls); writes nothing but token requests
   installer-policy  print the least-privilege IAM policy the job itself needs
@@ -75,6 +76,7 @@ enum Command {
     Provision,
     Teardown,
     Plan,
+    PlanTeardown,
     Verify,
     InstallerPolicy,
     Gateway,
@@ -103,6 +105,7 @@ fn main() -> ExitCode {
         ["provision"] => Command::Provision,
         ["teardown"] => Command::Teardown,
         ["plan"] => Command::Plan,
+        ["plan", "teardown"] => Command::PlanTeardown,
         ["verify"] => Command::Verify,
         ["installer-policy"] => Command::InstallerPolicy,
         ["gateway"] => Command::Gateway,
@@ -163,7 +166,8 @@ async fn execute(command: Command, config: &Config) -> Result<(String, Vec<Strin
     let report = match command {
         Command::Provision => hook::provision(config, false).await?,
         Command::Plan => hook::provision(config, true).await?,
-        Command::Teardown => hook::teardown(config).await?,
+        Command::Teardown => hook::teardown(config, false).await?,
+        Command::PlanTeardown => hook::teardown(config, true).await?,
         Command::Verify => hook::verify(config).await?,
         Command::InstallerPolicy => {
             return Ok((hook::installer_policy(config).await? + "\n", Vec::new()))

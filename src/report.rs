@@ -227,7 +227,7 @@ impl Report {
             return writeln!(f, "epinio-irsa {}: nothing to do: {why}", self.command);
         }
         let header = if self.planned {
-            "plan (nothing has been changed)".to_string()
+            format!("{} (nothing has been changed)", self.command)
         } else {
             format!("{} summary", self.command)
         };

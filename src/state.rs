@@ -1,5 +1,5 @@
 //! Actual state, as the edges read it: plain data, no I/O. The edges fill these in, the core
-//! (`core`) decides from them, and `run` hands them back to the edges' `ensure` / `remove`.
+//! (`core`) decides from them, and `hook` hands them back to the edges' `ensure` / `remove`.
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -1,4 +1,4 @@
-//! The pure core: names, ARNs, trust and permission documents, the desired state.
+//! The desired state (`plan`): names, ARNs, trust and permission documents, the desired state.
 
 use std::collections::BTreeSet;
 

@@ -13,7 +13,7 @@ pub mod sts;
 use std::future::Future;
 use std::time::Duration;
 
-use crate::access::Action;
+use crate::aws_actions::Action;
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;

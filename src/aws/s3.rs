@@ -6,7 +6,9 @@ use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 
 use super::AwsError;
-use crate::access::{Action, DELETE_OBJECT, GET_OBJECT, HEAD_BUCKET, LIST_OBJECTS, PUT_OBJECT};
+use crate::aws_actions::{
+    Action, DELETE_OBJECT, GET_OBJECT, HEAD_BUCKET, LIST_OBJECTS, PUT_OBJECT,
+};
 
 /// HEAD requests have no error body: the status is the code.
 fn s3_error<E>(action: Action, resource: &str, err: SdkError<E, HttpResponse>) -> AwsError

@@ -1,8 +1,8 @@
 //! STS: who the job runs as, when no cluster ARN can tell the account.
 
 use super::{call, AwsError};
-use crate::access::{ASSUME_ROLE_WITH_WEB_IDENTITY, GET_CALLER_IDENTITY};
 use crate::arn::{Account, Arn};
+use crate::aws_actions::{ASSUME_ROLE_WITH_WEB_IDENTITY, GET_CALLER_IDENTITY};
 
 /// The caller's partition and account id.
 pub async fn caller_account(client: &aws_sdk_sts::Client) -> Result<Account, AwsError> {

@@ -160,6 +160,19 @@ pub enum SaRemoval {
     Leave(Change),
 }
 
+impl SaRemoval {
+    /// What the summary says of it (`plan` and `teardown` alike).
+    pub fn change(&self) -> Change {
+        match self {
+            SaRemoval::Delete { .. } => Change::Remove,
+            SaRemoval::Release(keys) => {
+                Change::Update(vec![format!("release annotations {}", keys.join(", "))])
+            }
+            SaRemoval::Leave(change) => change.clone(),
+        }
+    }
+}
+
 /// `role` is the state of the role whose ARN the ServiceAccount carries: a role of that name
 /// that another installation owns means the annotation is theirs too.
 pub fn sa_removal(

@@ -234,3 +234,101 @@ fn mechanism_follows_the_mode_the_agent_and_epinio() {
     assert_eq!(m, Mechanism::Irsa);
     assert!(why.contains("2.13.26"), "{why}");
 }
+
+fn policy_spec() -> crate::plan::PolicySpec {
+    crate::plan::PolicySpec {
+        name: "p".into(),
+        path: "/".into(),
+        arn: "arn:aws:iam::123456789012:policy/p".into(),
+        document: "{}".into(),
+        document_sha256: "abc".into(),
+        tags: tags(Some("me")),
+    }
+}
+
+#[test]
+fn policy_step_says_what_the_write_will_be() {
+    let spec = policy_spec();
+    assert_eq!(policy_step(&spec, None, false, false), PolicyStep::Create);
+    let state = |t: BTreeMap<String, String>| crate::state::PolicyState {
+        default_version: "v3".into(),
+        tags: t,
+        old_versions: Vec::new(),
+    };
+    // Everything in place: no write.
+    let current = state(policy_tags(&spec, "v3"));
+    let step = policy_step(&spec, Some(&current), false, false);
+    assert_eq!(step.change(), Change::Unchanged);
+    // A new document is published (and says so); the version tags follow it.
+    let step = policy_step(&spec, Some(&current), true, false);
+    assert_eq!(
+        step,
+        PolicyStep::Converge {
+            publish: true,
+            change: Change::Update(vec!["document".into()])
+        }
+    );
+    // Tags missing: only tags; untagged and adopted: adoption named first.
+    let step = policy_step(&spec, Some(&state(tags(Some("me")))), false, false);
+    assert_eq!(step.change(), Change::Update(vec!["tags".into()]));
+    let step = policy_step(&spec, Some(&state(BTreeMap::new())), true, true);
+    assert_eq!(
+        step.change(),
+        Change::Update(vec!["adopt (add owner tags)".into(), "document".into()])
+    );
+}
+
+#[test]
+fn pair_removal_removes_only_what_is_ours() {
+    let pair = Pair {
+        service_account: "epinio-server".into(),
+        role: "r".into(),
+    };
+    let arn = "arn:aws:iam::123456789012:role/r";
+    let role = |owner: &str| crate::state::RoleState {
+        arn: arn.into(),
+        trust: String::new(),
+        boundary: None,
+        tags: tags(Some(owner)),
+        attached: Vec::new(),
+        inline: Vec::new(),
+    };
+    let association = |owner: Option<&str>| AssociationState {
+        id: "a-1".into(),
+        arn: "arn:aws:eks:eu-west-1:123456789012:podidentityassociation/demo/a-1".into(),
+        role_arn: arn.into(),
+        owner_arn: None,
+        tags: tags(owner),
+    };
+    let ours = PairState {
+        role: Some(role("me")),
+        association: Some(association(Some("me"))),
+        ..PairState::default()
+    };
+    let removal = pair_removal(&pair, &ours, arn, "me");
+    assert_eq!(removal.role, Ok(()));
+    assert_eq!(removal.association, Some(Ok("a-1".into())));
+    assert_eq!(removal.service_account, SaRemoval::Leave(Change::Absent));
+    assert_eq!(removal.role_change(), Change::Remove);
+
+    // Another installation's role and association stay, and so does the annotation naming it.
+    let theirs = PairState {
+        role: Some(role("them")),
+        association: Some(association(Some("them"))),
+        ..PairState::default()
+    };
+    let removal = pair_removal(&pair, &theirs, arn, "me");
+    assert!(matches!(removal.role_change(), Change::Kept(_)));
+    assert!(matches!(
+        removal.association_change(),
+        Some(Change::Kept(_))
+    ));
+    assert!(matches!(
+        removal.service_account.change(),
+        Change::Kept(why) if why.contains("not owned")
+    ));
+    // Nothing there: nothing to do, and `plan` says absent.
+    let none = pair_removal(&pair, &PairState::default(), arn, "me");
+    assert_eq!(none.role_change(), Change::Absent);
+    assert_eq!(none.association_change(), None);
+}

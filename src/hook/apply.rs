@@ -2,23 +2,25 @@
 //! and their attachments, and the Pod Identity associations.
 
 use futures::future::try_join_all;
-use tokio::sync::oneshot;
 
 use super::context::{associations, Ctx};
 use super::discover::describe_association;
 use crate::aws::eks;
-use crate::config::{CredentialMode, Mechanism};
+use crate::config::{Config, CredentialMode, Mechanism};
+use crate::core::Pair;
 use crate::core::{self, AssociationPlan, AssociationStep};
 use crate::core::{RoleStep, SaStep};
 use crate::epinio::Resolved;
 use crate::plan::{self};
-use crate::plan::{Desired, Facts};
-use crate::state::{AssociationState, Workload};
+use crate::plan::{Desired, Facts, PolicySpec};
+use crate::state::{AssociationState, PolicyState, Workload};
 use crate::vocab::Change;
 use crate::{Error, Result};
 
 /// What round 1 found, and what `core` decided from it: the input of the writes.
 pub(super) struct Decided {
+    /// The configuration with the ServiceAccounts Epinio really uses (discovery's).
+    pub(super) config: Config,
     pub(super) desired: Desired,
     pub(super) facts: Facts,
     pub(super) providers: Vec<String>,
@@ -33,7 +35,7 @@ pub(super) struct Decided {
     pub(super) found: Vec<(String, Option<String>)>,
     pub(super) warnings: Vec<String>,
     /// The other arrangement's ServiceAccounts and roles (gateway mode or not), to remove.
-    pub(super) other: Vec<(String, String)>,
+    pub(super) other: Vec<Pair>,
 }
 
 /// Round 2 for associations: describe what round 1 listed, then decide. Under Pod Identity a
@@ -68,54 +70,36 @@ pub(super) async fn decide_associations(
     Ok((plans, warnings))
 }
 
-/// What `apply_iam` did: the provider, the policy, each role, each association (with its plan)
-/// and the warnings about associations left alone.
-pub(super) type IamChanges = (
-    Change,
-    Change,
-    Vec<Change>,
-    Vec<(AssociationPlan, Change)>,
-    Vec<String>,
-);
+/// What `apply_iam` did (or, for `plan`, would do).
+pub(super) struct IamChanges {
+    pub(super) provider: Change,
+    pub(super) policy: Change,
+    /// One per desired role, in order.
+    pub(super) roles: Vec<Change>,
+    /// Each association's subject (`namespace/serviceaccount`) and change.
+    pub(super) associations: Vec<(String, Change)>,
+    /// About associations left alone.
+    pub(super) warnings: Vec<String>,
+}
 
-/// Rounds 2-4 of IAM, in two branches that wait for each other's checks before writing: the
-/// provider's, and the policy's with the associations' (described beside `GetPolicy`). The
-/// OIDC provider is the exception: shared, tagged and needed whatever else happens, it is
-/// created as soon as it is known to be missing, so roles can trust it in round 3 (IRSA only,
-/// where nothing about associations can refuse).
+/// Rounds 2-4 of IAM. Round 2 reads and checks the policy and the associations (described
+/// beside `GetPolicy`) and, beside them, the OIDC provider; round 3 writes the roles and the
+/// policy, once every check has passed; round 4 the attachments and the associations. The
+/// provider is the one exception: shared, tagged and needed whatever else happens, it is
+/// created in round 2 as soon as it is known to be missing, so that roles can trust it in round
+/// 3 (IRSA only, where nothing about associations can refuse).
 pub(super) async fn apply_iam(ctx: &Ctx<'_>, d: &Decided, dry_run: bool) -> Result<IamChanges> {
-    let (config, iam, desired) = (ctx.config, &ctx.aws.iam, &d.desired);
-    let (provider_checked, provider_checked_rx) = oneshot::channel::<()>();
-    let (policy_checked, policy_checked_rx) = oneshot::channel::<()>();
-    let provider_branch = provider_and_roles(ctx, d, dry_run, provider_checked, policy_checked_rx);
-    let policy_branch = async {
-        let (known, associations) = tokio::join!(
-            iam.read_policy(&desired.policy.arn, false),
-            decide_associations(ctx, d),
-        );
-        let (known, associations) = (known?, associations?);
-        let adopting = match &known {
-            Some(state) => core::may_write(
-                "policy",
-                &desired.policy.arn,
-                &state.tags,
-                &ctx.owner,
-                config.adopt_existing,
-            )?,
-            None => false,
-        };
-        let _ = policy_checked.send(());
-        provider_checked_rx.await.map_err(|_| Error::Stopped)?;
-        let change = iam
-            .ensure_policy(&desired.policy, known.as_ref(), adopting, dry_run)
-            .await?;
-        Ok::<_, Error>((change, associations))
-    };
-    let ((provider_change, role_changes), (policy_change, (plans, warnings))) =
-        match tokio::join!(provider_branch, policy_branch) {
-            (Ok(a), Ok(b)) => (a, b),
-            (Err(Error::Stopped), Err(e)) | (Err(e), _) | (_, Err(e)) => return Err(e),
-        };
+    let (iam, desired) = (&ctx.aws.iam, &d.desired);
+    let (provider, checked) = tokio::join!(
+        ensure_provider(ctx, d, dry_run),
+        read_and_check_policy(ctx, d)
+    );
+    let ((provider, fresh_provider), checked) = (provider?, checked?);
+    let (roles, policy) = tokio::join!(
+        ensure_roles(ctx, d, fresh_provider, dry_run),
+        ensure_policy(ctx, &desired.policy, &checked, dry_run),
+    );
+    let (roles, policy) = (roles?, policy?);
     // Round 4: attachments, once both the roles and the policy exist; associations, once the
     // roles exist (EKS checks the role it is handed).
     let attachments = async {
@@ -131,74 +115,144 @@ pub(super) async fn apply_iam(ctx: &Ctx<'_>, d: &Decided, dry_run: bool) -> Resu
     let (attached, association_changes) = tokio::join!(
         attachments,
         try_join_all(
-            plans
+            checked
+                .associations
                 .iter()
                 .map(|plan| apply_association(ctx, plan, dry_run))
         ),
     );
     attached?;
-    Ok((
-        provider_change,
-        policy_change,
-        role_changes,
-        plans.into_iter().zip(association_changes?).collect(),
-        warnings,
-    ))
+    Ok(IamChanges {
+        provider,
+        policy,
+        roles,
+        associations: checked
+            .associations
+            .iter()
+            .map(AssociationPlan::subject)
+            .zip(association_changes?)
+            .collect(),
+        warnings: checked.warnings,
+    })
 }
 
-/// The provider branch of `apply_iam`: check and ensure the OIDC provider (IRSA), say so, then
-/// ensure the roles once the other branch has checked the policy.
-async fn provider_and_roles(
+/// What round 2 read and `core` decided about the policy and the associations.
+struct PolicyChecked {
+    known: Option<PolicyState>,
+    /// Untagged and adoption allowed.
+    adopting: bool,
+    associations: Vec<AssociationPlan>,
+    warnings: Vec<String>,
+}
+
+/// Round 2: the policy (whose ownership `core` checks) and the associations, read together.
+async fn read_and_check_policy(ctx: &Ctx<'_>, d: &Decided) -> Result<PolicyChecked> {
+    let desired = &d.desired;
+    let (known, associations) = tokio::join!(
+        ctx.aws.iam.read_policy(&desired.policy.arn, false),
+        decide_associations(ctx, d),
+    );
+    let (known, (associations, warnings)) = (known?, associations?);
+    let adopting = match &known {
+        Some(state) => core::may_write(
+            "policy",
+            &desired.policy.arn,
+            &state.tags,
+            &ctx.owner,
+            ctx.config.adopt_existing,
+        )?,
+        None => false,
+    };
+    Ok(PolicyChecked {
+        known,
+        adopting,
+        associations,
+        warnings,
+    })
+}
+
+/// Round 3 (or 4, when the tags do not vouch for the document and it is read first): the
+/// policy's step, decided by `core` and applied.
+async fn ensure_policy(
     ctx: &Ctx<'_>,
-    d: &Decided,
+    spec: &PolicySpec,
+    checked: &PolicyChecked,
     dry_run: bool,
-    provider_checked: oneshot::Sender<()>,
-    policy_checked_rx: oneshot::Receiver<()>,
-) -> Result<(Change, Vec<Change>)> {
-    let (config, iam, desired) = (ctx.config, &ctx.aws.iam, &d.desired);
-    // Whether the provider was missing when this run read it: then it is new to IAM whoever
-    // made it (this run, this run's create whose answer was lost, or a concurrent run), and
-    // a role trusting it may be refused for a few seconds.
-    let mut appeared = false;
-    let provider = if desired.mechanism == Mechanism::PodIdentity {
+) -> Result<Change> {
+    let (iam, known) = (&ctx.aws.iam, checked.known.as_ref());
+    let differs = match known {
+        Some(state) => iam.policy_differs(spec, state).await?,
+        None => false,
+    };
+    let step = core::policy_step(spec, known, differs, checked.adopting);
+    Ok(if dry_run {
+        step.change()
+    } else {
+        iam.apply_policy(spec, known, &step).await?
+    })
+}
+
+/// Round 2: check and ensure the OIDC provider (IRSA). Also says whether it is new to IAM: then
+/// a role trusting it may be refused for a few seconds.
+async fn ensure_provider(ctx: &Ctx<'_>, d: &Decided, dry_run: bool) -> Result<(Change, bool)> {
+    let (iam, desired) = (&ctx.aws.iam, &d.desired);
+    let listed = d.providers.contains(&desired.provider.arn);
+    if desired.mechanism == Mechanism::PodIdentity {
         // Pod Identity needs no OIDC provider: leave whatever is there (teardown removes
         // ours). Only a provider that is there is kept; `pod-identity` mode does not even
         // list them.
-        let _ = provider_checked.send(());
-        if d.providers.contains(&desired.provider.arn) {
+        let change = if listed {
             Change::Kept("not used by EKS Pod Identity".into())
         } else {
             Change::Absent
-        }
-    } else {
-        let known = if d.providers.contains(&desired.provider.arn) {
-            iam.read_provider(&desired.provider.arn).await?
-        } else {
-            None
         };
-        core::check_provider(
-            &desired.provider,
-            known.as_ref(),
-            config.create_oidc_provider,
-        )?;
-        let _ = provider_checked.send(());
-        appeared = known.is_none();
-        iam.ensure_provider(&desired.provider, known.as_ref(), dry_run)
-            .await?
+        return Ok((change, false));
+    }
+    let known = if listed {
+        iam.read_provider(&desired.provider.arn).await?
+    } else {
+        None
     };
-    // The roles, once the other branch has checked the policy; a role trusting a provider
-    // that appeared in this run is retried while IAM does not know the provider yet.
-    policy_checked_rx.await.map_err(|_| Error::Stopped)?;
-    let fresh_provider = provider == Change::Create || appeared;
-    let roles = try_join_all(
-        desired
+    core::check_provider(
+        &desired.provider,
+        known.as_ref(),
+        ctx.config.create_oidc_provider,
+    )?;
+    // Missing when this run read it: new to IAM whoever made it (this run, this run's create
+    // whose answer was lost, or a concurrent run).
+    let appeared = known.is_none();
+    let change = match known {
+        // Shared by every IRSA user of the cluster: an existing one is never modified.
+        Some(_) => Change::Unchanged,
+        None if dry_run => Change::Create,
+        None => iam.create_provider(&desired.provider).await?,
+    };
+    Ok((change.clone(), change == Change::Create || appeared))
+}
+
+/// Round 3: the roles; one trusting a provider that appeared in this run is retried while IAM
+/// does not know the provider yet.
+async fn ensure_roles(
+    ctx: &Ctx<'_>,
+    d: &Decided,
+    fresh_provider: bool,
+    dry_run: bool,
+) -> Result<Vec<Change>> {
+    let iam = &ctx.aws.iam;
+    try_join_all(
+        d.desired
             .roles
             .iter()
             .zip(&d.steps)
-            .map(|(spec, step)| iam.ensure_role(spec, step, fresh_provider, dry_run)),
+            .map(|(spec, step)| async move {
+                if dry_run {
+                    Ok(step.change())
+                } else {
+                    iam.ensure_role(spec, step, fresh_provider).await
+                }
+            }),
     )
-    .await?;
-    Ok((provider, roles))
+    .await
 }
 
 /// One association's write. A create that finds one made concurrently (409, read back) checks

@@ -74,79 +74,62 @@ pub(super) fn skipped(command: &'static str, mode: Mode) -> Option<Report> {
     })
 }
 
-/// Everything one command works with.
+/// The clients one command uses, made once.
+pub struct Clients {
+    pub aws: AwsClients,
+    pub kube: K8s,
+}
+
+impl Clients {
+    pub(super) async fn new(config: &Config) -> Result<Clients> {
+        let aws = AwsClients::new(config).await;
+        if aws.region.is_none() {
+            return Err(Error::NoRegion);
+        }
+        Ok(Clients {
+            aws,
+            kube: kube(config).await?,
+        })
+    }
+}
+
+/// Everything one command works with: the clients, and one configuration with its names.
 pub struct Ctx<'a> {
     pub config: &'a Config,
     pub cluster: &'a str,
     pub names: Names,
-    pub aws: AwsClients,
-    pub kube: K8s,
+    pub aws: &'a AwsClients,
+    pub kube: &'a K8s,
     pub owner: String,
 }
 
-pub(super) async fn context<'a>(config: &'a Config, cluster: &'a str) -> Result<Ctx<'a>> {
-    let aws = AwsClients::new(config).await;
-    if aws.region.is_none() {
-        return Err(Error::NoRegion);
+impl<'a> Ctx<'a> {
+    pub(super) fn new(clients: &'a Clients, config: &'a Config, cluster: &'a str) -> Ctx<'a> {
+        Ctx {
+            names: Names::new(config, cluster),
+            owner: config.owner(),
+            config,
+            cluster,
+            aws: &clients.aws,
+            kube: &clients.kube,
+        }
     }
-    Ok(Ctx {
-        names: Names::new(config, cluster),
-        kube: kube(config).await?,
-        owner: config.owner(),
-        config,
-        cluster,
-        aws,
-    })
-}
 
-/// The ServiceAccounts the job manages, server first.
-pub(super) fn service_account_names(config: &Config) -> Vec<String> {
-    managed_pairs(config, &Names::new(config, ""))
-        .into_iter()
-        .map(|(sa, _)| sa)
-        .collect()
-}
-
-/// Each managed ServiceAccount with its role's name: the gateway's in gateway mode, else
-/// Epinio's server and (when it has its own) staging.
-pub(super) fn managed_pairs(config: &Config, names: &Names) -> Vec<(String, String)> {
-    if config.gateway_mode() {
-        gateway_pair(config, names)
-    } else {
-        epinio_pairs(config, names)
-    }
-}
-
-/// The other arrangement's ServiceAccounts and roles, which a switch into or out of gateway
-/// mode removes (and teardown removes with the managed ones).
-pub(super) fn other_pairs(config: &Config, names: &Names) -> Vec<(String, String)> {
-    if config.gateway_mode() {
-        epinio_pairs(config, names)
-    } else {
-        gateway_pair(config, names)
-    }
-}
-
-fn gateway_pair(config: &Config, names: &Names) -> Vec<(String, String)> {
-    vec![(
-        config.gateway.service_account.to_string(),
-        names.gateway_role.clone(),
-    )]
-}
-
-fn epinio_pairs(config: &Config, names: &Names) -> Vec<(String, String)> {
-    let mut pairs = vec![(
-        config.server_service_account.to_string(),
-        names.server_role.clone(),
-    )];
-    if let Some(staging) = names
-        .staging_role
-        .as_ref()
-        .filter(|_| !config.staging_is_shared())
+    /// The same clients with the configuration discovery made effective (the ServiceAccounts
+    /// Epinio really uses): every later step of the command reads this one.
+    pub(super) fn with<'b>(&self, config: &'b Config) -> Ctx<'b>
+    where
+        'a: 'b,
     {
-        pairs.push((config.staging_service_account.to_string(), staging.clone()));
+        Ctx {
+            names: Names::new(config, self.cluster),
+            owner: config.owner(),
+            config,
+            cluster: self.cluster,
+            aws: self.aws,
+            kube: self.kube,
+        }
     }
-    pairs
 }
 
 /// The Pod Identity edge of this run's cluster.

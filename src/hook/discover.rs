@@ -7,9 +7,9 @@ use futures::future::try_join_all;
 use super::context::{associations, Ctx};
 use crate::arn::Arn;
 use crate::aws::{self, eks};
-use crate::config::{Config, CredentialMode, Mechanism, ServiceAccountName};
+use crate::config::{Config, CredentialMode, Mechanism};
 use crate::core::{self};
-use crate::epinio::{self, Configured, Resolved};
+use crate::epinio::{self, Resolved};
 use crate::plan::Facts;
 use crate::state::{AddonState, AssociationState, EpinioObjects};
 use crate::{Error, Result};
@@ -21,7 +21,7 @@ pub(super) fn facts_from(
     mechanism: Mechanism,
 ) -> Result<Facts> {
     let (partition, account_id) = Arn::account_of(cluster_arn).ok_or_else(|| aws::AwsError {
-        op: crate::access::DESCRIBE_CLUSTER.name,
+        op: crate::aws_actions::DESCRIBE_CLUSTER.name,
         resource: cluster.to_string(),
         code: None,
         message: format!("unexpected cluster ARN {cluster_arn:?}"),
@@ -78,13 +78,13 @@ pub(super) fn discover(
     let (mechanism, reason) =
         core::choose_mechanism(ctx.config.credential_mode, ctx.cluster, agent, users)?;
     let resolved = if gateway {
-        epinio::gateway::through_gateway(&configured(ctx.config, mechanism), epinio)
+        epinio::gateway::through_gateway(&core::configured(ctx.config, mechanism), epinio)
     } else {
-        epinio::resolve(&configured(ctx.config, mechanism), epinio)?
+        epinio::resolve(&core::configured(ctx.config, mechanism), epinio)?
     };
     Ok(Discovered {
         reason,
-        config: effective(ctx.config, &resolved)?,
+        config: core::effective(ctx.config, &resolved)?,
         resolved,
         facts: facts_from(&info.arn, info.issuer_url, ctx.cluster, mechanism)?,
     })
@@ -102,7 +102,14 @@ pub(super) fn tolerated<T: Default>(
     match result {
         Ok(found) => Ok((found, None)),
         Err(e) if tolerate_denied && (e.is("AccessDeniedException") || e.is("AccessDenied")) => {
-            Ok((T::default(), Some(format!("could not read the EKS Pod Identity associations of ServiceAccount {}/{service_account} ({e}); an association left from pod-identity mode would stay: grant the eks:*PodIdentityAssociation* statement of `epinio-irsa installer-policy`", ctx.config.namespace))))
+            Ok((
+                T::default(),
+                Some(core::associations_unreadable(
+                    &ctx.config.namespace,
+                    service_account,
+                    &e.to_string(),
+                )),
+            ))
         }
         Err(e) => Err(e.into()),
     }
@@ -148,51 +155,17 @@ pub(super) async fn read_association(
     Ok((state, warning.or(later)))
 }
 
-pub(super) fn configured(config: &Config, mechanism: Mechanism) -> Configured<'_> {
-    Configured {
-        server: &config.server_service_account,
-        server_given: config.server_service_account_given,
-        staging: &config.staging_service_account,
-        staging_given: config.staging_service_account_given,
-        legacy_staging: config.legacy_staging_service_account.as_deref(),
-        allow_unsupported: config.allow_unsupported_epinio,
-        mechanism,
-    }
-}
-
-/// The configuration with the ServiceAccounts Epinio really uses.
-pub(super) fn effective(config: &Config, resolved: &Resolved) -> Result<Config> {
-    let parse = |sa: &str| {
-        sa.parse::<ServiceAccountName>().map_err(|allowed| {
-            Error::Config(crate::error::ConfigErrors(vec![
-                crate::error::ConfigError {
-                    variable: "(discovered ServiceAccount)",
-                    value: sa.to_string(),
-                    allowed,
-                },
-            ]))
-        })
-    };
-    let mut eff = config.clone();
-    eff.server_service_account = parse(&resolved.server_service_account)?;
-    eff.staging_service_account = match &resolved.staging_service_account {
-        Some(sa) => parse(sa)?,
-        // Staging cannot get a role: manage the server's only.
-        None => eff.server_service_account.clone(),
-    };
-    Ok(eff)
-}
-
 /// Reads again only what round 1 could not know it needed: roles and ServiceAccounts named
 /// by discovery instead of the configuration (none when the two agree).
-pub(super) async fn reread<T, F, Fut>(
-    wanted: &[String],
-    known: Vec<(String, T)>,
+pub(super) async fn reread<K, T, F, Fut>(
+    wanted: &[K],
+    known: Vec<(K, T)>,
     read: F,
 ) -> Result<Vec<T>>
 where
+    K: PartialEq + Clone,
     T: Clone,
-    F: Fn(String) -> Fut,
+    F: Fn(K) -> Fut,
     Fut: std::future::Future<Output = Result<T>>,
 {
     try_join_all(wanted.iter().map(|name| {

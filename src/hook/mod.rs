@@ -1,12 +1,15 @@
-//! The Helm hook's commands: `provision` (and `plan`, its dry run), `verify`, `teardown` and
-//! `installer-policy`. Each reads, asks the pure decisions (`crate::core`, `crate::plan`,
-//! `crate::epinio`) what to do, applies it through the edges (`crate::aws`, `crate::k8s`) and
-//! reports (`crate::report`).
+//! The Helm hook's commands: `provision` (and `plan`, its dry run), `verify`, `teardown` (and
+//! `plan teardown`) and `installer-policy`. Each reads, asks the pure decisions (`crate::core`,
+//! `crate::plan`, `crate::epinio`) what to do, applies it through the edges (`crate::aws`,
+//! `crate::k8s`, which only read or write: a dry run never reaches them) and reports
+//! (`crate::report`).
 //!
-//! - `context`: what every command shares (clients, names, this cluster's Pod Identity edge);
+//! - `context`: what every command shares (the clients, made once; the configuration in force,
+//!   replaced by the effective one once discovery has run; the pairs of ServiceAccount and role);
 //! - `discover`: cluster facts, the agent, the Epinio really running, associations;
-//! - `provision` (its writes in `apply`), `verify`, `teardown`, `installer_policy`: one file
-//!   per command.
+//! - `provision` with its IAM and EKS rounds in `apply` and the removal of the other
+//!   arrangement's leftovers in `switch`; `teardown`; the removals both share in `remove`;
+//! - `verify` (and `verify_gateway`, Epinio's path through the gateway), `installer_policy`.
 
 mod apply;
 mod context;

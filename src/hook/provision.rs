@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use futures::future::try_join_all;
 
 use super::apply::{apply_iam, Decided};
-use super::context::{context, other_pairs, service_account_names, skipped, Ctx};
+use super::context::{skipped, Clients, Ctx};
 use super::discover::{discover, find_association, read_agent, reread, Discovered};
 use super::switch;
 use crate::aws::eks;
@@ -39,7 +39,9 @@ pub async fn provision(config: &Config, dry_run: bool) -> Result<Report> {
         tracing::info!(reason = report.skipped.as_deref(), "nothing to provision");
         return Ok(report);
     }
-    let ctx = context(config, config.require_cluster()?).await?;
+    let cluster = config.require_cluster()?;
+    let clients = Clients::new(config).await?;
+    let ctx = Ctx::new(&clients, config, cluster);
     match converge(&ctx, dry_run).await {
         // Another run created a role or the policy between our read and our create: converge
         // from the new state, once, checks included.
@@ -58,7 +60,7 @@ pub async fn provision(config: &Config, dry_run: bool) -> Result<Report> {
 pub(super) async fn read_and_decide(ctx: &Ctx<'_>) -> Result<Decided> {
     let (config, iam) = (ctx.config, &ctx.aws.iam);
     let mode = config.credential_mode;
-    let sa_names = service_account_names(config);
+    let sa_names = core::service_account_names(config);
     let role_names: Vec<String> = ctx.names.roles().map(str::to_string).collect();
     let tolerate = mode == CredentialMode::Irsa;
     let (cluster_info, providers, roles, sas, assocs, agent, workloads, epinio) = tokio::join!(
@@ -80,15 +82,15 @@ pub(super) async fn read_and_decide(ctx: &Ctx<'_>) -> Result<Decided> {
     let Discovered {
         reason,
         resolved,
-        config,
+        config: effective,
         facts,
     } = discover(ctx, epinio?.as_ref(), cluster_info?, agent?.as_ref())?;
-    let config = &config;
+    let config = &effective;
     let names = Names::new(config, ctx.cluster);
     let desired = plan::desired(config, &names, &facts)?;
     let (providers, workloads) = (providers?, workloads?);
     let wanted_roles: Vec<String> = names.roles().map(str::to_string).collect();
-    let wanted = service_account_names(config);
+    let wanted = core::service_account_names(config);
     // Only what discovery named that the configuration did not: nothing, usually.
     let (roles, sas, found) = tokio::join!(
         reread(
@@ -116,7 +118,9 @@ pub(super) async fn read_and_decide(ctx: &Ctx<'_>) -> Result<Decided> {
         .collect();
     let steps = core::role_steps(&desired.roles, &roles, &ctx.owner, config.adopt_existing)?;
     let sa_steps = sa_steps(config, &desired, &wanted, sas, &ctx.owner)?;
+    let other = core::other_pairs(config, &names);
     Ok(Decided {
+        config: effective,
         desired,
         facts,
         providers,
@@ -127,7 +131,7 @@ pub(super) async fn read_and_decide(ctx: &Ctx<'_>) -> Result<Decided> {
         mode: reason,
         found,
         warnings,
-        other: other_pairs(config, &names),
+        other,
     })
 }
 
@@ -177,23 +181,26 @@ async fn wait_rolled_out(ctx: &Ctx<'_>, restarts: &[(&Workload, &str)]) -> Resul
     Ok(())
 }
 
-pub(super) async fn converge(ctx: &Ctx<'_>, dry_run: bool) -> Result<Report> {
-    let d = read_and_decide(ctx).await?;
+/// One convergence: read and decide (round 1, discovery included), then everything else with
+/// the effective configuration discovery made.
+async fn converge(guess: &Ctx<'_>, dry_run: bool) -> Result<Report> {
+    let d = read_and_decide(guess).await?;
+    let ctx = &guess.with(&d.config);
     let (applied, left) = tokio::join!(
         apply_iam(ctx, &d, dry_run),
         switch::read(ctx, d.other.clone())
     );
-    let (provider_change, policy_change, role_changes, associations, association_warnings) =
-        applied?;
-    let left = left?;
-    let kube = &ctx.kube;
-    let sa_changes = try_join_all(
-        d.desired
-            .service_accounts
-            .iter()
-            .zip(&d.sa_steps)
-            .map(|(spec, step)| kube.ensure_service_account(&spec.name, step, dry_run)),
-    )
+    let (iam, left) = (applied?, left?);
+    let kube = ctx.kube;
+    let sa_changes = try_join_all(d.desired.service_accounts.iter().zip(&d.sa_steps).map(
+        |(spec, step)| async move {
+            if dry_run {
+                Ok(step.change.clone())
+            } else {
+                kube.ensure_service_account(&spec.name, step).await
+            }
+        },
+    ))
     .await?;
     // Epinio restarts into working credentials only: verify first.
     let verified = if ctx.config.verify && !dry_run {
@@ -220,24 +227,20 @@ pub(super) async fn converge(ctx: &Ctx<'_>, dry_run: bool) -> Result<Report> {
         &ctx.config.namespace,
         &d.desired,
         dry_run,
-        [provider_change, policy_change],
-        role_changes,
+        [iam.provider, iam.policy],
+        iam.roles,
         sa_changes,
         &restarts,
     );
-    report.add_associations(
-        associations
-            .into_iter()
-            .map(|(plan, change)| (plan.subject(), change)),
-    );
+    report.add_associations(iam.associations);
     report.epinio = Some(d.epinio.epinio.clone());
     report.mode = Some(d.mode.clone());
     report.warnings = d.epinio.warnings.clone();
     report.warnings.extend(d.warnings.iter().cloned());
-    report.warnings.extend(association_warnings);
-    if !ctx.config.restart_workloads && annotated {
-        report.warnings.push("EPINIO_IRSA_RESTART_WORKLOADS=false: pods started before the role annotation get no IAM credentials until they are restarted".into());
-    }
+    report.warnings.extend(iam.warnings);
+    report
+        .warnings
+        .extend(core::restart_warning(ctx.config, annotated));
     report.warnings.extend(left.warnings().cloned());
     report.add_verified(&verified, &ctx.config.namespace, &ctx.config.bucket);
     if let Some(through) = &through {

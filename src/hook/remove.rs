@@ -1,67 +1,92 @@
-//! Removing what this installation made, shared by `teardown` (everything) and `provision`
-//! (what the other arrangement left when switching into or out of gateway mode).
+//! Removing what this installation made, as `core::pair_removal` decided, shared by `teardown`
+//! (everything) and `provision` (what the other arrangement left when switching into or out
+//! of gateway mode).
 
 use futures::future::try_join_all;
 
 use super::context::{associations, Ctx};
-use crate::arn::Account;
+use super::discover::read_association;
 use crate::aws::iam::Iam;
-use crate::core;
-use crate::state::{AssociationState, RoleState};
+use crate::core::{self, Pair, PairRemoval, PairState};
 use crate::vocab::Change;
 use crate::Result;
 
-/// The Pod Identity associations of these ServiceAccounts: delete ours, keep the rest.
-pub(super) async fn remove_associations(
+/// One pair's role (with its attachments), association and ServiceAccount, read concurrently
+/// (tolerating an installer policy from before Pod Identity).
+pub(super) async fn read_pair(ctx: &Ctx<'_>, pair: &Pair) -> Result<PairState> {
+    let (role, association, service_account) = tokio::join!(
+        ctx.aws.iam.read_role(&pair.role, true),
+        read_association(ctx, &pair.service_account, true),
+        ctx.kube.read_service_account(&pair.service_account),
+    );
+    let (association, association_warning) = association?;
+    Ok(PairState {
+        role: role?,
+        service_account: service_account?,
+        association,
+        association_warning,
+    })
+}
+
+/// Release (or, when this installation created it, delete) each ServiceAccount and delete each
+/// association, as decided: one round (`plan`: none, it says what would be done).
+pub(super) async fn release_and_disassociate(
     ctx: &Ctx<'_>,
-    service_accounts: &[String],
-    found: &[(Option<AssociationState>, Option<String>)],
-) -> Result<Vec<(String, Change)>> {
+    pairs: &[Pair],
+    removals: &[PairRemoval],
+    dry_run: bool,
+) -> Result<(Vec<Change>, Vec<Option<Change>>)> {
+    if dry_run {
+        return Ok((
+            removals
+                .iter()
+                .map(|r| r.service_account.change())
+                .collect(),
+            removals
+                .iter()
+                .map(PairRemoval::association_change)
+                .collect(),
+        ));
+    }
     let edge = associations(ctx);
-    try_join_all(
-        service_accounts
-            .iter()
-            .zip(found)
-            .filter_map(|(sa, (state, _))| Some((sa, state.as_ref()?)))
-            .map(|(sa, state)| {
-                let edge = &edge;
-                async move {
-                    let subject = format!("{}/{sa}", ctx.config.namespace);
-                    let change = match core::association_removable(state, &ctx.owner) {
-                        Ok(()) => edge.delete(&state.id).await?,
-                        Err(kept) => kept,
-                    };
-                    Ok::<_, crate::Error>((subject, change))
-                }
-            }),
-    )
-    .await
+    let edge = &edge;
+    let released = try_join_all(pairs.iter().zip(removals).map(|(p, r)| {
+        ctx.kube
+            .remove_service_account(&p.service_account, &r.service_account)
+    }));
+    let disassociated = try_join_all(removals.iter().map(|r| async move {
+        Ok::<_, crate::Error>(match &r.association {
+            None => None,
+            Some(Ok(id)) => Some(edge.delete(id).await?),
+            Some(Err(kept)) => Some(kept.clone()),
+        })
+    }));
+    let (released, disassociated) = tokio::join!(released, disassociated);
+    Ok((released?, disassociated?))
 }
 
 /// Roles and the policy: detach and read the policy (round 2), then delete the roles and the
 /// policy (round 3; spare versions first, when there are any). `policy_arn: None` leaves the
-/// policy (a switch into or out of gateway mode keeps it: the new role uses it).
+/// policy (a switch into or out of gateway mode keeps it: the new role uses it). `plan` reads
+/// the policy and writes nothing.
 pub(super) async fn remove_roles_and_policy(
     iam: &Iam,
-    role_names: &[&str],
-    roles: &[Option<RoleState>],
+    pairs: &[Pair],
+    states: &[PairState],
+    removals: &[PairRemoval],
     policy_arn: Option<&str>,
     owner: &str,
+    dry_run: bool,
 ) -> Result<(Vec<Change>, Change)> {
-    let decisions: Vec<Result<&RoleState, Change>> = roles
-        .iter()
-        .map(|r| match r {
-            None => Err(Change::Absent),
-            Some(s) => core::removable(&s.tags, owner).map(|()| s),
-        })
-        .collect();
-    let owned: Vec<(&str, &RoleState)> = role_names
-        .iter()
-        .zip(&decisions)
-        .filter_map(|(n, d)| Some((*n, *d.as_ref().ok()?)))
-        .collect();
+    let doomed = || {
+        pairs
+            .iter()
+            .zip(states)
+            .zip(removals)
+            .map(|((p, s), r)| (p, s.role.as_ref().filter(|_| r.role.is_ok() && !dry_run)))
+    };
     let (stripped, policy) = tokio::join!(
-        try_join_all(owned.iter().map(|(n, s)| iam.remove_attachments(n, s))),
+        try_join_all(doomed().filter_map(|(p, role)| Some(iam.remove_attachments(&p.role, role?)))),
         async {
             match policy_arn {
                 Some(arn) => iam.read_policy(arn, true).await,
@@ -74,52 +99,20 @@ pub(super) async fn remove_roles_and_policy(
     let remove_policy = async {
         match (&policy, policy_arn) {
             (Some(state), Some(policy_arn)) => match core::removable(&state.tags, owner) {
+                Ok(()) if dry_run => Ok(Change::Remove),
                 Ok(()) => iam.remove_policy(policy_arn, state).await,
                 Err(kept) => Ok(kept),
             },
             _ => Ok(Change::Absent),
         }
     };
-    let (deleted, policy_change) = tokio::join!(
-        try_join_all(owned.iter().map(|(n, _)| iam.remove_role(n))),
-        remove_policy,
-    );
-    let mut deleted = deleted?.into_iter();
-    let changes = decisions
-        .into_iter()
-        .map(|d| match d {
-            Ok(_) => deleted.next().unwrap_or(Change::Absent),
-            Err(kept) => kept,
-        })
-        .collect();
-    Ok((changes, policy_change?))
-}
-
-/// Release (or, when this installation created it, delete) each ServiceAccount of `pairs`
-/// whose role annotation is ours; `roles` are the states of the pairs' roles, in order.
-pub(super) async fn release_service_accounts(
-    ctx: &Ctx<'_>,
-    account: &Account,
-    pairs: &[(String, String)],
-    roles: &[Option<RoleState>],
-) -> Result<Vec<(String, Change)>> {
-    let config = ctx.config;
-    let changes = try_join_all(
-        pairs
-            .iter()
-            .zip(roles)
-            .map(|((sa, role), state)| async move {
-                let actual = ctx.kube.read_service_account(sa).await?;
-                let arn = account.role(&config.role_path, role);
-                let removal =
-                    core::sa_removal(actual.as_ref(), state.as_ref(), role, &arn, &ctx.owner);
-                ctx.kube.remove_service_account(sa, &removal).await
-            }),
-    )
-    .await?;
-    Ok(pairs
-        .iter()
-        .map(|(sa, _)| format!("{}/{sa}", config.namespace))
-        .zip(changes)
-        .collect())
+    let roles = try_join_all(pairs.iter().zip(removals).map(|(p, r)| async move {
+        match &r.role {
+            Ok(()) if dry_run => Ok(Change::Remove),
+            Ok(()) => iam.remove_role(&p.role).await,
+            Err(kept) => Ok(kept.clone()),
+        }
+    }));
+    let (roles, policy_change) = tokio::join!(roles, remove_policy);
+    Ok((roles?, policy_change?))
 }

@@ -3,128 +3,135 @@
 
 use futures::future::try_join_all;
 
-use super::context::{context, managed_pairs, other_pairs, skipped, Ctx};
-use super::discover::{configured, effective, facts_from, read_association, reread};
-use super::remove::{release_service_accounts, remove_associations, remove_roles_and_policy};
+use super::context::{skipped, Clients, Ctx};
+use super::discover::{facts_from, reread};
+use super::remove::{read_pair, release_and_disassociate, remove_roles_and_policy};
 use crate::arn::{Account, Arn};
 use crate::aws::{eks, sts};
 use crate::config::{Config, CredentialMode, Mechanism};
-use crate::core;
-use crate::epinio;
-use crate::plan::{self, Facts, Names};
+use crate::core::{self, Pair};
+use crate::plan::{self, Facts};
 use crate::report::Report;
-use crate::state::{EpinioObjects, RoleState};
+use crate::state::RoleState;
 use crate::vocab::Change;
 use crate::Result;
 
-/// `teardown`: remove what this installation owns, leave everything else.
-pub async fn teardown(config: &Config) -> Result<Report> {
-    let Some(cluster) = config.cluster_name.as_deref() else {
-        if let Some(report) = skipped("teardown", config.mode) {
+/// `teardown`: remove what this installation owns, leave everything else (`plan teardown` with
+/// `dry_run`: the same reads and decisions, no write).
+pub async fn teardown(config: &Config, dry_run: bool) -> Result<Report> {
+    let command = if dry_run { "plan teardown" } else { "teardown" };
+    // Teardown runs whenever a cluster is named: an earlier run may have made something even
+    // when this configuration needs nothing.
+    if config.cluster_name.is_none() {
+        if let Some(report) = skipped(command, config.mode) {
             return Ok(report);
         }
-        return Err(config.require_cluster().unwrap_err().into());
-    };
-    let ctx = context(config, cluster).await?;
-    let (first_pairs, _) = all_pairs(config, &ctx.names);
-    let first_names: Vec<String> = first_pairs.iter().map(|(_, r)| r.clone()).collect();
-    let first_sas: Vec<String> = first_pairs.iter().map(|(sa, _)| sa.clone()).collect();
+    }
+    let cluster = config.require_cluster()?;
+    let clients = Clients::new(config).await?;
+    let guess = Ctx::new(&clients, config, cluster);
+    let (first, _) = core::all_pairs(config, &guess.names);
 
     // Round 1, Epinio's objects included: the ServiceAccounts provision managed are the ones
     // Epinio uses. Teardown never refuses on what it finds: it removes what is ours.
-    let (cluster_info, roles, epinio, assocs) = tokio::join!(
-        eks::describe_cluster(&ctx.aws.eks, cluster),
-        try_join_all(first_names.iter().map(|n| ctx.aws.iam.read_role(n, true))),
-        ctx.kube.read_epinio(),
-        try_join_all(first_sas.iter().map(|n| read_association(&ctx, n, true))),
+    let (cluster_info, epinio, first_states) = tokio::join!(
+        eks::describe_cluster(&guess.aws.eks, cluster),
+        guess.kube.read_epinio(),
+        try_join_all(first.iter().map(|p| read_pair(&guess, p))),
     );
-    let (eff, warning) = lenient(config, epinio?.as_ref())?;
-    let ctx = Ctx {
-        names: Names::new(&eff, cluster),
-        config: &eff,
-        ..ctx
-    };
-    let (config, iam) = (ctx.config, &ctx.aws.iam);
-    let (pairs, managed) = all_pairs(config, &ctx.names);
-    let role_names: Vec<&str> = pairs.iter().map(|(_, r)| r.as_str()).collect();
-    let wanted: Vec<String> = role_names.iter().map(|n| n.to_string()).collect();
-    let roles = reread(
-        &wanted,
-        first_names.into_iter().zip(roles?).collect(),
-        |n| async move { Ok(iam.read_role(&n, true).await?) },
-    )
-    .await?;
-    let wanted_sas: Vec<String> = pairs.iter().map(|(sa, _)| sa.clone()).collect();
+    let (eff, warning) = core::lenient(config, epinio?.as_ref())?;
+    let ctx = guess.with(&eff);
+    let (pairs, managed) = core::all_pairs(&eff, &ctx.names);
     let ctx_ref = &ctx;
-    let assocs = reread(
-        &wanted_sas,
-        first_sas.into_iter().zip(assocs?).collect(),
-        |n| async move { read_association(ctx_ref, &n, true).await },
+    let states = reread(
+        &pairs,
+        first.into_iter().zip(first_states?).collect(),
+        |p| async move { read_pair(ctx_ref, &p).await },
     )
     .await?;
+    let roles: Vec<_> = states.iter().map(|s| s.role.clone()).collect();
     let (account, issuer) = account_and_issuer(&ctx, cluster_info?, &roles).await?;
-    let policy_arn = account.policy(&config.role_path, &ctx.names.policy);
+    let policy_arn = account.policy(&eff.role_path, &ctx.names.policy);
+    let removals: Vec<_> = pairs
+        .iter()
+        .zip(&states)
+        .map(|(p, s)| {
+            let arn = account.role(&eff.role_path, &p.role);
+            core::pair_removal(p, s, &arn, &ctx.owner)
+        })
+        .collect();
 
-    let (roles_r, provider_r, kube_r, assoc_r) = tokio::join!(
-        remove_roles_and_policy(iam, &role_names, &roles, Some(&policy_arn), &ctx.owner),
-        remove_provider(&ctx, issuer.as_ref()),
-        release_service_accounts(&ctx, &account, &pairs, &roles),
-        remove_associations(&ctx, &wanted_sas, &assocs),
+    let iam = &ctx.aws.iam;
+    let (roles_r, provider_r, released_r) = tokio::join!(
+        remove_roles_and_policy(
+            iam,
+            &pairs,
+            &states,
+            &removals,
+            Some(&policy_arn),
+            &ctx.owner,
+            dry_run
+        ),
+        remove_provider(&ctx, issuer.as_ref(), dry_run),
+        release_and_disassociate(&ctx, &pairs, &removals, dry_run),
     );
     let (role_changes, policy_change) = roles_r?;
-    // The other arrangement's pieces are named only when something was there.
-    let shown = |i: usize, change: &Change| i < managed || !change.is_nothing();
-    let mut report = Report::teardown(
-        role_names
-            .iter()
-            .map(|n| n.to_string())
-            .zip(role_changes)
-            .enumerate()
-            .filter(|(i, (_, c))| shown(*i, c))
-            .map(|(_, item)| item),
-        (policy_arn, policy_change),
-        provider_r?,
-        kube_r?
-            .into_iter()
-            .enumerate()
-            .filter(|(i, (_, c))| shown(*i, c))
-            .map(|(_, item)| item)
-            .collect(),
-    );
-    report.add_associations(assoc_r?);
+    let (released, disassociated) = released_r?;
+    let removed = Removed {
+        roles: role_changes,
+        policy: (policy_arn, policy_change),
+        provider: provider_r?,
+        service_accounts: released,
+        associations: disassociated,
+    };
+    let mut report = summary(&eff.namespace, &pairs, managed, removed);
+    report.command = command;
+    report.planned = dry_run;
     report.warnings.extend(warning);
     report
         .warnings
-        .extend(assocs.into_iter().filter_map(|(_, w)| w));
+        .extend(states.into_iter().filter_map(|s| s.association_warning));
     Ok(report)
 }
 
-/// Both arrangements' ServiceAccounts with their roles' names, the managed ones first (how
-/// many is the second value), then what a switch into or out of gateway mode may have left.
-fn all_pairs(config: &Config, names: &Names) -> (Vec<(String, String)>, usize) {
-    let mut pairs = managed_pairs(config, names);
-    let managed = pairs.len();
-    pairs.extend(other_pairs(config, names));
-    (pairs, managed)
+/// What teardown removed (or, planned, would remove), pair by pair.
+struct Removed {
+    roles: Vec<Change>,
+    policy: (String, Change),
+    provider: Option<(String, Change)>,
+    service_accounts: Vec<Change>,
+    associations: Vec<Option<Change>>,
 }
 
-/// The configuration with the ServiceAccounts Epinio uses, never refusing: either mechanism's
-/// ServiceAccounts are the same ones, only the Epinio check differs. When they cannot be
-/// resolved, the configuration's, with a warning (none in gateway mode, where Epinio's only
-/// matter if an earlier run managed them).
-fn lenient(config: &Config, epinio: Option<&EpinioObjects>) -> Result<(Config, Option<String>)> {
-    let mut lenient = configured(config, Mechanism::Irsa);
-    lenient.allow_unsupported = true;
-    Ok(match epinio::resolve(&lenient, epinio) {
-        Ok(resolved) => (effective(config, &resolved)?, None),
-        Err(_) if config.gateway_mode() => (config.clone(), None),
-        Err(e) => (
-            config.clone(),
-            Some(format!(
-                "{e} (teardown used the configuration's ServiceAccounts)"
-            )),
-        ),
-    })
+/// The summary: the managed pairs always, the other arrangement's pieces only when something
+/// was there.
+fn summary(namespace: &str, pairs: &[Pair], managed: usize, removed: Removed) -> Report {
+    let shown = |i: usize, change: &Change| i < managed || !change.is_nothing();
+    let subject = |p: &Pair| format!("{namespace}/{}", p.service_account);
+    let mut report = Report::teardown(
+        pairs
+            .iter()
+            .zip(removed.roles)
+            .enumerate()
+            .filter(|(i, (_, c))| shown(*i, c))
+            .map(|(_, (p, c))| (p.role.clone(), c)),
+        removed.policy,
+        removed.provider,
+        pairs
+            .iter()
+            .zip(removed.service_accounts)
+            .enumerate()
+            .filter(|(i, (_, c))| shown(*i, c))
+            .map(|(_, (p, c))| (subject(p), c))
+            .collect(),
+    );
+    report.add_associations(
+        pairs
+            .iter()
+            .zip(removed.associations)
+            .filter_map(|(p, c)| Some((subject(p), c?))),
+    );
+    report
 }
 
 /// The account (and the cluster's facts, when it still exists): from the cluster, else from
@@ -150,7 +157,11 @@ async fn account_and_issuer(
 /// The OIDC provider: deleted when configured and ours, else kept. Its summary line names only
 /// what is there: EKS Pod Identity never made nor reads a provider (its installer policy has no
 /// call on one), so kept there means no line; `auto` reads it and names it only when it exists.
-async fn remove_provider(ctx: &Ctx<'_>, facts: Option<&Facts>) -> Result<Option<(String, Change)>> {
+async fn remove_provider(
+    ctx: &Ctx<'_>,
+    facts: Option<&Facts>,
+    dry_run: bool,
+) -> Result<Option<(String, Change)>> {
     let mode = ctx.config.credential_mode;
     if !ctx.config.delete_oidc_provider {
         let kept = || Change::Kept("shared; EPINIO_IRSA_DELETE_OIDC_PROVIDER=false".into());
@@ -178,6 +189,7 @@ async fn remove_provider(ctx: &Ctx<'_>, facts: Option<&Facts>) -> Result<Option<
     let change = match iam.read_provider(&arn).await? {
         None => Change::Absent,
         Some(state) => match core::removable(&state.tags, &ctx.owner) {
+            Ok(()) if dry_run => Change::Remove,
             Ok(()) => iam.remove_provider(&arn).await?,
             Err(_) => Change::Kept("not created by this installation".into()),
         },

@@ -16,7 +16,7 @@ use std::time::Instant;
 use aws_sdk_s3::config::Credentials;
 use futures::future::try_join_all;
 
-use super::context::{associations, context, skipped, Ctx};
+use super::context::{associations, skipped, Clients, Ctx};
 use super::discover::{discover, read_agent, Discovered};
 use crate::aws::eks;
 use crate::aws::s3::{probe_key, Readable};
@@ -24,7 +24,7 @@ use crate::aws::AwsError;
 use crate::checklist::{self, Broken, Links};
 use crate::config::Config;
 use crate::config::Mechanism;
-use crate::plan::{self, Names};
+use crate::plan;
 use crate::plan::{Desired, Facts, STS_AUDIENCE};
 use crate::report::{Progress, Report};
 use crate::state::{ProviderState, RoleState, SaState};
@@ -41,7 +41,8 @@ pub async fn verify(config: &Config) -> Result<Report> {
         return Ok(report);
     }
     let cluster = config.require_cluster()?;
-    let ctx = context(config, cluster).await?;
+    let clients = Clients::new(config).await?;
+    let ctx = Ctx::new(&clients, config, cluster);
     let (cluster_info, epinio, agent) = tokio::join!(
         eks::describe_cluster(&ctx.aws.eks, cluster),
         ctx.kube.read_epinio(),
@@ -53,11 +54,7 @@ pub async fn verify(config: &Config) -> Result<Report> {
         config: eff,
         facts,
     } = discover(&ctx, epinio?.as_ref(), cluster_info?, agent?.as_ref())?;
-    let ctx = Ctx {
-        names: Names::new(&eff, cluster),
-        config: &eff,
-        ..ctx
-    };
+    let ctx = ctx.with(&eff);
     let desired = plan::desired(&eff, &ctx.names, &facts)?;
     let verified = prove(&ctx, &desired, &facts).await?;
     let mut report = Report {
@@ -303,7 +300,7 @@ async fn live_one(ctx: &Ctx<'_>, sa: &str, role_arn: &str, until: Instant) -> Re
                 role_arn,
                 "s3:HeadBucket/ListObjectsV2",
                 AwsError::malformed(
-                    crate::access::HEAD_BUCKET.name,
+                    crate::aws_actions::HEAD_BUCKET.name,
                     bucket,
                     "stable bucket region (redirected twice)",
                 ),

@@ -145,13 +145,8 @@ impl K8s {
     }
 
     /// Apply what `core::sa_step` decided. No call at all when nothing changes.
-    pub async fn ensure_service_account(
-        &self,
-        name: &str,
-        step: &SaStep,
-        dry_run: bool,
-    ) -> Result<Change, Error> {
-        if dry_run || !step.change.is_write() {
+    pub async fn ensure_service_account(&self, name: &str, step: &SaStep) -> Result<Change, Error> {
+        if !step.change.is_write() {
             return Ok(step.change.clone());
         }
         // No annotation to hold (Pod Identity on a ServiceAccount Epinio's chart owns): apply
@@ -215,16 +210,13 @@ impl K8s {
                     Err(e) => Err(e),
                 }
             }
-            SaRemoval::Release(keys) => {
+            SaRemoval::Release(_) => {
                 let body = json!({ "apiVersion": "v1", "kind": "ServiceAccount", "metadata": { "name": name } });
                 let params = PatchParams::apply(FIELD_MANAGER);
                 let patch = Patch::Apply(&body);
                 self.call("apply", &label, || api.patch(name, &params, &patch))
                     .await?;
-                Ok(Change::Update(vec![format!(
-                    "release annotations {}",
-                    keys.join(", ")
-                )]))
+                Ok(removal.change())
             }
         }
     }

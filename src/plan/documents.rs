@@ -4,8 +4,8 @@
 use serde_json::{json, Value};
 
 use super::facts::{provider_arn, Facts, STS_AUDIENCE};
-use crate::access;
 use crate::arn::{self, Partition};
+use crate::aws_actions;
 use crate::error::DocumentError;
 
 /// The IRSA trust policy: only `<namespace>:<service account>` tokens with the STS audience,
@@ -36,7 +36,7 @@ pub fn pod_identity_trust_policy(facts: &Facts, namespace: &str, service_account
         "Version": "2012-10-17",
         "Statement": [{
             "Effect": "Allow",
-            "Principal": { "Service": access::POD_IDENTITY_SERVICE },
+            "Principal": { "Service": aws_actions::POD_IDENTITY_SERVICE },
             "Action": ["sts:AssumeRole", "sts:TagSession"],
             "Condition": {
                 "StringEquals": {

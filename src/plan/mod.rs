@@ -1,13 +1,14 @@
-//! The pure core: from configuration and discovered facts to the desired state (names, ARNs,
-//! trust and permission documents, tags, ServiceAccount annotations). No I/O here.
+//! The desired state: from the configuration and the discovered facts to names, ARNs, trust and
+//! permission documents, tags and ServiceAccount annotations. No I/O here; `core` compares it
+//! with the actual state.
 
 use std::collections::BTreeMap;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::access;
 use crate::arn::Account;
+use crate::aws_actions;
 use crate::config::{
     Config, Mechanism, ServiceAccountName, MANAGED_BY_KEY, MANAGED_BY_VALUE, OWNER_TAG,
 };
@@ -293,7 +294,7 @@ pub fn installer_policy(
     let policy_arn = account.policy(path, &names.policy);
     let mut attachable = vec![policy_arn.clone()];
     attachable.extend(config.extra_policy_arns.iter().map(ToString::to_string));
-    access::installer_policy(&access::Scope {
+    aws_actions::installer_policy(&aws_actions::Scope {
         account,
         region,
         cluster,

@@ -10,7 +10,7 @@ mod role;
 use aws_sdk_iam::types::Tag;
 
 use super::{call, found, removed, AwsError};
-use crate::access::*;
+use crate::aws_actions::*;
 use crate::plan::{decode_document, ProviderSpec, STS_AUDIENCE};
 use crate::state::ProviderState;
 use crate::Change;
@@ -98,20 +98,9 @@ impl Iam {
         }))
     }
 
-    /// The provider is shared by every IRSA user of the cluster: an existing one is never
-    /// modified.
-    pub async fn ensure_provider(
-        &self,
-        spec: &ProviderSpec,
-        actual: Option<&ProviderState>,
-        dry_run: bool,
-    ) -> Result<Change, AwsError> {
-        if actual.is_some() {
-            return Ok(Change::Unchanged);
-        }
-        if dry_run {
-            return Ok(Change::Create);
-        }
+    /// Create the cluster's OIDC provider (the core found none). One made meanwhile by a
+    /// concurrent run or another tool is fine: it is shared, and never modified.
+    pub async fn create_provider(&self, spec: &ProviderSpec) -> Result<Change, AwsError> {
         let result = call(
             CREATE_PROVIDER,
             &spec.url,

@@ -2,13 +2,11 @@
 
 use futures::future::try_join_all;
 
-use std::collections::BTreeMap;
-
 use super::{document, older_version, tag_map, to_tags, Iam, KEPT_VERSIONS, MAX_POLICY_VERSIONS};
-use crate::access::*;
 use crate::aws::{call, found, removed, retry_not_yet_visible, AwsError};
-use crate::core::missing_tags;
-use crate::plan::{same_document, PolicySpec, DOCUMENT_TAG, VERSION_TAG};
+use crate::aws_actions::*;
+use crate::core::{missing_tags, policy_tags, PolicyStep};
+use crate::plan::{same_document, PolicySpec};
 use crate::state::PolicyState;
 use crate::{Change, Error};
 
@@ -76,28 +74,14 @@ impl Iam {
         )
     }
 
-    /// Tags to write on the policy: ownership, user tags and the bookkeeping of which version
-    /// holds which document.
-    fn policy_tags(spec: &PolicySpec, version: &str) -> BTreeMap<String, String> {
-        let mut tags = spec.tags.clone();
-        tags.insert(DOCUMENT_TAG.into(), spec.document_sha256.clone());
-        tags.insert(VERSION_TAG.into(), version.into());
-        tags
-    }
-
-    /// `adopting`: the core found the policy untagged and adoption allowed.
-    pub async fn ensure_policy(
+    /// Whether the default version's document differs from `spec`'s: from the job's tags when
+    /// they vouch for it (versions are immutable), else read (`GetPolicyVersion`).
+    pub async fn policy_differs(
         &self,
         spec: &PolicySpec,
-        actual: Option<&PolicyState>,
-        adopting: bool,
-        dry_run: bool,
-    ) -> Result<Change, Error> {
-        let Some(state) = actual else {
-            return self.create_policy(spec, dry_run).await;
-        };
-        // Vouched for by the tags: no read needed either way.
-        let differs = match state.vouched_document_sha() {
+        state: &PolicyState,
+    ) -> Result<bool, AwsError> {
+        Ok(match state.vouched_document_sha() {
             Some(sha) => sha != spec.document_sha256,
             None => {
                 let actual = self
@@ -105,23 +89,29 @@ impl Iam {
                     .await?;
                 !same_document(&actual, &spec.document)
             }
+        })
+    }
+
+    /// Apply what `core::policy_step` decided: create, or publish a version, tag what the
+    /// (new) default version misses and prune the version that leaves the kept window. No
+    /// call when the step changes nothing.
+    pub async fn apply_policy(
+        &self,
+        spec: &PolicySpec,
+        actual: Option<&PolicyState>,
+        step: &PolicyStep,
+    ) -> Result<Change, Error> {
+        let (state, publish) = match (step, actual) {
+            (PolicyStep::Converge { publish, .. }, Some(state)) => (state, *publish),
+            _ => return self.create_policy(spec).await,
         };
-        let mut changes = Vec::new();
         let mut version = state.default_version.clone();
-        if differs {
-            changes.push("document".to_string());
-            if !dry_run {
-                version = self.publish_version(spec).await?;
-            }
+        if publish {
+            version = self.publish_version(spec).await?;
         }
-        let tags = missing_tags(&Self::policy_tags(spec, &version), &state.tags);
-        if adopting {
-            changes.insert(0, "adopt (add owner tags)".into());
-        } else if !tags.is_empty() && changes.is_empty() {
-            changes.push("tags".into());
-        }
+        let tags = missing_tags(&policy_tags(spec, &version), &state.tags);
         let tag = async {
-            if !tags.is_empty() && !dry_run {
+            if !tags.is_empty() {
                 retry_not_yet_visible(self.attempts, || {
                     call(
                         TAG_POLICY,
@@ -140,22 +130,15 @@ impl Iam {
         // Keep a window of the newest versions so the next publish fits without listing.
         let prune = async {
             match older_version(&version, KEPT_VERSIONS) {
-                Some(old) if differs && !dry_run => self.delete_version(&spec.arn, &old).await,
+                Some(old) if publish => self.delete_version(&spec.arn, &old).await,
                 _ => Ok(()),
             }
         };
         tokio::try_join!(tag, prune)?;
-        Ok(if changes.is_empty() {
-            Change::Unchanged
-        } else {
-            Change::Update(changes)
-        })
+        Ok(step.change())
     }
 
-    async fn create_policy(&self, spec: &PolicySpec, dry_run: bool) -> Result<Change, Error> {
-        if dry_run {
-            return Ok(Change::Create);
-        }
+    async fn create_policy(&self, spec: &PolicySpec) -> Result<Change, Error> {
         let result = call(
             CREATE_POLICY,
             &spec.name,
@@ -165,13 +148,13 @@ impl Iam {
                 .path(&spec.path)
                 .description("S3 access to Epinio's bucket (managed by epinio-irsa)")
                 .policy_document(&spec.document)
-                .set_tags(Some(to_tags(&Self::policy_tags(spec, "v1"))))
+                .set_tags(Some(to_tags(&policy_tags(spec, "v1"))))
                 .send(),
         )
         .await;
         match result {
             Ok(_) => Ok(Change::Create),
-            // A concurrent run made it: `run::provision` converges once more from what is
+            // A concurrent run made it: `hook::provision` converges once more from what is
             // there now, ownership checks included.
             Err(e) if e.is("EntityAlreadyExists") => Err(Error::Raced {
                 what: format!("policy {}", spec.name),

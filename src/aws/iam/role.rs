@@ -3,8 +3,8 @@
 use futures::future::try_join_all;
 
 use super::{document, principal_not_yet, tag_map, to_tags, Iam};
-use crate::access::*;
 use crate::aws::{call, found, removed, retry_not_yet_visible, AwsError};
+use crate::aws_actions::*;
 use crate::core::RoleStep;
 use crate::plan::RoleSpec;
 use crate::state::RoleState;
@@ -78,12 +78,8 @@ impl Iam {
         spec: &RoleSpec,
         step: &RoleStep,
         fresh_provider: bool,
-        dry_run: bool,
     ) -> Result<Change, Error> {
         let change = step.change();
-        if dry_run {
-            return Ok(change);
-        }
         let diff = match step {
             RoleStep::Create => {
                 self.create_role(spec, fresh_provider).await?;
