@@ -112,7 +112,7 @@ the job discovers which from the cluster. For RBAC, every name either key can gi
 {{- define "epinio-irsa.image" -}}
 {{- $img := .Values.irsa.image -}}
 {{- if not $img.repository -}}
-{{- fail "\n\nepinio-irsa: irsa.image.repository is required: no image of epinio-irsa is published.\nBuild it from this repository's Dockerfile (podman build -t REGISTRY/epinio-irsa:0.1.0 . or docker build ...), push it to a registry the cluster can pull from, and set --set irsa.image.repository=REGISTRY/epinio-irsa (README: Build and push the image)." -}}
+{{- fail "\n\nepinio-irsa: irsa.image.repository is required: this chart (from a checkout) names no image. Install the published chart, which pins its released image by digest (README: The published chart and image), or build the image from this repository's Dockerfile (podman build -t REGISTRY/epinio-irsa:0.1.0 . or docker build ...), push it to a registry the cluster can pull from, and set --set irsa.image.repository=REGISTRY/epinio-irsa (README: Build and push the image)." -}}
 {{- end -}}
 {{- if $img.digest -}}
 {{- printf "%s@%s" $img.repository $img.digest -}}

@@ -161,6 +161,10 @@ the job derives itself are omitted when empty, so its defaults apply.
 
 {{/*
 A hook Job. Call with (dict "ctx" $ "command" "provision" "hook" "post-install,post-upgrade" "deadline" 280).
+Argo CD's PostDelete copy of teardown (job-teardown-argocd.yaml) adds "argocd" true and its own
+"name": it is always deleted once it succeeded (a kept one would outlive the Application and
+stand for the next one's PostDelete), and in gateway mode reads Epinio's key pair from its own
+PostDelete Secret, since the gateway's keys Secret is deleted with the Application first.
 */}}
 {{- define "epinio-irsa.job" -}}
 {{- $ := .ctx -}}
@@ -168,18 +172,31 @@ A hook Job. Call with (dict "ctx" $ "command" "provision" "hook" "post-install,p
 {{- /* provision and verify prove Epinio's path through the gateway over TLS, trusting what
 Epinio trusts: ca.crt and tls.crt of s3.certificateSecret (as Epinio's staging script does). */ -}}
 {{- $trust := and (eq (include "epinio-irsa.mode" $) "gateway") (eq (include "epinio-irsa.gateway.tls" $) "true") (has .command (list "provision" "verify")) -}}
+{{- $argocd := get . "argocd" -}}
+{{- $env := include "epinio-irsa.env" $ -}}
+{{- if and $argocd (eq (include "epinio-irsa.mode" $) "gateway") -}}
+{{- $env = replace (printf "name: %s\n" (include "epinio-irsa.gateway.keysSecretName" $)) (printf "name: %s\n" (include "epinio-irsa.argocd.keysSecretName" $)) $env -}}
+{{- end -}}
 apiVersion: batch/v1
 kind: Job
 metadata:
-  name: {{ printf "%s-%s" (include "epinio-irsa.fullname" $) .command }}
+  name: {{ get . "name" | default (printf "%s-%s" (include "epinio-irsa.fullname" $) .command) }}
   namespace: {{ $.Release.Namespace }}
   labels:
     {{- include "epinio-irsa.labels" $ | nindent 4 }}
     app.kubernetes.io/component: {{ .command }}
+    {{- if $argocd }}
+    {{- include "epinio-irsa.argocd.labels" $ | nindent 4 }}
+    {{- end }}
   annotations:
     helm.sh/hook: {{ .hook }}
     helm.sh/hook-weight: "0"
+    {{- if $argocd }}
+    helm.sh/hook-delete-policy: before-hook-creation,hook-succeeded
+    argocd.argoproj.io/hook: PostDelete
+    {{- else }}
     helm.sh/hook-delete-policy: {{ include "epinio-irsa.jobDeletePolicy" $ }}
+    {{- end }}
 spec:
   backoffLimit: {{ $v.hooks.backoffLimit }}
   activeDeadlineSeconds: {{ .deadline }}
@@ -215,7 +232,7 @@ spec:
           imagePullPolicy: {{ $v.image.pullPolicy }}
           args: [{{ .command | quote }}]
           env:
-            {{- include "epinio-irsa.env" $ | nindent 12 }}
+            {{- $env | nindent 12 }}
             # The job gives up on its own 20 s before the Job's deadline, so its final error
             # still reaches the log and /dev/termination-log.
             - name: EPINIO_IRSA_DEADLINE_SECONDS

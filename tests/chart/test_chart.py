@@ -476,10 +476,13 @@ def test_staging_service_account(helm, tmp_path, case, staging, legacy):
         assert len(creates) == 1 and sorted(creates[0]["resourceNames"]) == sorted(names - {"epinio-server"})
 
 
-def test_image_repository_is_required_because_none_is_published(helm, tmp_path):
+def test_a_checkouts_chart_requires_the_image_repository(helm, tmp_path):
+    # The published chart gets the released image at packaging (release.yml, test_release.py);
+    # the checkout's names none and says where one comes from.
     res = template(helm, IAM, tmp_path, image=False)
     assert res.returncode != 0
-    assert "irsa.image.repository is required: no image of epinio-irsa is published" in res.stderr
+    assert "irsa.image.repository is required: this chart (from a checkout) names no image" in res.stderr
+    assert "published chart" in res.stderr and "Dockerfile" in res.stderr
     values = (CHART / "values.yaml").read_text()
     assert "ghcr.io" not in values and "docker.io" not in values
 
@@ -711,6 +714,9 @@ BAD_VALUES = {
     "pull policy": ({"irsa": {"image": {"pullPolicy": "Sometimes"}}}, "pullPolicy"),
     "negative backoff": ({"irsa": {"hooks": {"backoffLimit": -1}}}, "backoffLimit"),
     "deadline too short": ({"irsa": {"hooks": {"provision": {"activeDeadlineSeconds": 5}}}}, "activeDeadlineSeconds"),
+    # The job gets the deadline minus 20 and accepts at most 3600 (EPINIO_IRSA_DEADLINE_SECONDS).
+    "deadline beyond what the job accepts": ({"irsa": {"hooks": {"teardown": {"activeDeadlineSeconds": 3621}}}}, "activeDeadlineSeconds"),
+    "certificate Secret not a name": ({"s3": {"certificateSecret": "Gateway TLS"}}, "certificateSecret"),
     "call timeout out of range": ({"irsa": {"callTimeoutSeconds": 0}}, "callTimeoutSeconds"),
     "annotation value not a string": ({"irsa": {"installer": {"serviceAccount": {"annotations": {"a": 1}}}}}, "annotations"),
     "unknown installer key": ({"irsa": {"installer": {"roleArn": "arn:aws:iam::1:role/x"}}}, "roleArn"),

@@ -4,6 +4,7 @@
 //! and the benchmarks.
 #![forbid(unsafe_code)]
 
+pub mod argocd;
 pub mod epinio;
 pub mod gateway;
 pub mod gateway_agent;
