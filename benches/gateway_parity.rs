@@ -7,6 +7,7 @@
 //!
 //! ```text
 //! cargo bench --bench gateway-parity -- [--rounds 3] [--big-mib 256] [--perf] [--gateway-env K=V]
+//!     [--backend-pieces-kib N]
 //! ```
 //!
 //! In one run, on loopback, for PUT and GET of one object, with the client's checksums on
@@ -20,6 +21,10 @@
 //! - through a plain TCP relay (`tokio::io::copy_bidirectional` on a thread of its own in
 //!   this process, its CPU time from `/proc/self/task/<tid>/stat`): the floor for a hop that
 //!   only moves bytes.
+//!
+//! `--backend-pieces-kib N` has the backend write its bodies in pieces of at least N KiB
+//! (`testkit::gateway_pieces`) instead of s3s-fs's 4 KiB reads, as S3 does (TLS records of up to
+//! 16 KiB, large writes): the same for all three paths.
 //!
 //! Reported: throughput (median of the rounds) and each hop's CPU-seconds per GiB moved.
 //! `--perf` records a call-graph profile of the gateway during the GET rounds with `perf
@@ -191,7 +196,16 @@ async fn run(rounds: usize, big: usize, perf: bool) -> String {
         big / MIB,
         loadavg()
     );
-    let world = FsWorld::start(BUCKET).await;
+    let pieces = arg("--backend-pieces-kib").map(|k| k as usize * 1024);
+    let _ = writeln!(
+        md,
+        "backend bodies: {}",
+        pieces.map_or("s3s-fs's 4 KiB reads".to_string(), |p| format!(
+            "pieces of at least {} KiB",
+            p / 1024
+        ))
+    );
+    let world = FsWorld::start_with_pieces(BUCKET, pieces).await;
     let env = gateway_env(&world, &mut md);
     let gw = GatewayProcess::spawn(Path::new(BIN), &env).await;
     gw.wait_ready().await;

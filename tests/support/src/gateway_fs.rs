@@ -18,6 +18,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::gateway::{ACCESS_KEY, SECRET_KEY};
+use crate::gateway_pieces::Pieces;
 
 /// The backend's own key pair (what the gateway signs with here).
 pub const FS_ACCESS_KEY: &str = "FSBACKENDKEY00000001";
@@ -33,6 +34,12 @@ pub struct FsBackend {
 impl FsBackend {
     /// Serves a new directory under the system's temp dir; `bucket` exists from the start.
     pub async fn start(bucket: &str) -> FsBackend {
+        Self::start_with_pieces(bucket, None).await
+    }
+
+    /// As [`FsBackend::start`]; with `Some(n)`, every response body is written in pieces of at
+    /// least `n` bytes ([`crate::gateway_pieces`]) instead of s3s-fs's 4 KiB reads.
+    pub async fn start_with_pieces(bucket: &str, pieces: Option<usize>) -> FsBackend {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let root =
@@ -55,9 +62,20 @@ impl FsBackend {
                 let _ = tcp.set_nodelay(true);
                 let service = service.clone();
                 tokio::spawn(async move {
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(tcp), service)
-                        .await;
+                    let http = hyper::server::conn::http1::Builder::new();
+                    let _ = match pieces {
+                        None => http.serve_connection(TokioIo::new(tcp), service).await,
+                        Some(min) => {
+                            let cut = hyper::service::service_fn(move |req| {
+                                let service = service.clone();
+                                async move {
+                                    let res = hyper::service::Service::call(&service, req).await?;
+                                    Ok::<_, s3s::HttpError>(res.map(|b| Pieces::new(b, min)))
+                                }
+                            });
+                            http.serve_connection(TokioIo::new(tcp), cut).await
+                        }
+                    };
                 });
             }
         });
@@ -102,7 +120,12 @@ pub struct FsWorld {
 
 impl FsWorld {
     pub async fn start(bucket: &str) -> FsWorld {
-        let backend = FsBackend::start(bucket).await;
+        Self::start_with_pieces(bucket, None).await
+    }
+
+    /// With a backend that writes its bodies in pieces of at least `pieces` bytes.
+    pub async fn start_with_pieces(bucket: &str, pieces: Option<usize>) -> FsWorld {
+        let backend = FsBackend::start_with_pieces(bucket, pieces).await;
         let dir = backend
             .root()
             .with_file_name(format!("{}-keys", backend.addr.port()));

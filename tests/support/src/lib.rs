@@ -11,6 +11,7 @@ pub mod gateway_agent;
 pub mod gateway_cut;
 pub mod gateway_fs;
 pub mod gateway_load;
+pub mod gateway_pieces;
 pub mod gateway_process;
 pub mod gateway_recorder;
 pub mod gateway_wire;
