@@ -22,27 +22,19 @@ from pathlib import Path
 
 import pytest
 
-try:
-    import yaml
-except ImportError:  # pragma: no cover - reported by the fixture below
-    yaml = None
+from test_chart import (  # noqa: F401  (helm, _yaml_available are fixtures)
+    ROOT,
+    _yaml_available,
+    helm,
+    need,
+    run,
+    yaml,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"
 RELEASE_CHECK = ROOT / "scripts" / "release-check.sh"
-HELM = ROOT / ".tools" / "bin" / "helm"
 PINNED = re.compile(r"^[\w.-]+/[\w.-]+@[0-9a-f]{40} # v\d+\.\d+\.\d+$")
 DIGEST = "sha256:" + "0123456789abcdef" * 4
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _yaml_available():
-    if yaml is None:
-        pytest.fail("PyYAML is not installed: run scripts/setup.sh", pytrace=False)
-
-
-def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, capture_output=True, text=True, **kw)
 
 
 def workflow(name: str) -> dict:
@@ -200,19 +192,25 @@ def test_release_pushes_and_signs_the_chart_pinned_to_the_image_digest():
     assert 'cosign sign --yes "$charts/epinio-irsa@$digest"' in script
 
 
-def test_release_chart_steps_package_the_published_image(tmp_path):
-    """Runs the chart job's own shell steps (values, package) on a copy of the chart."""
-    if not HELM.exists():
-        pytest.fail(f"helm not found at {HELM}: run scripts/setup.sh", pytrace=False)
-    if not shutil.which("git"):
-        pytest.fail("git not found", pytrace=False)
-    job = workflow("release.yml")["jobs"]["chart"]
+def staged_chart(tmp_path: Path, values_edit=lambda text: text) -> Path:
+    """A copy of the chart (its values.yaml passed through `values_edit`) in a throwaway
+    repository with the chart staged (the release's "Default image" step checks its edit with
+    git diff)."""
+    git = need("git", "git")
     shutil.copytree(ROOT / "chart", tmp_path / "chart")
-    # the step checks its edit with git diff: a throwaway repository with the chart staged
-    for cmd in (["git", "init", "-q"], ["git", "add", "chart"]):
+    values = tmp_path / "chart" / "values.yaml"
+    values.write_text(values_edit(values.read_text()))
+    for cmd in ([git, "init", "-q"], [git, "add", "chart"]):
         assert run(cmd, cwd=tmp_path).returncode == 0
+    return tmp_path / "chart"
+
+
+def test_release_chart_steps_package_the_published_image(helm, tmp_path):
+    """Runs the chart job's own shell steps (values, package) on a copy of the chart."""
+    job = workflow("release.yml")["jobs"]["chart"]
+    staged_chart(tmp_path)
     image = "ghcr.io/owner/epinio-irsa"
-    env = {"PATH": f"{HELM.parent}:{os.environ['PATH']}", "HOME": str(tmp_path),
+    env = {"PATH": f"{Path(helm).parent}:{os.environ['PATH']}", "HOME": str(tmp_path),
            "VERSION": "9.8.7", "IMAGE": image, "DIGEST": DIGEST}
     for prefix in ("Default image", "Package"):
         step = step_named(job, prefix)
@@ -228,18 +226,12 @@ def test_release_chart_steps_package_the_published_image(tmp_path):
     assert yaml.safe_load((ROOT / "chart" / "values.yaml").read_text())["irsa"]["image"]["repository"] == ""
 
 
-def test_release_chart_step_fails_when_values_yaml_moves(tmp_path):
+def test_release_chart_step_fails_when_values_yaml_moves(helm, tmp_path):
     """If values.yaml's image lines change shape, the release fails instead of publishing an
     unpinned chart."""
-    if not HELM.exists():
-        pytest.fail(f"helm not found at {HELM}: run scripts/setup.sh", pytrace=False)
     job = workflow("release.yml")["jobs"]["chart"]
-    shutil.copytree(ROOT / "chart", tmp_path / "chart")
-    values = tmp_path / "chart" / "values.yaml"
-    values.write_text(values.read_text().replace('    digest: ""', '    digest: ""  # moved', 1))
-    for cmd in (["git", "init", "-q"], ["git", "add", "chart"]):
-        assert run(cmd, cwd=tmp_path).returncode == 0
-    env = {"PATH": f"{HELM.parent}:{os.environ['PATH']}", "HOME": str(tmp_path),
+    staged_chart(tmp_path, lambda text: text.replace('    digest: ""', '    digest: ""  # moved', 1))
+    env = {"PATH": f"{Path(helm).parent}:{os.environ['PATH']}", "HOME": str(tmp_path),
            "IMAGE": "ghcr.io/owner/epinio-irsa", "DIGEST": DIGEST}
     res = run(["bash", "-eo", "pipefail", "-c", step_named(job, "Default image")["run"]], cwd=tmp_path, env=env)
     assert res.returncode != 0
