@@ -10,12 +10,14 @@ use crate::state::EpinioObjects;
 
 use super::Pair;
 
-/// The ServiceAccounts the job manages, server first. Their names need no cluster name.
+/// The ServiceAccounts the job manages, server first: read before the cluster's facts (and so
+/// the role names) are known.
 pub fn service_account_names(config: &Config) -> Vec<String> {
-    managed_pairs(config, &Names::new(config, ""))
-        .into_iter()
-        .map(|p| p.service_account)
-        .collect()
+    if config.gateway_mode() {
+        vec![config.gateway.service_account.to_string()]
+    } else {
+        epinio_service_accounts(config)
+    }
 }
 
 /// Each managed ServiceAccount with its role's name.
@@ -44,22 +46,26 @@ fn gateway_pair(config: &Config, names: &Names) -> Vec<Pair> {
     }]
 }
 
-fn epinio_pairs(config: &Config, names: &Names) -> Vec<Pair> {
-    let mut pairs = vec![Pair {
-        service_account: config.server_service_account.to_string(),
-        role: names.server_role.clone(),
-    }];
-    if let Some(staging) = names
-        .staging_role
-        .as_ref()
-        .filter(|_| !config.staging_is_shared())
-    {
-        pairs.push(Pair {
-            service_account: config.staging_service_account.to_string(),
-            role: staging.clone(),
-        });
+/// Epinio's server and, when it has its own, staging.
+fn epinio_service_accounts(config: &Config) -> Vec<String> {
+    let mut sas = vec![config.server_service_account.to_string()];
+    if !config.staging_is_shared() {
+        sas.push(config.staging_service_account.to_string());
     }
-    pairs
+    sas
+}
+
+/// `Names` has a staging role exactly when staging has its own ServiceAccount.
+fn epinio_pairs(config: &Config, names: &Names) -> Vec<Pair> {
+    let roles = std::iter::once(&names.server_role).chain(names.staging_role.as_ref());
+    epinio_service_accounts(config)
+        .into_iter()
+        .zip(roles)
+        .map(|(service_account, role)| Pair {
+            service_account,
+            role: role.clone(),
+        })
+        .collect()
 }
 
 /// What the configuration says of Epinio's ServiceAccounts, for `epinio::resolve`.

@@ -227,7 +227,8 @@ async fn ensure_provider(ctx: &Ctx<'_>, d: &Decided, dry_run: bool) -> Result<(C
         None if dry_run => Change::Create,
         None => iam.create_provider(&desired.provider).await?,
     };
-    Ok((change.clone(), change == Change::Create || appeared))
+    let fresh = change == Change::Create || appeared;
+    Ok((change, fresh))
 }
 
 /// Round 3: the roles; one trusting a provider that appeared in this run is retried while IAM

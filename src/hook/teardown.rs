@@ -9,10 +9,9 @@ use super::remove::{read_pair, release_and_disassociate, remove_roles_and_policy
 use crate::arn::{Account, Arn};
 use crate::aws::{eks, sts};
 use crate::config::{Config, CredentialMode, Mechanism};
-use crate::core::{self, Pair};
+use crate::core::{self, Pair, PairState};
 use crate::plan::{self, Facts};
 use crate::report::Report;
-use crate::state::RoleState;
 use crate::vocab::Change;
 use crate::Result;
 
@@ -49,8 +48,7 @@ pub async fn teardown(config: &Config, dry_run: bool) -> Result<Report> {
         |p| async move { read_pair(ctx_ref, &p).await },
     )
     .await?;
-    let roles: Vec<_> = states.iter().map(|s| s.role.clone()).collect();
-    let (account, issuer) = account_and_issuer(&ctx, cluster_info?, &roles).await?;
+    let (account, issuer) = account_and_issuer(&ctx, cluster_info?, &states).await?;
     let policy_arn = account.policy(&eff.role_path, &ctx.names.policy);
     let removals: Vec<_> = pairs
         .iter()
@@ -139,7 +137,7 @@ fn summary(namespace: &str, pairs: &[Pair], managed: usize, removed: Removed) ->
 async fn account_and_issuer(
     ctx: &Ctx<'_>,
     cluster_info: Option<eks::ClusterInfo>,
-    roles: &[Option<RoleState>],
+    states: &[PairState],
 ) -> Result<(Account, Option<Facts>)> {
     Ok(match cluster_info {
         Some(info) => {
@@ -147,7 +145,11 @@ async fn account_and_issuer(
             (facts.account(), Some(facts))
         }
         // The cluster is gone already: the account still has our IAM objects.
-        None => match roles.iter().flatten().find_map(|r| Arn::account_of(&r.arn)) {
+        None => match states
+            .iter()
+            .filter_map(|s| s.role.as_ref())
+            .find_map(|r| Arn::account_of(&r.arn))
+        {
             Some((p, a)) => (Account::new(p, a), None),
             None => (sts::caller_account(&ctx.aws.sts).await?, None),
         },
